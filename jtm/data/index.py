@@ -1,0 +1,112 @@
+"""Stage `index`: the Parquet tables every later stage reads instead of walking folders.
+
+Tables (written with pyarrow; schemas in the README):
+- tracks.parquet: id, split (train/val/test), metadata columns, samples (16 kHz), source_samples,
+  subtype, path (the track's .npy, relative to the folder the pipeline runs in).
+- windows.parquet: id, start (16 kHz sample), length; windows never cross a track's end.
+- notes.parquet: id, start_time, end_time (16 kHz samples), instrument, note, start_beat,
+  end_beat, note_value.
+
+The validation split is carved from train by whole works (composer + catalog_name): movements
+and repeated performances of a work share timbre and performers, so a split by recording leaks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jtm.atomic import atomic_dir
+from jtm.config import IndexConfig
+from jtm.data import musicnet
+from jtm.errors import DataError
+
+WINDOW_SCHEMA = pa.schema([("id", pa.int64()), ("start", pa.int64()), ("length", pa.int64())])
+NOTE_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("start_time", pa.int64()),
+        ("end_time", pa.int64()),
+        ("instrument", pa.int64()),
+        ("note", pa.int64()),
+        ("start_beat", pa.float64()),
+        ("end_beat", pa.float64()),
+        ("note_value", pa.string()),
+    ]
+)
+
+
+def validation_split(tracks: pd.DataFrame, fraction: float, seed: int) -> pd.Series:
+    """Split labels (train/val/test) with whole works of train moved to val.
+
+    Uses scikit-learn's StratifiedGroupKFold (groups = works, classes = ensembles) and keeps
+    one fold as val, so ensembles are spread across both sides where counts allow.
+    """
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    split = tracks["split"].copy()
+    if fraction <= 0:
+        return split
+    train = tracks[split == "train"]
+    works = train["composer"].astype(str) + " / " + train["catalog_name"].astype(str)
+    if works.nunique() < 2:
+        raise DataError("params.yaml", f"index.val_fraction={fraction}: a val split needs 2+ train works")
+    # At least one work goes to val, so a tiny corpus gets more than `fraction`.
+    n_folds = min(max(2, round(1 / fraction)), works.nunique())
+    ensembles = train["ensemble"]
+    if ensembles.value_counts().max() >= n_folds:
+        folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    else:  # too few tracks per ensemble to stratify: whole works, unstratified
+        folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    _, val_rows = next(folds.split(train, ensembles, groups=works))
+    split.loc[train.index[val_rows]] = "val"
+    return split
+
+
+def window_starts(samples: np.ndarray, window: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(track position, start sample) of every full window; shapes (n_windows,)."""
+    counts = np.where(samples >= window, (samples - window) // hop + 1, 0)
+    track = np.repeat(np.arange(len(samples)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    starts = (np.arange(counts.sum()) - first) * hop
+    return track, starts
+
+
+def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict:
+    """Write tracks/windows/notes tables for the resampled corpus at `audio16k` (atomically)."""
+    audio16k, out = Path(audio16k), Path(out)
+    if cfg.window <= 0 or cfg.hop <= 0:
+        raise DataError("params.yaml", f"index.window={cfg.window}, index.hop={cfg.hop}: both must be positive")
+    manifest_path = audio16k / "manifest.parquet"
+    if not manifest_path.is_file():
+        raise DataError(manifest_path, "no manifest: run the resample stage first")
+    tracks = pd.read_parquet(manifest_path).sort_values("id", ignore_index=True)
+    tracks["split"] = validation_split(tracks, cfg.val_fraction, cfg.seed)
+    # Paths relative to the repository (the folder both engines run in), as params name them.
+    tracks["path"] = [str(audio16k / f"{i}.npy") for i in tracks["id"]]
+    position, starts = window_starts(tracks["samples"].to_numpy(), cfg.window, cfg.hop)
+    windows = pa.table(
+        {"id": tracks["id"].to_numpy()[position], "start": starts, "length": np.full(len(starts), cfg.window)},
+        schema=WINDOW_SCHEMA,
+    )
+    notes = pd.concat(
+        [pd.read_parquet(audio16k / "labels" / f"{i}.parquet").assign(id=i) for i in tracks["id"]],
+        ignore_index=True,
+    )
+    notes_table = pa.Table.from_pandas(notes[NOTE_SCHEMA.names], schema=NOTE_SCHEMA, preserve_index=False)
+    with atomic_dir(out) as tmp:
+        pq.write_table(pa.Table.from_pandas(tracks, preserve_index=False), tmp / "tracks.parquet")
+        pq.write_table(windows, tmp / "windows.parquet")
+        pq.write_table(notes_table, tmp / "notes.parquet")
+    counts = tracks["split"].value_counts()
+    return {
+        "tracks": len(tracks),
+        "windows": windows.num_rows,
+        "notes": notes_table.num_rows,
+        **{f"tracks_{s}": int(counts.get(s, 0)) for s in ("train", "val", "test")},
+        "hours": float(tracks["source_samples"].sum()) / musicnet.SAMPLE_RATE / 3600,
+    }

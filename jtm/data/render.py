@@ -1,0 +1,190 @@
+"""Render scores into a MusicNet-format corpus: the demo corpus, or any folder of scores.
+
+Each score is performed `renderings` times. A performance picks an ensemble (seeded, among
+those that can play the score's parts, so that ensemble/timbre and composer/style vary
+independently), hands each part to an instrument in its real range, and humanises tempo,
+onsets and velocities. The labels are exactly what was synthesised. Whole works
+(composer + catalog_name) go to test_data, so no work is in both splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from jtm.atomic import atomic_dir
+from jtm.config import DemoConfig
+from jtm.data import ensembles, musicnet
+from jtm.data.synth import resolve_soundfont, synthesize
+from jtm.errors import DataError
+
+FIRST_ID = 3001  # above MusicNet's own ids (1727-2678), so corpora can be merged
+
+
+@dataclasses.dataclass(frozen=True)
+class Performance:
+    """One track to render: which score, by which ensemble, how fast, into which split."""
+
+    id: int
+    score: int
+    rendering: int
+    ensemble: str
+    programs: tuple[int, ...]
+    tempo: float
+    split: str
+
+
+def choose_test_works(scores: pd.DataFrame, n_works: int, seed: int) -> set[tuple[str, str]]:
+    """Hold out `n_works` whole works, one composer at a time, never a composer's last work."""
+    rng = np.random.default_rng([seed, 1])
+    works = scores.drop_duplicates(["composer", "catalog_name"])
+    by_composer = {c: list(g["catalog_name"]) for c, g in works.groupby("composer", sort=True)}
+    for catalogs in by_composer.values():
+        rng.shuffle(catalogs)
+    chosen: set[tuple[str, str]] = set()
+    composers = sorted(by_composer)
+    rng.shuffle(composers)
+    while len(chosen) < n_works:
+        progressed = False
+        for composer in composers:
+            if len(chosen) < n_works and len(by_composer[composer]) > 1:
+                chosen.add((composer, by_composer[composer].pop()))
+                progressed = True
+        if not progressed:
+            break
+    return chosen
+
+
+def plan_performances(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig) -> list[Performance]:
+    """Seeded choices for every (score, rendering): ensemble, instruments, tempo, split, id."""
+    test_works = choose_test_works(scores, cfg.test_works, cfg.seed)
+    plan = []
+    for score in scores.itertuples():
+        score_notes = notes[notes["score"] == score.score]
+        part_pitches = [score_notes.loc[score_notes["part"] == p, "pitch"].to_numpy() for p in range(score.n_parts)]
+        rng = np.random.default_rng([cfg.seed, 2, int(score.score)])
+        candidates = ensembles.fitting_ensembles(score.n_parts)
+        if cfg.ensemble_choice == "random":
+            if not candidates:
+                raise DataError(score.spec, f"no MusicNet ensemble can play {score.n_parts} parts")
+            picks = rng.permutation(candidates)
+            chosen = [str(picks[r % len(picks)]) for r in range(cfg.renderings)]
+        elif cfg.ensemble_choice == "original":
+            chosen = [None] * cfg.renderings
+        else:
+            raise DataError("params.yaml", f"demo.ensemble_choice={cfg.ensemble_choice!r}: use random or original")
+        split = "test" if (score.composer, score.catalog_name) in test_works else "train"
+        for rendering, ensemble in enumerate(chosen):
+            if ensemble is None:
+                programs = [ensembles.program_from_name(n) or ensembles.PIANO for n in score.part_names.split(";")]
+                ensemble = ensembles.ensemble_of(programs)
+            else:
+                programs = ensembles.assign_parts(ensemble, part_pitches)
+            tempo = float(rng.uniform(1 - cfg.tempo_jitter, 1 + cfg.tempo_jitter))
+            plan.append(
+                Performance(FIRST_ID + len(plan), int(score.score), rendering, ensemble, tuple(programs), tempo, split)
+            )
+    return plan
+
+
+def perform(notes: pd.DataFrame, performance: Performance, cfg: DemoConfig) -> tuple[np.ndarray, pd.DataFrame]:
+    """Humanise and synthesise one performance; return (audio at 44.1 kHz, MusicNet labels)."""
+    rng = np.random.default_rng([cfg.seed, 3, performance.score, performance.rendering])
+    sr = cfg.sample_rate
+    notes = notes.sort_values(["part", "onset_s", "pitch"], kind="stable").reset_index(drop=True)
+    part = notes["part"].to_numpy()
+    programs = np.asarray(performance.programs)[part]
+    pitch = np.concatenate(
+        [np.zeros(0, np.int64)]
+        + [ensembles.fit_to_range(notes["pitch"].to_numpy()[part == p], performance.programs[p]) for p in np.unique(part)]
+    )
+    onset_s = notes["onset_s"].to_numpy() * performance.tempo
+    jitter = rng.normal(0, cfg.onset_jitter_ms / 1000, len(notes))
+    lead_in = 0.25 + 3 * cfg.onset_jitter_ms / 1000  # room for early onsets before t=0
+    start = np.round((lead_in + onset_s + jitter) * sr).astype(np.int64)
+    end = np.round((lead_in + onset_s + notes["duration_s"].to_numpy() * performance.tempo + jitter) * sr)
+    end = end.astype(np.int64)
+    velocity = np.clip(np.round(cfg.velocity + rng.normal(0, cfg.velocity_jitter, len(notes))), 1, 127)
+    # A note ends no later than the next onset of the same pitch in the same part.
+    order = np.lexsort((start, pitch, part))
+    same_next = (part[order][1:] == part[order][:-1]) & (pitch[order][1:] == pitch[order][:-1])
+    trimmed = end[order].copy()
+    trimmed[:-1] = np.where(same_next, np.minimum(trimmed[:-1], start[order][1:]), trimmed[:-1])
+    end[order] = trimmed
+    keep = end > start
+    start, end, pitch, part, programs, velocity = (a[keep] for a in (start, end, pitch, part, programs, velocity))
+    n_samples = int(end.max() + round(cfg.tail_seconds * sr))
+    audio = synthesize(
+        resolve_soundfont(cfg.soundfont), list(performance.programs), part, pitch, velocity, start, end, n_samples, sr
+    )
+    peak = float(np.max(np.abs(audio)))
+    if peak > 0:
+        audio *= 0.5 / peak  # the same loudness for every track
+    labels = pd.DataFrame(
+        {
+            "start_time": start,
+            "end_time": end,
+            "instrument": programs,
+            "note": pitch,
+            "start_beat": notes["onset_beat"].to_numpy()[keep],
+            "end_beat": notes["duration_beat"].to_numpy()[keep],
+            "note_value": notes["note_value"].to_numpy()[keep],
+        }
+    ).sort_values(["start_time", "note", "instrument"], kind="stable")
+    return audio, labels
+
+
+def _perform_task(args):
+    notes, performance, cfg, raw = args
+    audio, labels = perform(notes, performance, cfg)
+    sf.write(musicnet.wav_path(raw, performance.split, performance.id), audio, cfg.sample_rate, subtype=cfg.wav_subtype)
+    labels.to_csv(musicnet.labels_path(raw, performance.split, performance.id), index=False)
+    return performance.id, len(audio) / cfg.sample_rate
+
+
+def render_corpus(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, out: str | Path, workers: int) -> dict:
+    """Write a MusicNet-format corpus at `out` (atomically); return summary figures."""
+    from tqdm import tqdm
+
+    if cfg.sample_rate != musicnet.SAMPLE_RATE:
+        raise DataError("params.yaml", f"demo.sample_rate must be {musicnet.SAMPLE_RATE} (MusicNet's rate)")
+    resolve_soundfont(cfg.soundfont)  # fail before any work
+    plan = plan_performances(scores, notes, cfg)
+    by_score = {s: g for s, g in notes.groupby("score")}
+    with atomic_dir(out) as tmp:
+        for split in musicnet.SPLITS:
+            for kind in ("data", "labels"):
+                (tmp / "musicnet" / f"{split}_{kind}").mkdir(parents=True)
+        tasks = [(by_score[p.score], p, cfg, tmp) for p in plan]
+        if workers > 1:
+            with Pool(min(workers, len(tasks))) as pool:
+                done = dict(tqdm(pool.imap(_perform_task, tasks), total=len(tasks), desc="render"))
+        else:
+            done = dict(_perform_task(t) for t in tqdm(tasks, desc="render"))
+        soundfont = resolve_soundfont(cfg.soundfont).name
+        info = scores.set_index("score")
+        metadata = pd.DataFrame(
+            [
+                {
+                    "id": p.id,
+                    "composer": info.at[p.score, "composer"],
+                    "composition": info.at[p.score, "composition"],
+                    "movement": info.at[p.score, "movement"],
+                    "ensemble": p.ensemble,
+                    "source": f"{info.at[p.score, 'spec']} rendered with {soundfont}",
+                    "transcriber": "jtm render",
+                    "catalog_name": info.at[p.score, "catalog_name"],
+                    "seconds": int(round(done[p.id])),
+                }
+                for p in plan
+            ],
+            columns=list(musicnet.METADATA_COLUMNS),
+        )
+        metadata.to_csv(tmp / musicnet.METADATA_FILE, index=False)
+    seconds = sum(done.values())
+    return {"tracks": len(plan), "hours": seconds / 3600, "test_tracks": sum(p.split == "test" for p in plan)}

@@ -1,0 +1,113 @@
+"""Stage `resample`: every MusicNet WAV from 44.1 kHz to 16 kHz with soxr, streamed in blocks.
+
+Output folder (read by `index`, memory-mapped by training)::
+
+    <audio16k>/<id>.npy             1-D array, `resample.dtype` (float32, or int16 scaled by 32767)
+    <audio16k>/labels/<id>.parquet  MusicNet label columns, start/end re-timed to 16 kHz samples
+    <audio16k>/manifest.parquet     one row per track: metadata columns, split, samples (16 kHz),
+                                    source_samples (44.1 kHz), subtype (the WAV's, e.g. FLOAT)
+"""
+
+from __future__ import annotations
+
+import os
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+
+from jtm.atomic import atomic_dir
+from jtm.config import ResampleConfig
+from jtm.data import musicnet
+from jtm.errors import DataError
+
+DTYPES = ("float32", "int16")
+QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+
+
+def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, str]:
+    """Resample one checked WAV into `out` (.npy) in bounded memory.
+
+    Returns (source samples, output samples, WAV subtype).
+    """
+    info = musicnet.check_wav(wav)
+    n_out = round(info.frames * cfg.sample_rate / info.samplerate)
+    block = max(1, int(cfg.block_seconds * info.samplerate))
+    stream = soxr.ResampleStream(info.samplerate, cfg.sample_rate, 1, dtype="float32", quality=cfg.quality)
+    array = np.lib.format.open_memmap(out, mode="w+", dtype=np.dtype(cfg.dtype), shape=(n_out,))
+    read = written = 0
+    try:
+        with sf.SoundFile(str(wav)) as handle:
+            while True:
+                chunk = handle.read(block, dtype="float32")
+                read += len(chunk)
+                last = read >= info.frames or len(chunk) == 0
+                resampled = stream.resample_chunk(chunk, last=last)
+                if written + len(resampled) > n_out:
+                    raise DataError(wav, f"resampler produced more than the expected {n_out} samples")
+                if cfg.dtype == "int16":
+                    resampled = np.clip(np.round(resampled * 32767), -32768, 32767)
+                array[written : written + len(resampled)] = resampled
+                written += len(resampled)
+                if last:
+                    break
+    except sf.LibsndfileError as err:
+        raise DataError(wav, f"unreadable audio: {err}") from err
+    finally:
+        array.flush()
+        del array
+    if read != info.frames or written != n_out:
+        raise DataError(wav, f"read {read} of {info.frames} samples, wrote {written} of {n_out}: file is damaged")
+    return info.frames, n_out, info.subtype
+
+
+def retime_labels(labels: pd.DataFrame, source_rate: int, target_rate: int) -> pd.DataFrame:
+    """Labels with start/end sample indices moved from `source_rate` to `target_rate`."""
+    scale = target_rate / source_rate
+    out = labels.copy()
+    for column in ("start_time", "end_time"):
+        out[column] = np.round(labels[column].to_numpy() * scale).astype(np.int64)
+    return out
+
+
+def _resample_track(args: tuple[musicnet.TrackFiles, Path, ResampleConfig]) -> dict:
+    track, out, cfg = args
+    source_samples, samples, subtype = resample_file(track.wav, out / f"{track.id}.npy", cfg)
+    labels = musicnet.read_labels(track.labels, n_samples=source_samples)
+    retimed = retime_labels(labels, musicnet.SAMPLE_RATE, cfg.sample_rate)
+    retimed.to_parquet(out / "labels" / f"{track.id}.parquet", index=False)
+    return {"id": track.id, "split": track.split, "samples": samples, "source_samples": source_samples, "subtype": subtype}
+
+
+def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> dict:
+    """Resample every track of the MusicNet tree at `raw` into `out` (atomically).
+
+    Returns figures for tracking: tracks, hours of audio, seconds taken, x realtime.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    if cfg.dtype not in DTYPES:
+        raise DataError("params.yaml", f"resample.dtype={cfg.dtype!r}: use one of {DTYPES}")
+    if cfg.quality not in QUALITIES:
+        raise DataError("params.yaml", f"resample.quality={cfg.quality!r}: use one of {QUALITIES}")
+    metadata, tracks = musicnet.discover(raw)
+    began = time.perf_counter()
+    with atomic_dir(out) as tmp:
+        (tmp / "labels").mkdir()
+        tasks = [(track, tmp, cfg) for track in tracks]
+        workers = max(1, min(cfg.workers, len(tasks), os.cpu_count() or 1))
+        if workers > 1:
+            with Pool(workers) as pool:
+                rows = list(tqdm(pool.imap_unordered(_resample_track, tasks), total=len(tasks), desc="resample"))
+        else:
+            rows = [_resample_track(task) for task in tqdm(tasks, desc="resample")]
+        manifest = metadata.merge(pd.DataFrame(rows), on="id", validate="one_to_one").sort_values("id")
+        manifest.to_parquet(tmp / "manifest.parquet", index=False)
+    elapsed = time.perf_counter() - began
+    hours = float(manifest["source_samples"].sum()) / musicnet.SAMPLE_RATE / 3600
+    return {"tracks": len(manifest), "hours": hours, "seconds": elapsed, "x_realtime": hours * 3600 / elapsed}

@@ -1,0 +1,157 @@
+"""The pipeline's stages: what each reads, writes and depends on, and the function it runs.
+
+This table is what `jtm <stage>`, the Snakemake scripts and the DVC commands share; a test
+checks that dvc.yaml and the Snakefile declare exactly these inputs, outputs and params.
+Params lists name only the keys that can change a stage's output: tracking settings and
+worker counts are read too but left out, so changing them reruns nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from jtm.config import (
+    DataConfig,
+    DemoConfig,
+    IndexConfig,
+    ResampleConfig,
+    get_dotted,
+    section,
+    subset,
+)
+from jtm.errors import DataError
+from jtm.tracking import stage_run
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("demo",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str
+    summary: str
+    inputs: dict[str, str]  # role -> params key holding its path
+    outputs: dict[str, str]
+    params: tuple[str, ...]  # dotted keys that can change the output
+    run: Callable[[dict, dict[str, Path], dict[str, Path]], dict]
+
+
+def _demo_scores(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    from jtm.atomic import atomic_dir
+    from jtm.data.scores import extract_scores
+
+    cfg = section(params, "demo", DemoConfig)
+    scores, notes = extract_scores(list(cfg.scores), cfg.excerpt_seconds, cfg.default_bpm, cfg.workers)
+    with atomic_dir(outputs["scores"]) as tmp:
+        scores.to_parquet(tmp / "scores.parquet", index=False)
+        notes.to_parquet(tmp / "notes.parquet", index=False)
+    return {"scores": len(scores), "notes": len(notes), "excerpt_hours": scores["seconds"].sum() / 3600}
+
+
+def _acquire(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    from jtm.data.render import render_corpus
+
+    data = section(params, "data", DataConfig)
+    if data.source not in SOURCES:
+        raise DataError("params.yaml", f"data.source={data.source!r}: supported sources are {SOURCES}")
+    cfg = section(params, "demo", DemoConfig)
+    scores = pd.read_parquet(inputs["scores"] / "scores.parquet")
+    notes = pd.read_parquet(inputs["scores"] / "notes.parquet")
+    return render_corpus(scores, notes, cfg, outputs["raw"], cfg.workers)
+
+
+def _resample(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    from jtm.data.resample import resample_corpus
+
+    return resample_corpus(inputs["raw"], outputs["audio16k"], section(params, "resample", ResampleConfig))
+
+
+def _index(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+    from jtm.data.index import build_index
+
+    return build_index(inputs["audio16k"], outputs["index"], section(params, "index", IndexConfig))
+
+
+_DEMO_RENDER_KEYS = tuple(
+    f"demo.{k}"
+    for k in (
+        "seed",
+        "renderings",
+        "ensemble_choice",
+        "test_works",
+        "soundfont",
+        "sample_rate",
+        "tempo_jitter",
+        "onset_jitter_ms",
+        "velocity",
+        "velocity_jitter",
+        "tail_seconds",
+        "wav_subtype",
+    )
+)
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage(
+            "demo_scores",
+            "Parse the demo's scores (music21 corpus or files) into note tables: the slow step, cached.",
+            inputs={},
+            outputs={"scores": "paths.scores"},
+            params=("demo.scores", "demo.excerpt_seconds", "demo.default_bpm"),
+            run=_demo_scores,
+        ),
+        Stage(
+            "acquire",
+            "Produce the raw corpus in MusicNet's layout (data.source=demo: render the parsed scores).",
+            inputs={"scores": "paths.scores"},
+            outputs={"raw": "paths.raw"},
+            params=("data.source", *_DEMO_RENDER_KEYS),
+            run=_acquire,
+        ),
+        Stage(
+            "resample",
+            "Check the raw corpus and resample every track 44.1 -> 16 kHz with soxr (streamed).",
+            inputs={"raw": "paths.raw"},
+            outputs={"audio16k": "paths.audio16k"},
+            params=("resample.sample_rate", "resample.quality", "resample.dtype", "resample.block_seconds"),
+            run=_resample,
+        ),
+        Stage(
+            "index",
+            "Build the tracks/windows/notes Parquet tables and the by-work validation split.",
+            inputs={"audio16k": "paths.audio16k"},
+            outputs={"index": "paths.index"},
+            params=("index.seed", "index.window", "index.hop", "index.val_fraction"),
+            run=_index,
+        ),
+    )
+}
+
+
+def stage_paths(stage: Stage, params: dict) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The stage's input and output paths as params name them."""
+    inputs = {role: Path(get_dotted(params, key)) for role, key in stage.inputs.items()}
+    outputs = {role: Path(get_dotted(params, key)) for role, key in stage.outputs.items()}
+    return inputs, outputs
+
+
+def run_stage(name: str, params: dict, inputs: dict | None = None, outputs: dict | None = None) -> dict:
+    """Run one stage inside an MLflow run; paths default to those in params."""
+    stage = STAGES[name]
+    default_inputs, default_outputs = stage_paths(stage, params)
+    inputs = {k: Path(v) for k, v in (inputs or default_inputs).items()}
+    outputs = {k: Path(v) for k, v in (outputs or default_outputs).items()}
+    for role, path in inputs.items():
+        if not path.exists():
+            raise DataError(path, f"input {role!r} of stage {name!r} not found: run the stage that makes it first")
+    with stage_run(name, params["mlflow"], subset(params, list(stage.params))) as log_metrics:
+        metrics = stage.run(params, inputs, outputs)
+        log_metrics(metrics)
+    return metrics

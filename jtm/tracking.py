@@ -1,0 +1,71 @@
+"""MLflow records every stage run; it never decides anything and never breaks a stage.
+
+One run per stage invocation: the stage's params, its figures (hours processed, x realtime, ...)
+and tags (stage, git commit, params hash). If the tracking store cannot be reached the stage
+warns once and carries on: losing a record is better than losing the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import warnings
+from collections.abc import Callable, Iterator
+
+from jtm.config import params_hash
+
+log = logging.getLogger(__name__)
+
+# Fail fast on an unreachable server instead of MLflow's default minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, tracking: dict, values: dict) -> Iterator[Callable[[dict], None]]:
+    """Open an MLflow run for `stage`; yield `log_metrics(dict)`.
+
+    `tracking` is the params' mlflow section (tracking_uri, experiment); `values` the dotted
+    params the stage reads. Tracking errors become one warning; stage errors propagate.
+    """
+    run = None
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking["tracking_uri"])
+        mlflow.set_experiment(tracking["experiment"])
+        run = mlflow.start_run(run_name=stage)
+        mlflow.set_tags({"stage": stage, "git_commit": git_commit(), "params_hash": params_hash(values)})
+        mlflow.log_params({key: str(value)[:6000] for key, value in values.items()})
+    except Exception as err:  # any tracking failure: warn, keep working
+        warnings.warn(f"MLflow tracking disabled for stage {stage!r}: {err}", stacklevel=3)
+        run = None
+
+    def log_metrics(metrics: dict) -> None:
+        if run is None:
+            return
+        try:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        except Exception as err:
+            warnings.warn(f"MLflow: could not log metrics for {stage!r}: {err}", stacklevel=2)
+
+    status = "FAILED"
+    try:
+        yield log_metrics
+        status = "FINISHED"
+    finally:
+        if run is not None:
+            try:
+                mlflow.end_run(status=status)
+            except Exception as err:
+                warnings.warn(f"MLflow: could not close the run for {stage!r}: {err}", stacklevel=2)
