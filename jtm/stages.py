@@ -39,6 +39,8 @@ class Stage:
     inputs: dict[str, str]  # role -> params key holding its path
     outputs: dict[str, str]
     params: tuple[str, ...]  # dotted keys that can change the output
+    code: tuple[str, ...]  # modules whose change reruns the stage (DVC deps, Snakemake inputs)
+    workers: str | None  # params key of its process count (Snakemake sets it to the rule's threads)
     run: Callable[[dict, dict[str, Path], dict[str, Path]], dict]
 
 
@@ -105,6 +107,8 @@ STAGES: dict[str, Stage] = {
             inputs={},
             outputs={"scores": "paths.scores"},
             params=("demo.scores", "demo.excerpt_seconds", "demo.default_bpm"),
+            code=("jtm/data/scores.py",),
+            workers="demo.workers",
             run=_demo_scores,
         ),
         Stage(
@@ -113,6 +117,8 @@ STAGES: dict[str, Stage] = {
             inputs={"scores": "paths.scores"},
             outputs={"raw": "paths.raw"},
             params=("data.source", *_DEMO_RENDER_KEYS),
+            code=("jtm/data/render.py", "jtm/data/synth.py", "jtm/data/ensembles.py"),
+            workers="demo.workers",
             run=_acquire,
         ),
         Stage(
@@ -121,6 +127,8 @@ STAGES: dict[str, Stage] = {
             inputs={"raw": "paths.raw"},
             outputs={"audio16k": "paths.audio16k"},
             params=("resample.sample_rate", "resample.quality", "resample.dtype", "resample.block_seconds"),
+            code=("jtm/data/resample.py", "jtm/data/musicnet.py"),
+            workers="resample.workers",
             run=_resample,
         ),
         Stage(
@@ -129,6 +137,8 @@ STAGES: dict[str, Stage] = {
             inputs={"audio16k": "paths.audio16k"},
             outputs={"index": "paths.index"},
             params=("index.seed", "index.window", "index.hop", "index.val_fraction"),
+            code=("jtm/data/index.py",),
+            workers=None,
             run=_index,
         ),
     )
@@ -150,7 +160,9 @@ def run_stage(name: str, params: dict, inputs: dict | None = None, outputs: dict
     outputs = {k: Path(v) for k, v in (outputs or default_outputs).items()}
     for role, path in inputs.items():
         if not path.exists():
-            raise DataError(path, f"input {role!r} of stage {name!r} not found: run the stage that makes it first")
+            raise DataError(
+                path, f"input {role!r} of stage {name!r} not found: run the stage that makes it first"
+            )
     with stage_run(name, params["mlflow"], subset(params, list(stage.params))) as log_metrics:
         metrics = stage.run(params, inputs, outputs)
         log_metrics(metrics)

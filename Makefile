@@ -1,0 +1,48 @@
+# jtm: `make demo` runs the pipeline on the embedded demo corpus; `make test` runs the checks.
+# Both build .venv from requirements.lock on first use (a second run reinstalls nothing).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+# Don't let a user's MLflow settings redirect the demo's or the tests' runs.
+unexport MLFLOW_TRACKING_URI
+
+.PHONY: install demo test lint bench-resample lock clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# --no-deps: the lock is complete, and tinysoundfont's PyAudio (live playback only) would need
+# portaudio headers to build.
+$(STAMP): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: install
+	@test -d .dvc || dvc init --no-scm --quiet
+	dvc repro
+	jtm summary
+
+lint: install
+	ruff check .
+	ruff format --check .
+	snakefmt --check Snakefile workflow/rules/
+	snakemake --lint
+
+test: lint
+	python -m pytest -q
+
+bench-resample: install
+	python benchmarks/bench_resample.py
+
+# Regenerate the lock from the current venv (after changing dependencies deliberately).
+lock: install
+	python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf data/scores data/raw data/audio16k data/index logs .snakemake
