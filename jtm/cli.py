@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, help="folder to write the corpus into")
     render.add_argument("--soundfont", help="GM SoundFont (.sf2/.sf3); default demo.soundfont")
     _add_common(render)
+    summary = commands.add_parser("summary", help="Print what the Parquet index holds and where.")
+    _add_common(summary)
     return parser
 
 
@@ -82,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         params = load_params(args.params, args.overrides)
+        if args.command == "summary":
+            from jtm.data.index import summarize
+
+            print(summarize(get_dotted(params, "paths.index")))
+            return 0
         if args.command == "render":
             metrics = _render(args, params)
             where = args.out

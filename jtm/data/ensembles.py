@@ -91,10 +91,29 @@ def _out_of_range(pitches: np.ndarray, program: int) -> int:
     return int(np.sum(np.maximum(low - pitches, 0) + np.maximum(pitches - high, 0)))
 
 
-def assign_parts(ensemble: str, part_pitches: list[np.ndarray]) -> list[int]:
-    """Program for each part: the solo instruments take the parts they fit best, by range.
+def _target_ranks(solo: list[int], n_parts: int) -> list[float]:
+    """Where each solo instrument should sit among the parts, 0 = highest part.
 
-    `part_pitches[i]` holds part i's MIDI pitches. Returns one program per part.
+    Several solo instruments spread over the texture, highest instrument on the top part and
+    lowest on the bass, as chamber music does; a single one takes the top part, or the bass
+    for a low instrument (cello, bassoon, ...), with the keyboard filling in between.
+    """
+    centres = [sum(RANGES[p]) / 2 for p in solo]
+    if len(solo) == 1:
+        return [0.0 if centres[0] >= 60 else float(n_parts - 1)]
+    by_height = sorted(range(len(solo)), key=lambda i: -centres[i])
+    spread = np.linspace(0, n_parts - 1, len(solo))
+    ranks = [0.0] * len(solo)
+    for position, i in enumerate(by_height):
+        ranks[i] = float(spread[position])
+    return ranks
+
+
+def assign_parts(ensemble: str, part_pitches: list[np.ndarray]) -> list[int]:
+    """Program for each part: solo instruments take the parts they fit, keyboards the rest.
+
+    `part_pitches[i]` holds part i's MIDI pitches. Cost: notes out of range (dominant), then
+    distance from each instrument's natural place in the texture (see `_target_ranks`).
     """
     programs = ENSEMBLES[ensemble]
     if not fits(ensemble, len(part_pitches)):
@@ -102,12 +121,15 @@ def assign_parts(ensemble: str, part_pitches: list[np.ndarray]) -> list[int]:
     solo = [p for p in programs if p not in KEYBOARDS]
     keyboard = next((p for p in programs if p in KEYBOARDS), None)
     means = [float(np.mean(p)) if len(p) else 60.0 for p in part_pitches]
+    height_rank = {part: rank for rank, part in enumerate(sorted(range(len(means)), key=lambda i: -means[i]))}
+    targets = _target_ranks(solo, len(part_pitches))
     best, best_cost = None, float("inf")
     for chosen in itertools.permutations(range(len(part_pitches)), len(solo)):
         cost = 0.0
-        for part, program in zip(chosen, solo):
-            low, high = RANGES[program]
-            cost += abs(means[part] - (low + high) / 2) + 10 * _out_of_range(part_pitches[part], program)
+        for part, program, target in zip(chosen, solo, targets):
+            shifted = fit_to_range(part_pitches[part], program)
+            moved = np.abs(shifted - part_pitches[part]).sum() if len(shifted) else 0
+            cost += 10 * moved / 12 + abs(height_rank[part] - target)
         if cost < best_cost:
             best, best_cost = chosen, cost
     assignment = [keyboard] * len(part_pitches)

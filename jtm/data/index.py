@@ -110,3 +110,22 @@ def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict
         **{f"tracks_{s}": int(counts.get(s, 0)) for s in ("train", "val", "test")},
         "hours": float(tracks["source_samples"].sum()) / musicnet.SAMPLE_RATE / 3600,
     }
+
+
+def summarize(index_dir: str | Path) -> str:
+    """A few lines for people: what the index holds and where."""
+    index_dir = Path(index_dir)
+    if not (index_dir / "tracks.parquet").is_file():
+        raise DataError(index_dir, "no index here: run the pipeline first (make demo, or dvc repro)")
+    tracks = pd.read_parquet(index_dir / "tracks.parquet")
+    windows = pq.read_metadata(index_dir / "windows.parquet").num_rows
+    notes = pq.read_metadata(index_dir / "notes.parquet").num_rows
+    minutes = tracks.groupby("split")["source_samples"].sum() / musicnet.SAMPLE_RATE / 60
+    lines = [
+        f"index {index_dir}: {len(tracks)} tracks, {windows} windows, {notes} notes",
+        "  minutes by split: " + ", ".join(f"{s} {m:.1f}" for s, m in minutes.items()),
+        f"  composers: {', '.join(sorted(tracks['composer'].unique()))}",
+        f"  ensembles: {tracks['ensemble'].nunique()} ({', '.join(sorted(tracks['ensemble'].unique()))})",
+        f"  16 kHz arrays: {Path(tracks['path'].iloc[0]).parent}/<id>.npy",
+    ]
+    return "\n".join(lines)

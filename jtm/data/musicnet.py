@@ -219,3 +219,17 @@ def discover(raw: str | Path) -> tuple[pd.DataFrame, list[TrackFiles]]:
         if track_id not in found:
             raise DataError(metadata_path, f"id {track_id} has no WAV in train_data/ or test_data/", row=row)
     return metadata.sort_values("id", ignore_index=True), [found[i] for i in sorted(found)]
+
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile command; soundfile does not wrap it
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str) -> None:
+    """Write mono audio as a WAV whose bytes depend only on the samples.
+
+    libsndfile adds a PEAK chunk with a wall-clock time stamp to float WAVs; we switch it off
+    so the same render gives byte-identical files (DVC and Snakemake runs compare equal).
+    """
+    with sf.SoundFile(str(path), "w", sample_rate, 1, subtype, format="WAV") as handle:
+        sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        handle.write(audio)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
 from jtm.atomic import atomic_dir
 from jtm.config import DemoConfig
@@ -142,7 +141,7 @@ def perform(notes: pd.DataFrame, performance: Performance, cfg: DemoConfig) -> t
 def _perform_task(args):
     notes, performance, cfg, raw = args
     audio, labels = perform(notes, performance, cfg)
-    sf.write(musicnet.wav_path(raw, performance.split, performance.id), audio, cfg.sample_rate, subtype=cfg.wav_subtype)
+    musicnet.write_wav(musicnet.wav_path(raw, performance.split, performance.id), audio, cfg.sample_rate, cfg.wav_subtype)
     labels.to_csv(musicnet.labels_path(raw, performance.split, performance.id), index=False)
     return performance.id, len(audio) / cfg.sample_rate
 

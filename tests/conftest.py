@@ -1,0 +1,70 @@
+"""Shared fixtures: the real params file shrunk to seconds of audio, and a tiny rendered corpus.
+
+Every test runs the real code path (music21 corpus scores, TinySoundFont, soxr, pyarrow); only
+the sizes are small. MLflow logs to a sqlite store in the session's temp folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jtm.config import load_params
+from jtm.stages import run_stage
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SCORES = ["bach/bwv66.6", "bach/bwv84.5", "bach/bwv117.4", "mozart/k155/movement1.mxl"]
+
+
+def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
+    """--set overrides that shrink params.yaml to a corpus of a few seconds per track."""
+    return [
+        f"paths.scores={root / 'scores'}",
+        f"paths.raw={root / 'raw'}",
+        f"paths.audio16k={root / 'audio16k'}",
+        f"paths.index={root / 'index'}",
+        f"demo.scores={TINY_SCORES}",
+        "demo.excerpt_seconds=4.0",
+        "demo.renderings=1",
+        "demo.test_works=1",
+        "demo.workers=1",
+        "resample.workers=1",
+        "index.window=8000",
+        "index.hop=4000",
+        "index.val_fraction=0.3",
+        f"mlflow.tracking_uri={tracking_uri}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def _corpus_root(tmp_path_factory, tracking_uri) -> Path:
+    """Scores parsed and rendered once per session; tests copy what they change."""
+    root = tmp_path_factory.mktemp("corpus")
+    params = load_params(REPO / "params.yaml", tiny_overrides(root, tracking_uri))
+    for stage in ("demo_scores", "acquire", "resample", "index"):
+        run_stage(stage, params)
+    return root
+
+
+@pytest.fixture
+def tiny_params(tmp_path, tracking_uri) -> dict:
+    """Tiny params whose paths all live in this test's temp folder (nothing built yet)."""
+    return load_params(REPO / "params.yaml", tiny_overrides(tmp_path / "fresh", tracking_uri))
+
+
+@pytest.fixture
+def built(tmp_path, _corpus_root, tracking_uri) -> dict:
+    """Tiny params with every stage's output already built (a private copy)."""
+    for name in ("scores", "raw", "audio16k", "index"):
+        shutil.copytree(_corpus_root / name, tmp_path / name)
+    params = load_params(REPO / "params.yaml", tiny_overrides(tmp_path, tracking_uri))
+    # index paths point into the session corpus: fine for reading, never written by tests
+    return copy.deepcopy(params)

@@ -1,0 +1,111 @@
+"""The demo corpus: real scores, rendered to MusicNet's exact layout, labels = what sounds."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pretty_midi
+import soundfile as sf
+
+from jtm.cli import main
+from jtm.data import ensembles, musicnet
+from jtm.stages import run_stage
+
+
+def _digest(folder):
+    folder = Path(folder)
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.*"))}
+
+
+def test_layout_and_metadata_match_musicnet(built):
+    raw = built["paths"]["raw"]
+    metadata, tracks = musicnet.discover(raw)
+    assert list(metadata.columns) == list(musicnet.METADATA_COLUMNS)
+    assert {t.split for t in tracks} == {"train", "test"}
+    for track in tracks:
+        info = musicnet.check_wav(track.wav)
+        assert info.samplerate == 44_100 and info.channels == 1 and info.subtype == "FLOAT"
+        labels = musicnet.read_labels(track.labels, n_samples=info.frames)
+        assert list(labels.columns) == list(musicnet.LABEL_COLUMNS)
+        row = metadata.set_index("id").loc[track.id]
+        assert set(labels["instrument"]) <= set(ensembles.ENSEMBLES[row["ensemble"]])
+        for program, group in labels.groupby("instrument"):
+            low, high = ensembles.RANGES[program]
+            assert group["note"].between(low, high).all()
+    # a test work never also appears in train
+    works = metadata.merge(pd.DataFrame({"id": [t.id for t in tracks], "split": [t.split for t in tracks]}))
+    assert works.groupby(["composer", "catalog_name"])["split"].nunique().max() == 1
+
+
+def test_labels_are_what_sounds(built):
+    metadata, tracks = musicnet.discover(built["paths"]["raw"])
+    track = tracks[0]
+    audio, sr = sf.read(track.wav, dtype="float32")
+    labels = musicnet.read_labels(track.labels)
+    first = int(labels["start_time"].min())
+    sounding = np.zeros(len(audio), bool)
+    for start, end in zip(labels["start_time"], labels["end_time"]):
+        sounding[start:end] = True
+    rms_before = np.sqrt(np.mean(audio[:first] ** 2)) if first else 0.0
+    rms_notes = np.sqrt(np.mean(audio[sounding] ** 2))
+    assert rms_before < 1e-4 < rms_notes  # silence until the first labelled onset, sound under notes
+    # pitch check: the loudest spectral peak while one part holds a long note sits near a labelled pitch
+    labels["length"] = labels["end_time"] - labels["start_time"]
+    note = labels.sort_values("length").iloc[-1]
+    segment = audio[int(note.start_time) + 2000 : int(note.start_time) + 2000 + 8192]
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
+    peak_hz = np.fft.rfftfreq(len(segment), 1 / sr)[np.argmax(spectrum)]
+    active = labels[(labels.start_time <= note.start_time + 2000) & (labels.end_time >= note.start_time + 10192)]
+    active_hz = 440 * 2 ** ((active["note"].to_numpy() - 69) / 12)
+    harmonics = np.outer(active_hz, np.arange(1, 6)).ravel()
+    assert np.min(np.abs(np.log2(peak_hz / harmonics))) < 0.05
+
+
+def test_rendering_is_deterministic_for_a_seed(tiny_params, built):
+    params = tiny_params
+    params["paths"]["scores"] = built["paths"]["scores"]
+    run_stage("acquire", params)
+    assert _digest(built["paths"]["raw"]) == _digest(params["paths"]["raw"])
+
+
+def test_another_seed_gives_another_performance(tiny_params, built):
+    params = tiny_params
+    params["paths"]["scores"] = built["paths"]["scores"]
+    params["demo"]["seed"] = 1
+    run_stage("acquire", params)
+    a, _ = sf.read(sorted((Path(built["paths"]["raw"]) / "musicnet").rglob("*.wav"))[0])
+    b, _ = sf.read(sorted((Path(params["paths"]["raw"]) / "musicnet").rglob("*.wav"))[0])
+    assert len(a) != len(b) or not np.allclose(a, b)
+
+
+def test_jtm_render_turns_a_midi_folder_into_a_corpus(tmp_path, tracking_uri):
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    for k, (program, name) in enumerate([(40, "Violin"), (42, "Cello")]):
+        midi = pretty_midi.PrettyMIDI(initial_tempo=100)
+        for voice, base in enumerate((72, 48)):
+            instrument = pretty_midi.Instrument(program=program if voice == 0 else 0, name=name if voice == 0 else "Piano")
+            for i in range(8):
+                instrument.notes.append(pretty_midi.Note(90, base + (i + k) % 5, i * 0.5, i * 0.5 + 0.45))
+            midi.instruments.append(instrument)
+        midi.write(str(scores / f"piece{k}.mid"))
+    out = tmp_path / "corpus"
+    code = main(
+        [
+            "render",
+            str(scores),
+            "--out",
+            str(out),
+            "--set",
+            "demo.test_works=0",
+            "--set",
+            "demo.ensemble_choice=original",
+            "--set",
+            f"mlflow.tracking_uri={tracking_uri}",
+        ]
+    )
+    assert code == 0
+    metadata, tracks = musicnet.discover(out)
+    assert len(tracks) == 2 * 2  # two files x two renderings
+    assert set(metadata["ensemble"]) == {"Accompanied Violin", "Accompanied Cello"}
