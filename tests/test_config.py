@@ -5,7 +5,9 @@ from tests.conftest import REPO
 
 
 def test_overrides_parse_yaml_values():
-    params = load_params(REPO / "params.yaml", ["resample.quality=HQ", "resample.workers=3", "demo.soundfont=null"])
+    params = load_params(
+        REPO / "params.yaml", ["resample.quality=HQ", "resample.workers=3", "demo.soundfont=null"]
+    )
     cfg = section(params, "resample", ResampleConfig)
     assert cfg.quality == "HQ" and cfg.workers == 3
     assert params["demo"]["soundfont"] is None

@@ -18,7 +18,12 @@ def test_four_parts_fit_quartets_and_keyboard_ensembles_but_not_quintets():
 
 
 def test_assignment_follows_ranges():
-    soprano, alto, tenor, bass = (np.array([72, 74, 76]), np.array([64, 65]), np.array([55, 57]), np.array([40, 43]))
+    soprano, alto, tenor, bass = (
+        np.array([72, 74, 76]),
+        np.array([64, 65]),
+        np.array([55, 57]),
+        np.array([40, 43]),
+    )
     programs = ensembles.assign_parts("String Quartet", [soprano, alto, tenor, bass])
     assert programs[3] == ensembles.CELLO and programs[2] == ensembles.VIOLA
     trio = ensembles.assign_parts("Piano Trio", [soprano, alto, tenor, bass])

@@ -15,7 +15,9 @@ from jtm.stages import run_stage
 
 def _digest(folder):
     folder = Path(folder)
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.*"))}
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.*"))
+    }
 
 
 def test_layout_and_metadata_match_musicnet(built):
@@ -56,7 +58,9 @@ def test_labels_are_what_sounds(built):
     segment = audio[int(note.start_time) + 2000 : int(note.start_time) + 2000 + 8192]
     spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
     peak_hz = np.fft.rfftfreq(len(segment), 1 / sr)[np.argmax(spectrum)]
-    active = labels[(labels.start_time <= note.start_time + 2000) & (labels.end_time >= note.start_time + 10192)]
+    active = labels[
+        (labels.start_time <= note.start_time + 2000) & (labels.end_time >= note.start_time + 10192)
+    ]
     active_hz = 440 * 2 ** ((active["note"].to_numpy() - 69) / 12)
     harmonics = np.outer(active_hz, np.arange(1, 6)).ravel()
     assert np.min(np.abs(np.log2(peak_hz / harmonics))) < 0.05
@@ -85,7 +89,9 @@ def test_jtm_render_turns_a_midi_folder_into_a_corpus(tmp_path, tracking_uri):
     for k, (program, name) in enumerate([(40, "Violin"), (42, "Cello")]):
         midi = pretty_midi.PrettyMIDI(initial_tempo=100)
         for voice, base in enumerate((72, 48)):
-            instrument = pretty_midi.Instrument(program=program if voice == 0 else 0, name=name if voice == 0 else "Piano")
+            instrument = pretty_midi.Instrument(
+                program=program if voice == 0 else 0, name=name if voice == 0 else "Piano"
+            )
             for i in range(8):
                 instrument.notes.append(pretty_midi.Note(90, base + (i + k) % 5, i * 0.5, i * 0.5 + 0.45))
             midi.instruments.append(instrument)
