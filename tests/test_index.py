@@ -60,7 +60,7 @@ def test_validation_split_keeps_works_whole_and_is_seeded():
     rng = np.random.default_rng(0)
     rows = []
     for work in range(30):
-        for performance in range(3):
+        for _ in range(3):
             rows.append(
                 {
                     "composer": f"C{work % 4}",

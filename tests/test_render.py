@@ -47,7 +47,7 @@ def test_labels_are_what_sounds(built):
     labels = musicnet.read_labels(track.labels)
     first = int(labels["start_time"].min())
     sounding = np.zeros(len(audio), bool)
-    for start, end in zip(labels["start_time"], labels["end_time"]):
+    for start, end in zip(labels["start_time"], labels["end_time"], strict=True):
         sounding[start:end] = True
     rms_before = np.sqrt(np.mean(audio[:first] ** 2)) if first else 0.0
     rms_notes = np.sqrt(np.mean(audio[sounding] ** 2))
