@@ -1,0 +1,115 @@
+"""One DAG, two engines: dvc.yaml and the Snakefile declare exactly the stages in jtm.stages."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jtm.cli import main
+from jtm.config import get_dotted, load_params
+from jtm.stages import STAGES, stage_paths
+from tests.conftest import REPO
+
+PARAMS = load_params(REPO / "params.yaml")
+
+
+def _resolve(text: str) -> str:
+    """DVC's ${key} templating, against params.yaml."""
+    return re.sub(r"\$\{([\w.]+)\}", lambda m: str(get_dotted(PARAMS, m.group(1))), text)
+
+
+def dvc_stages() -> dict:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {
+        name: {
+            "cmd": stage["cmd"],
+            "deps": [_resolve(d) for d in stage.get("deps", [])],
+            "outs": [_resolve(o) for o in stage.get("outs", [])],
+            "params": list(stage.get("params", [])),
+        }
+        for name, stage in stages.items()
+    }
+
+
+def snakemake_rules() -> dict:
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(), snakefile=REPO / "Snakefile", workdir=REPO
+        )._workflow
+        return {
+            rule.name: {
+                "input": list(rule.input),
+                "output": list(rule.output),
+                "params": list(rule.params.get("read", {}) if "read" in rule.params.keys() else []),
+                "script": rule.script,
+            }
+            for rule in workflow.rules
+            if rule.name != "all"
+        }
+
+
+def expected(name: str) -> dict:
+    stage = STAGES[name]
+    inputs, outputs = stage_paths(stage, PARAMS)
+    return {
+        "deps": [str(p) for p in inputs.values()] + list(stage.code),
+        "outs": [str(p) for p in outputs.values()],
+        "params": list(stage.params),
+    }
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return snakemake_rules()
+
+
+def test_both_engines_have_exactly_the_stages():
+    assert set(dvc_stages()) == set(STAGES)
+
+
+def test_engines_have_the_same_rules(rules):
+    assert set(rules) == set(STAGES)
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_dvc_stage_matches(name):
+    stage = dvc_stages()[name]
+    want = expected(name)
+    assert stage["cmd"] == f"jtm {name}"
+    assert sorted(stage["deps"]) == sorted(want["deps"])
+    assert stage["outs"] == want["outs"]
+    assert stage["params"] == want["params"]
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_snakemake_rule_matches(rules, name):
+    rule = rules[name]
+    want = expected(name)
+    assert sorted(rule["input"]) == sorted(want["deps"])
+    assert rule["output"] == want["outs"]
+    assert rule["params"] == want["params"]
+    assert Path(rule["script"]).name == f"{name}.py"
+    assert (REPO / "workflow" / "scripts" / f"{name}.py").is_file()
+
+
+def test_every_named_param_and_code_file_exists():
+    for stage in STAGES.values():
+        for key in stage.params + tuple(stage.inputs.values()) + tuple(stage.outputs.values()):
+            get_dotted(PARAMS, key)
+        for code in stage.code:
+            assert (REPO / code).is_file(), code
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_help_says_inputs_outputs_and_params(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for key in STAGES[name].params + tuple(STAGES[name].outputs.values()):
+        assert key in text
+    assert "inputs:" in text and "outputs:" in text
