@@ -44,7 +44,7 @@ class DemoConfig:
     default_bpm: float
     renderings: int
     ensemble_choice: str
-    test_works: int
+    test_fraction: float
     soundfont: str | None
     sample_rate: int
     tempo_jitter: float

@@ -86,7 +86,7 @@ _DEMO_RENDER_KEYS = tuple(
         "seed",
         "renderings",
         "ensemble_choice",
-        "test_works",
+        "test_fraction",
         "soundfont",
         "sample_rate",
         "tempo_jitter",

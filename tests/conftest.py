@@ -29,7 +29,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         f"demo.scores={TINY_SCORES}",
         "demo.excerpt_seconds=4.0",
         "demo.renderings=1",
-        "demo.test_works=1",
+        "demo.test_fraction=0.25",
         "demo.workers=1",
         "resample.workers=1",
         "index.window=8000",

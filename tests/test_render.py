@@ -104,7 +104,7 @@ def test_jtm_render_turns_a_midi_folder_into_a_corpus(tmp_path, tracking_uri):
             "--out",
             str(out),
             "--set",
-            "demo.test_works=0",
+            "demo.test_fraction=0",
             "--set",
             "demo.ensemble_choice=original",
             "--set",

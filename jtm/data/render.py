@@ -38,30 +38,41 @@ class Performance:
     split: str
 
 
-def choose_test_works(scores: pd.DataFrame, n_works: int, seed: int) -> set[tuple[str, str]]:
-    """Hold out `n_works` whole works, one composer at a time, never a composer's last work."""
+def choose_test_works(scores: pd.DataFrame, fraction: float, seed: int) -> set[tuple[str, str]]:
+    """Whole works (composer, catalog_name) holding about `fraction` of the scores for test.
+
+    Composers take turns (seeded order), a composer's last work always stays in train, and a
+    work that would overshoot the target is skipped, so test mixes composers.
+    """
     rng = np.random.default_rng([seed, 1])
-    works = scores.drop_duplicates(["composer", "catalog_name"])
-    by_composer = {c: list(g["catalog_name"]) for c, g in works.groupby("composer", sort=True)}
+    target = fraction * len(scores)
+    sizes = scores.groupby(["composer", "catalog_name"]).size()
+    by_composer: dict[str, list[str]] = {}
+    for (composer, catalog), _ in sizes.items():
+        by_composer.setdefault(composer, []).append(catalog)
     for catalogs in by_composer.values():
         rng.shuffle(catalogs)
-    chosen: set[tuple[str, str]] = set()
     composers = sorted(by_composer)
     rng.shuffle(composers)
-    while len(chosen) < n_works:
+    chosen: set[tuple[str, str]] = set()
+    taken = 0
+    progressed = True
+    while progressed and taken < target:
         progressed = False
         for composer in composers:
-            if len(chosen) < n_works and len(by_composer[composer]) > 1:
-                chosen.add((composer, by_composer[composer].pop()))
+            catalogs = by_composer[composer]
+            fitting = [c for c in catalogs if taken + sizes[(composer, c)] <= target + 0.5]
+            if len(catalogs) > 1 and fitting and taken < target:
+                catalogs.remove(fitting[0])
+                chosen.add((composer, fitting[0]))
+                taken += sizes[(composer, fitting[0])]
                 progressed = True
-        if not progressed:
-            break
     return chosen
 
 
 def plan_performances(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig) -> list[Performance]:
     """Seeded choices for every (score, rendering): ensemble, instruments, tempo, split, id."""
-    test_works = choose_test_works(scores, cfg.test_works, cfg.seed)
+    test_works = choose_test_works(scores, cfg.test_fraction, cfg.seed)
     plan = []
     for score in scores.itertuples():
         score_notes = notes[notes["score"] == score.score]

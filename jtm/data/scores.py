@@ -63,11 +63,14 @@ def catalog_name(spec: str) -> str:
 
 
 def _composer(spec: str, score) -> str:
+    """music21's corpus is filed by composer (bach/..., mozart/...): trust the folder there.
+    For other files, the score's composer field ("J.S. Bach", "Bach, Johann Sebastian")."""
+    if not Path(spec).exists() and len(Path(spec).parts) > 1:
+        return Path(spec).parts[0].title()
     name = (score.metadata.composer if score.metadata else None) or ""
-    if name and name.lower() not in {"music21", "unknown"}:
-        return name.split()[-1].title()
-    parts = Path(spec).parts
-    return parts[0].title() if len(parts) > 1 else "Unknown"
+    name = name.split(",")[0] if "," in name else name
+    words = re.findall(r"[A-Za-z][A-Za-z'-]+", name)
+    return words[-1].title() if words else "Unknown"
 
 
 def _tempo_map(score, default_bpm: float):

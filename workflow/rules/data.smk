@@ -37,7 +37,7 @@ rule acquire:
                 "demo.seed",
                 "demo.renderings",
                 "demo.ensemble_choice",
-                "demo.test_works",
+                "demo.test_fraction",
                 "demo.soundfont",
                 "demo.sample_rate",
                 "demo.tempo_jitter",
