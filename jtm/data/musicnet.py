@@ -121,15 +121,20 @@ def read_labels(path: str | Path, n_samples: int | None = None) -> pd.DataFrame:
     """Read and check one label CSV; `n_samples` (the WAV's length) bounds the note times."""
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(path, f"cannot read labels: {err}") from err
     _require_columns(path, frame, LABEL_COLUMNS)
-    frame = frame[list(LABEL_COLUMNS)].copy()
-    for column in ("start_time", "end_time", "instrument", "note"):
-        frame[column] = _numeric(path, frame, column, integer=True)
-    for column in ("start_beat", "end_beat"):
-        frame[column] = _numeric(path, frame, column, integer=False)
+    frame = frame[list(LABEL_COLUMNS)]
+    integers, floats = ("start_time", "end_time", "instrument", "note"), ("start_beat", "end_beat")
+    typed = all(pd.api.types.is_integer_dtype(frame[c]) for c in integers) and all(
+        pd.api.types.is_numeric_dtype(frame[c]) for c in floats
+    )
+    if not typed:  # slow path, only for bad files: find the first row that is not a number
+        frame = frame.astype({c: str for c in integers + floats})
+        for column in integers + floats:
+            frame[column] = _numeric(path, frame, column, integer=column in integers)
+    frame = frame.astype({"note_value": str, **{c: "float64" for c in floats}})
     checks = [
         (frame["start_time"] < 0, "start_time is negative"),
         (frame["end_time"] < frame["start_time"], "end_time < start_time"),

@@ -36,29 +36,29 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
     info = musicnet.check_wav(wav)
     n_out = round(info.frames * cfg.sample_rate / info.samplerate)
     block = max(1, int(cfg.block_seconds * info.samplerate))
+    dtype = np.dtype(cfg.dtype)
     stream = soxr.ResampleStream(info.samplerate, cfg.sample_rate, 1, dtype="float32", quality=cfg.quality)
-    array = np.lib.format.open_memmap(out, mode="w+", dtype=np.dtype(cfg.dtype), shape=(n_out,))
     read = written = 0
-    try:
-        with sf.SoundFile(str(wav)) as handle:
+    # Sequential buffered writes after a .npy header: no memory map, no page faults, no msync.
+    with open(out, "wb") as handle, sf.SoundFile(str(wav)) as audio:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n_out,)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        try:
             while True:
-                chunk = handle.read(block, dtype="float32")
+                chunk = audio.read(block, dtype="float32")
                 read += len(chunk)
                 last = read >= info.frames or len(chunk) == 0
                 resampled = stream.resample_chunk(chunk, last=last)
                 if written + len(resampled) > n_out:
                     raise DataError(wav, f"resampler produced more than the expected {n_out} samples")
-                if cfg.dtype == "int16":
-                    resampled = np.clip(np.round(resampled * 32767), -32768, 32767)
-                array[written : written + len(resampled)] = resampled
+                if dtype == np.int16:
+                    resampled = np.clip(np.round(resampled * 32767), -32768, 32767).astype(np.int16)
+                resampled.tofile(handle)
                 written += len(resampled)
                 if last:
                     break
-    except sf.LibsndfileError as err:
-        raise DataError(wav, f"unreadable audio: {err}") from err
-    finally:
-        array.flush()
-        del array
+        except sf.LibsndfileError as err:
+            raise DataError(wav, f"unreadable audio: {err}") from err
     if read != info.frames or written != n_out:
         raise DataError(wav, f"read {read} of {info.frames} samples, wrote {written} of {n_out}: file is damaged")
     return info.frames, n_out, info.subtype
