@@ -38,14 +38,20 @@ def make_corpus(root: Path, minutes: float, tracks: int) -> Path:
     rows = []
     for i in range(tracks):
         t = np.arange(int(seconds * SR_IN)) / SR_IN
-        audio = 0.3 * np.sin(2 * np.pi * (100 + 40 * i) * t * (1 + t / seconds)) + 0.05 * rng.standard_normal(len(t))
+        audio = 0.3 * np.sin(2 * np.pi * (100 + 40 * i) * t * (1 + t / seconds)) + 0.05 * rng.standard_normal(
+            len(t)
+        )
         track_id = 5000 + i
-        musicnet.write_wav(musicnet.wav_path(root, "train", track_id), audio.astype(np.float32), SR_IN, "FLOAT")
+        musicnet.write_wav(
+            musicnet.wav_path(root, "train", track_id), audio.astype(np.float32), SR_IN, "FLOAT"
+        )
         pd.DataFrame(
             [[0, len(t) // 2, 1, 60, 0.0, 1.0, "Quarter"]], columns=list(musicnet.LABEL_COLUMNS)
         ).to_csv(musicnet.labels_path(root, "train", track_id), index=False)
         rows.append([track_id, "Bench", "Sweep", "", "Solo Piano", "", "", f"B{i}", int(seconds)])
-    pd.DataFrame(rows, columns=list(musicnet.METADATA_COLUMNS)).to_csv(root / musicnet.METADATA_FILE, index=False)
+    pd.DataFrame(rows, columns=list(musicnet.METADATA_COLUMNS)).to_csv(
+        root / musicnet.METADATA_FILE, index=False
+    )
     return root
 
 
@@ -59,7 +65,9 @@ def best_of(repeats: int, run) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--tracks", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
@@ -91,7 +99,9 @@ def main() -> None:
             def sox_cli():
                 for w in wavs:
                     out = tmp / f"sox-{w.stem}.wav"
-                    subprocess.run(["sox", "-V1", str(w), "-r", str(SR_OUT), str(out), "rate", "-v"], check=True)
+                    subprocess.run(
+                        ["sox", "-V1", str(w), "-r", str(SR_OUT), str(out), "rate", "-v"], check=True
+                    )
 
             results["sox CLI `rate -v`, 1 process"] = best_of(args.repeats, sox_cli)
         else:

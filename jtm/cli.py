@@ -10,8 +10,9 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
-from jtm.config import ConfigError, get_dotted, load_params
+from jtm.config import ConfigError, get_dotted, load_params, validate_params
 from jtm.errors import DataError
 from jtm.stages import STAGES
 
@@ -72,6 +73,11 @@ def _render(args: argparse.Namespace, params: dict) -> dict:
     from jtm.data.render import render_corpus
     from jtm.data.scores import extract_scores
 
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(
+            f"--out {out}: folder exists and is not empty; choose a new one (it would be replaced)"
+        )
     cfg = section(params, "demo", DemoConfig)
     if args.soundfont:
         cfg = dataclasses.replace(cfg, soundfont=args.soundfont)
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         params = load_params(args.params, args.overrides)
+        validate_params(params)
         if args.command == "summary":
             from jtm.data.index import summarize
 

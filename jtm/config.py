@@ -141,3 +141,20 @@ def section(params: dict, name: str, cls: type[T]) -> T:
         raise ConfigError(f"params section {name!r}: unknown keys {unknown}, missing keys {missing}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return cls(**values)
+
+
+SECTIONS = {
+    "paths": Paths,
+    "data": DataConfig,
+    "demo": DemoConfig,
+    "resample": ResampleConfig,
+    "index": IndexConfig,
+    "mlflow": MlflowConfig,
+}
+
+
+def validate_params(params: dict) -> None:
+    """Check every section against its dataclass (unknown or missing keys are errors), so a
+    typo fails when the workflow loads rather than when its stage finally runs."""
+    for name, cls in SECTIONS.items():
+        section(params, name, cls)

@@ -1,6 +1,6 @@
 import pytest
 
-from jtm.config import ConfigError, ResampleConfig, load_params, section
+from jtm.config import ConfigError, ResampleConfig, load_params, section, validate_params
 from tests.conftest import REPO
 
 
@@ -34,3 +34,11 @@ def test_unreadable_params_file_names_it(tmp_path):
     bad.write_text("a: [unclosed")
     with pytest.raises(ConfigError, match=str(bad)):
         load_params(bad)
+
+
+def test_validate_params_catches_a_typo_in_any_section():
+    params = load_params(REPO / "params.yaml")
+    validate_params(params)
+    params["index"]["hopp"] = params["index"].pop("hop")
+    with pytest.raises(ConfigError, match="'index'.*unknown keys \\['hopp'\\].*missing keys \\['hop'\\]"):
+        validate_params(params)

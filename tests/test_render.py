@@ -115,3 +115,12 @@ def test_jtm_render_turns_a_midi_folder_into_a_corpus(tmp_path, tracking_uri):
     metadata, tracks = musicnet.discover(out)
     assert len(tracks) == 2 * 2  # two files x two renderings
     assert set(metadata["ensemble"]) == {"Accompanied Violin", "Accompanied Cello"}
+
+
+def test_jtm_render_refuses_to_replace_a_folder_with_content(tmp_path, capsys):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["render", "bach/bwv66.6", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"

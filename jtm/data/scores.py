@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import warnings
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def _parse(spec: str):
     from music21 import converter, corpus  # slow import, only where parsing happens
 
     try:
-        return converter.parse(spec) if Path(spec).exists() else corpus.parse(spec)
+        with warnings.catch_warnings():  # music21 warns about every overfull measure it repairs
+            warnings.simplefilter("ignore")
+            return converter.parse(spec) if Path(spec).exists() else corpus.parse(spec)
     except Exception as err:  # music21 raises many unrelated types for unreadable input
         raise DataError(spec, f"cannot parse score: {err}") from err
 
