@@ -42,7 +42,7 @@ bench-resample: install
 
 # Regenerate the lock from the current venv (after changing dependencies deliberately).
 lock: install
-	python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	python -m pip freeze --all --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
 	rm -rf data/scores data/raw data/audio16k data/index logs .snakemake
