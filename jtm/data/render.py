@@ -77,6 +77,8 @@ def plan_performances(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig
     for score in scores.itertuples():
         score_notes = notes[notes["score"] == score.score]
         part_pitches = [score_notes.loc[score_notes["part"] == p, "pitch"].to_numpy() for p in range(score.n_parts)]
+        if score.n_parts > 15:
+            raise DataError(score.spec, f"{score.n_parts} parts: at most 15 pitched MIDI channels")
         rng = np.random.default_rng([cfg.seed, 2, int(score.score)])
         candidates = ensembles.fitting_ensembles(score.n_parts)
         if cfg.ensemble_choice == "random":

@@ -88,6 +88,8 @@ rule index:
     conda:
         "../envs/jtm.yaml"
     params:
-        read=subset(config, ["index.seed", "index.window", "index.hop", "index.val_fraction"]),
+        read=subset(
+            config, ["index.seed", "index.window", "index.hop", "index.val_fraction"]
+        ),
     script:
         "../scripts/index.py"
