@@ -7,8 +7,9 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:
     input:
-        rules.index.output,
+        rules.pretrain.output,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -107,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ConfigError) as err:
         print(f"jtm {args.command}: error: {err}", file=sys.stderr)
         return 2
-    print(f"jtm {args.command}: wrote {where}: {json.dumps(metrics, default=float)}")
+    # Per-k curves are in metrics.json and MLflow; the console gets the headline figures.
+    headline = {k: v for k, v in metrics.items() if not re.search(r"_k([2-9]|\d\d)$", k)}
+    print(f"jtm {args.command}: wrote {where}: {json.dumps(headline, default=float)}")
     return 0
 
 

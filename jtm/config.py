@@ -29,6 +29,8 @@ class Paths:
     raw: str
     audio16k: str
     index: str
+    pretrain: str
+    checkpoints: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,42 @@ class IndexConfig:
     window: int
     hop: int
     val_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    seed: int
+    encoder: str
+    sinc_kernel: int
+    hidden: int
+    norm: str
+    context: str
+    context_layers: int
+    heads: int
+    head: str
+    n_predicts: int
+    reverse: bool
+    n_negatives: int
+    sampling: str
+    category: str
+    batch_size: int
+    jitter: int
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    warmup_steps: int
+    decay_every: int
+    decay_gamma: float
+    steps: int
+    log_every: int
+    val_every: int
+    val_batches: int
+    checkpoint_every: int
+    workers: int
+    threads: int
+    device: str
+    bf16: bool
+    compile: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +187,7 @@ SECTIONS = {
     "demo": DemoConfig,
     "resample": ResampleConfig,
     "index": IndexConfig,
+    "pretrain": PretrainConfig,
     "mlflow": MlflowConfig,
 }
 

@@ -19,13 +19,14 @@ from jtm.config import (
     DataConfig,
     DemoConfig,
     IndexConfig,
+    PretrainConfig,
     ResampleConfig,
     get_dotted,
     section,
     subset,
 )
 from jtm.errors import DataError
-from jtm.tracking import stage_run
+from jtm.tracking import Tracker, stage_run
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,10 @@ class Stage:
     params: tuple[str, ...]  # dotted keys that can change the output
     code: tuple[str, ...]  # modules whose change reruns the stage (DVC deps, Snakemake inputs)
     workers: str | None  # params key of its process count (Snakemake sets it to the rule's threads)
-    run: Callable[[dict, dict[str, Path], dict[str, Path]], dict]
+    run: Callable[[dict, dict[str, Path], dict[str, Path], Tracker], dict]
 
 
-def _demo_scores(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+def _demo_scores(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
     from jtm.atomic import atomic_dir
     from jtm.data.scores import extract_scores
 
@@ -56,7 +57,7 @@ def _demo_scores(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]
     return {"scores": len(scores), "notes": len(notes), "excerpt_hours": scores["seconds"].sum() / 3600}
 
 
-def _acquire(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+def _acquire(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
     from jtm.data.render import render_corpus
 
     data = section(params, "data", DataConfig)
@@ -68,13 +69,13 @@ def _acquire(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) ->
     return render_corpus(scores, notes, cfg, outputs["raw"], cfg.workers)
 
 
-def _resample(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+def _resample(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
     from jtm.data.resample import resample_corpus
 
     return resample_corpus(inputs["raw"], outputs["audio16k"], section(params, "resample", ResampleConfig))
 
 
-def _index(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]) -> dict:
+def _index(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
     from jtm.data.index import build_index
 
     return build_index(inputs["audio16k"], outputs["index"], section(params, "index", IndexConfig))
@@ -96,6 +97,22 @@ _DEMO_RENDER_KEYS = tuple(
         "tail_seconds",
         "wav_subtype",
     )
+)
+
+
+def _pretrain(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+    from jtm.train.pretrain import pretrain
+
+    checkpoints = Path(get_dotted(params, "paths.checkpoints"))
+    return pretrain(
+        inputs["index"], outputs["model"], checkpoints, section(params, "pretrain", PretrainConfig), tracker
+    )
+
+
+_PRETRAIN_KEYS = tuple(
+    f"pretrain.{f.name}"
+    for f in dataclasses.fields(PretrainConfig)
+    if f.name not in ("workers", "checkpoint_every", "device", "compile")
 )
 
 STAGES: dict[str, Stage] = {
@@ -141,6 +158,22 @@ STAGES: dict[str, Stage] = {
             workers=None,
             run=_index,
         ),
+        Stage(
+            "pretrain",
+            "Train CPC on the train windows (CPU, GPU, or several processes under torchrun); resumable.",
+            inputs={"index": "paths.index", "audio16k": "paths.audio16k"},
+            outputs={"model": "paths.pretrain"},
+            params=_PRETRAIN_KEYS,
+            code=(
+                "jtm/train/pretrain.py",
+                "jtm/train/infonce.py",
+                "jtm/data/sampling.py",
+                "jtm/data/windows.py",
+                "jtm/models",
+            ),
+            workers=None,  # the rule's threads are pretrain.threads (torch), not loader workers
+            run=_pretrain,
+        ),
     )
 }
 
@@ -163,7 +196,7 @@ def run_stage(name: str, params: dict, inputs: dict | None = None, outputs: dict
             raise DataError(
                 path, f"input {role!r} of stage {name!r} not found: run the stage that makes it first"
             )
-    with stage_run(name, params["mlflow"], subset(params, list(stage.params))) as log_metrics:
-        metrics = stage.run(params, inputs, outputs)
-        log_metrics(metrics)
+    with stage_run(name, params["mlflow"], subset(params, list(stage.params))) as tracker:
+        metrics = stage.run(params, inputs, outputs, tracker)
+        tracker.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
     return metrics

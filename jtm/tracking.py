@@ -12,7 +12,7 @@ import logging
 import os
 import subprocess
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from jtm.config import params_hash
 
@@ -31,40 +31,58 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+class Tracker:
+    """What a stage logs to: curves, final figures and artifacts. A no-op when tracking is off."""
+
+    def __init__(self, stage: str, mlflow_module=None):
+        self.stage, self._mlflow = stage, mlflow_module
+
+    def metrics(self, values: dict, step: int | None = None) -> None:
+        if self._mlflow is None:
+            return
+        try:
+            self._mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
+        except Exception as err:
+            warnings.warn(f"MLflow: could not log metrics for {self.stage!r}: {err}", stacklevel=2)
+
+    def artifacts(self, folder) -> None:
+        if self._mlflow is None:
+            return
+        try:
+            self._mlflow.log_artifacts(str(folder))
+        except Exception as err:
+            warnings.warn(f"MLflow: could not log artifacts for {self.stage!r}: {err}", stacklevel=2)
+
+
 @contextlib.contextmanager
-def stage_run(stage: str, tracking: dict, values: dict) -> Iterator[Callable[[dict], None]]:
-    """Open an MLflow run for `stage`; yield `log_metrics(dict)`.
+def stage_run(stage: str, tracking: dict, values: dict) -> Iterator[Tracker]:
+    """Open an MLflow run for `stage`; yield its `Tracker`.
 
     `tracking` is the params' mlflow section (tracking_uri, experiment); `values` the dotted
-    params the stage reads. Tracking errors become one warning; stage errors propagate.
+    params the stage reads. Tracking errors become one warning; stage errors propagate. Under
+    torchrun only rank 0 tracks.
     """
-    run = None
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield Tracker(stage)
+        return
+    mlflow = None
     try:
         import mlflow
 
         mlflow.set_tracking_uri(tracking["tracking_uri"])
         mlflow.set_experiment(tracking["experiment"])
-        run = mlflow.start_run(run_name=stage)
+        mlflow.start_run(run_name=stage)
         mlflow.set_tags({"stage": stage, "git_commit": git_commit(), "params_hash": params_hash(values)})
         mlflow.log_params({key: str(value)[:6000] for key, value in values.items()})
     except Exception as err:  # any tracking failure: warn, keep working
         warnings.warn(f"MLflow tracking disabled for stage {stage!r}: {err}", stacklevel=3)
-        run = None
-
-    def log_metrics(metrics: dict) -> None:
-        if run is None:
-            return
-        try:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-        except Exception as err:
-            warnings.warn(f"MLflow: could not log metrics for {stage!r}: {err}", stacklevel=2)
-
+        mlflow = None
     status = "FAILED"
     try:
-        yield log_metrics
+        yield Tracker(stage, mlflow)
         status = "FINISHED"
     finally:
-        if run is not None:
+        if mlflow is not None:
             try:
                 mlflow.end_run(status=status)
             except Exception as err:

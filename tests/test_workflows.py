@@ -1,7 +1,8 @@
 """Real `dvc repro` and `snakemake --cores 2` runs in temporary git repositories.
 
-Both engines build data/ from scratch on a tiny config and must produce byte-identical outputs;
-an immediate rerun does nothing; changing a resample param reruns resample and index only.
+Both engines build data/ (and the pretrained model) from scratch on a tiny config and must
+produce byte-identical outputs; an immediate rerun does nothing; changing a resample param
+reruns resample and what reads its output (index, pretrain), never the stages before it.
 """
 
 import hashlib
@@ -107,15 +108,15 @@ def test_both_engines_produce_identical_outputs(dvc_project, snakemake_project):
     assert built_by_dvc == built_by_snakemake
 
 
-def test_dvc_reruns_only_resample_and_index_after_a_resample_change(dvc_project):
+def test_dvc_reruns_only_resample_and_downstream_after_a_resample_change(dvc_project):
     root, _ = dvc_project
     set_param(root, "resample", "quality", "HQ")
     output = _run(["dvc", "repro"], root)
-    assert "Running stage 'resample'" in output and "Running stage 'index'" in output
+    assert "Running stage 'resample'" in output and "Running stage 'pretrain'" in output
     assert "Running stage 'acquire'" not in output and "Running stage 'demo_scores'" not in output
 
 
-def test_snakemake_reruns_only_resample_and_index_after_a_resample_change(snakemake_project):
+def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(snakemake_project):
     root, _ = snakemake_project
     set_param(root, "resample", "quality", "HQ")
     output = _run(["snakemake", "--cores", "2"], root)
@@ -124,4 +125,4 @@ def test_snakemake_reruns_only_resample_and_index_after_a_resample_change(snakem
         for line in output.splitlines()
         if line.startswith(("rule ", "localrule "))
     }
-    assert ran == {"resample", "index", "all"}
+    assert ran == {"resample", "index", "pretrain", "all"}

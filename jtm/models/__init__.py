@@ -1,0 +1,1 @@
+"""CPC models: encoders, context networks, prediction heads, and a registry of builders."""

@@ -1,0 +1,44 @@
+"""CPC = encoder + context network + prediction heads, composed from parts passed in."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CPC(nn.Module):
+    """audio (B, L) -> frames z (B, T, H), context c (B, T, H), predictions (B, T, K, H).
+
+    With `reverse`, time runs backwards through the context network, so the heads predict
+    the past; outputs are returned in that reversed order (the loss needs no special case).
+    """
+
+    def __init__(self, encoder: nn.Module, context: nn.Module, heads: nn.Module, reverse: bool = False):
+        super().__init__()
+        self.encoder, self.context, self.heads, self.reverse = encoder, context, heads, reverse
+
+    def forward(self, audio: torch.Tensor, state=None):
+        frames = self.encoder(audio)
+        if self.reverse:
+            frames = frames.flip(1)
+        context, state = self.context(frames, state)
+        return frames, context, self.heads(context), state
+
+
+class AudioEmbedder(nn.Module):
+    """What `jtm.load_encoder` returns: audio (B, L) at 16 kHz -> features (B, L // 160, H).
+
+    `layer="context"` gives the context network's output (the default for downstream tasks),
+    `layer="encoder"` the encoder's frames.
+    """
+
+    def __init__(self, cpc: CPC, layer: str = "context"):
+        super().__init__()
+        if layer not in ("context", "encoder"):
+            raise ValueError(f"layer must be 'context' or 'encoder', got {layer!r}")
+        self.cpc, self.layer = cpc, layer
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        frames, context, _, _ = self.cpc(audio)
+        features = context if self.layer == "context" else frames
+        return features.flip(1) if self.cpc.reverse else features

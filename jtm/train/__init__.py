@@ -1,0 +1,1 @@
+"""Training: the InfoNCE loss, CPC pretraining, checkpoints and seeding."""
