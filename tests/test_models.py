@@ -1,0 +1,135 @@
+"""CPC models: frame arithmetic, causality, SincNet filters, every registered combination trains."""
+
+import numpy as np
+import pytest
+import torch
+
+from jtm.models.encoder import DOWNSAMPLING, Encoder, SincConv
+from jtm.models.registry import HEADS, ModelSpec, all_combinations, build_cpc
+from jtm.train.infonce import draw_negatives, info_nce
+
+SMALL = dict(
+    hidden=16,
+    norm="layer",
+    sinc_kernel=31,
+    context_layers=1,
+    heads=2,
+    head="linear",
+    n_predicts=3,
+    reverse=False,
+)
+
+
+def tone_batch(batch: int = 4, length: int = 3200, seed: int = 0) -> torch.Tensor:
+    """Predictable audio: sums of tones whose pitch steps every 40 ms."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / 16000
+    audio = []
+    for _ in range(batch):
+        freqs = rng.choice([220.0, 330.0, 440.0, 550.0], size=length // 640 + 1)
+        audio.append(np.sin(2 * np.pi * np.repeat(freqs, 640)[:length] * t))
+    return torch.tensor(np.array(audio), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("sinc", [False, True])
+def test_encoder_downsamples_by_160_and_a_window_gives_128_frames(sinc):
+    encoder = Encoder(8, sinc=sinc, sinc_kernel=251)
+    assert DOWNSAMPLING == 160
+    assert encoder(torch.zeros(2, 20_480)).shape == (2, 128, 8)
+    assert encoder(torch.zeros(1, 160 * 7)).shape == (1, 7, 8)
+
+
+def test_encoder_batched_equals_one_by_one():
+    encoder = Encoder(8, norm="layer").eval()
+    audio = torch.randn(3, 1600)
+    together = encoder(audio)
+    alone = torch.cat([encoder(audio[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_sinc_filters_pass_their_band():
+    sinc = SincConv(8, 251, stride=1, padding=125)
+    kernels = sinc.kernels().detach().squeeze(1).numpy()
+    response = np.abs(np.fft.rfft(kernels, n=4096))
+    freqs = np.fft.rfftfreq(4096, 1 / 16000)
+    low = (sinc.min_low_hz + sinc.low_hz.abs()).detach().squeeze(1).numpy()
+    high = low + sinc.min_band_hz + sinc.band_hz.abs().detach().squeeze(1).numpy()
+    peaks = freqs[response.argmax(1)]
+    assert np.all((peaks >= low * 0.8) & (peaks <= high * 1.2))
+    assert np.all(np.diff(low) > 0)  # mel-spaced, increasing
+
+
+@pytest.mark.parametrize("spec", all_combinations(**SMALL), ids=lambda s: f"{s.encoder}-{s.context}")
+def test_every_combination_is_causal_and_trains(spec):
+    torch.manual_seed(0)
+    model = build_cpc(spec)
+    audio = tone_batch()
+    frames, context, predictions, _ = model(audio)
+    assert frames.shape == (4, 20, 16) and context.shape == (4, 20, 16)
+    assert predictions.shape == (4, 20, 3, 16)
+    # causality: changing the audio after frame 10 leaves the context up to frame 9 unchanged
+    changed = audio.clone()
+    changed[:, 11 * 160 :] = torch.randn_like(changed[:, 11 * 160 :])
+    model.eval()
+    with torch.no_grad():
+        before, after = model(audio)[1], model(changed)[1]
+    torch.testing.assert_close(before[:, :9], after[:, :9], rtol=1e-4, atol=1e-5)
+    model.train()
+    # a few steps on one batch: the loss falls
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    draws = draw_negatives(generator, 4, 20, 8, 80)
+    losses = []
+    for _ in range(25):
+        frames, _, predictions, _ = model(audio)
+        loss, _, _ = info_nce(frames, predictions, frames.reshape(-1, 16), draws)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_heads_and_reverse_mode(head):
+    spec = ModelSpec(encoder="conv", context="gru", **{**SMALL, "head": head, "reverse": True})
+    model = build_cpc(spec)
+    frames, context, predictions, _ = model(tone_batch(2))
+    assert predictions.shape == (2, 20, 3, 16)
+    # reversed: the context at the last frame has seen only the last frame
+    audio = tone_batch(2)
+    changed = audio.clone()
+    changed[:, : 5 * 160] = 0
+    with torch.no_grad():
+        a, b = model.eval()(audio)[1], model(changed)[1]
+    torch.testing.assert_close(
+        a[:, :10], b[:, :10], rtol=1e-4, atol=1e-5
+    )  # reversed order: first = last frame
+
+
+def test_lean_loss_equals_the_materialised_one():
+    torch.manual_seed(0)
+    frames = torch.randn(3, 12, 8, requires_grad=True)
+    predictions = torch.randn(3, 12, 4, 8, requires_grad=True)
+    draws = draw_negatives(torch.Generator().manual_seed(1), 3, 12, 10, 36)
+    pool = frames.reshape(-1, 8)
+    lean = info_nce(frames, predictions, pool, draws)
+    full = info_nce(frames, predictions, pool, draws, materialise=True)
+    for a, b in zip(lean, full, strict=True):
+        torch.testing.assert_close(a, b)
+    grads = [torch.autograd.grad(x[0], (frames, predictions)) for x in (lean, full)]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_positive_is_never_a_negative():
+    """Draws covering every other pool row give exactly the softmax over the whole pool."""
+    torch.manual_seed(0)
+    b, t, h = 2, 6, 5
+    frames, predictions = torch.randn(b, t, h), torch.randn(b, t, 1, h)
+    pool = frames.reshape(-1, h)
+    draws = torch.arange(b * t - 1).expand(b, t, b * t - 1)  # 0..P-2: shifted past the positive
+    loss, _, _ = info_nce(frames, predictions, pool, draws)
+    scores = predictions[:, :-1, 0].reshape(-1, h) @ pool.T
+    targets = (torch.arange(b).unsqueeze(1) * t + torch.arange(1, t)).reshape(-1)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets))

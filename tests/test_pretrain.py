@@ -1,0 +1,183 @@
+"""CPC pretraining end to end: it learns, every strategy trains, a killed run resumes to the same
+weights, two gloo processes match one, and the saved model loads weights-only."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from jtm import load_encoder
+from jtm.config import PretrainConfig, section, set_dotted
+from jtm.data.sampling import STRATEGIES
+from jtm.stages import run_stage
+from jtm.models.registry import build_cpc
+from jtm.train.pretrain import model_spec, pretrain
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Curves:
+    """Collects what pretraining reports (the same interface as jtm.tracking.Tracker)."""
+
+    def __init__(self):
+        self.rows: list[tuple[int, dict]] = []
+
+    def metrics(self, values: dict, step: int | None = None) -> None:
+        self.rows.append((step, values))
+
+    def artifacts(self, folder) -> None:
+        self.folder = Path(folder)
+
+    def series(self, key: str) -> list[float]:
+        return [v[key] for _, v in self.rows if key in v]
+
+
+def _configure(params: dict, **changes) -> PretrainConfig:
+    for key, value in changes.items():
+        set_dotted(params, f"pretrain.{key}", value)
+    return section(params, "pretrain", PretrainConfig)
+
+
+def _weights(folder) -> dict:
+    return torch.load(Path(folder) / "model.pt", weights_only=True)
+
+
+def test_cpc_learns_on_the_demo_corpus(built, tmp_path):
+    cfg = _configure(
+        built,
+        encoder="sinc",
+        hidden=32,
+        n_negatives=16,
+        batch_size=8,
+        lr=2e-3,
+        steps=300,
+        log_every=50,
+        val_every=300,
+        val_batches=4,
+    )
+    curves = Curves()
+    metrics = pretrain(built["paths"]["index"], tmp_path / "model", tmp_path / "ck", cfg, curves)
+    chance = 1 / (1 + cfg.n_negatives)
+    assert metrics["chance_accuracy"] == pytest.approx(chance)
+    assert metrics["train_acc_k1"] > 5 * chance
+    assert metrics["val_acc_k1"] > 5 * chance
+    losses = curves.series("train_loss")
+    assert losses[-1] < 0.6 * losses[0]
+    assert len(curves.series("val_acc_k1")) == 1 and curves.series("windows_per_s")[0] > 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_trains_with_a_falling_loss(built, tmp_path, strategy):
+    cfg = _configure(
+        built,
+        sampling=strategy,
+        encoder="sinc",
+        hidden=16,
+        n_negatives=8,
+        batch_size=4,
+        lr=3e-3,
+        steps=40,
+        log_every=10,
+        context="lstm" if strategy == "sequential" else "gru",
+    )
+    curves = Curves()
+    pretrain(built["paths"]["index"], tmp_path / "model", tmp_path / "ck", cfg, curves)
+    losses = curves.series("train_loss")
+    assert len(losses) == 4 and losses[-1] < losses[0]
+
+
+def test_saved_model_loads_weights_only_and_embeds_audio(built):
+    run_stage("pretrain", built)
+    folder = Path(built["paths"]["pretrain"])
+    state = torch.load(folder / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    for layer in ("context", "encoder"):
+        embedder = load_encoder(folder, layer=layer)
+        with torch.no_grad():
+            features = embedder(torch.randn(2, 16_000))
+        assert features.shape == (2, 100, built["pretrain"]["hidden"])
+
+
+def _cli(params_file: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "jtm.cli", "pretrain", "--params", str(params_file), *extra]
+
+
+def _params_file(params: dict, path: Path) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_a_killed_run_resumes_to_the_same_weights(built, tmp_path):
+    set_dotted(built, "pretrain.steps", 60)
+    set_dotted(built, "pretrain.checkpoint_every", 5)
+    set_dotted(built, "pretrain.log_every", 10)
+    set_dotted(built, "pretrain.val_every", 1000)
+    uninterrupted = dict(
+        built,
+        paths={**built["paths"], "pretrain": str(tmp_path / "a"), "checkpoints": str(tmp_path / "ck-a")},
+    )
+    killed = dict(
+        built,
+        paths={**built["paths"], "pretrain": str(tmp_path / "b"), "checkpoints": str(tmp_path / "ck-b")},
+    )
+    run_stage("pretrain", uninterrupted)
+    params_file = _params_file(killed, tmp_path / "params.yaml")
+    process = subprocess.Popen(_cli(params_file), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "ck-b" / "rank0-of-1.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if checkpoint.is_file() and torch.load(checkpoint, weights_only=False)["step"] >= 15:
+            break
+        assert process.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    step = torch.load(checkpoint, weights_only=False)["step"]
+    assert 15 <= step < 60 and not (tmp_path / "b").exists()
+    result = subprocess.run(_cli(params_file), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming from {checkpoint} at step" in result.stderr
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_two_gloo_processes_match_one(built, tmp_path):
+    for key, value in {
+        "steps": 3,
+        "batch_size": 4,
+        "checkpoint_every": 100,
+        "val_every": 100,
+        "log_every": 1,
+    }.items():
+        set_dotted(built, f"pretrain.{key}", value)
+    single = dict(
+        built,
+        paths={**built["paths"], "pretrain": str(tmp_path / "one"), "checkpoints": str(tmp_path / "ck1")},
+    )
+    double = dict(
+        built,
+        paths={**built["paths"], "pretrain": str(tmp_path / "two"), "checkpoints": str(tmp_path / "ck2")},
+    )
+    run_stage("pretrain", single)
+    params_file = _params_file(double, tmp_path / "params.yaml")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "jtm.cli", "pretrain", "--params", str(params_file)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert one.keys() == two.keys()
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-6)
+    torch.manual_seed(built["pretrain"]["seed"])
+    initial = build_cpc(model_spec(section(built, "pretrain", PretrainConfig))).state_dict()
+    assert any(not torch.equal(initial[k], one[k]) for k in one), "three steps must move the weights"
