@@ -14,8 +14,8 @@ import torch
 from jtm import load_encoder
 from jtm.config import PretrainConfig, section, set_dotted
 from jtm.data.sampling import STRATEGIES
-from jtm.stages import run_stage
 from jtm.models.registry import build_cpc
+from jtm.stages import run_stage
 from jtm.train.pretrain import model_spec, pretrain
 
 REPO = Path(__file__).resolve().parents[1]
