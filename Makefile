@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo test lint bench-resample lock clean
+.PHONY: install demo test lint bench-resample bench-cpc lock clean
 
 install: $(STAMP)
 
@@ -40,9 +40,12 @@ test: lint
 bench-resample: install
 	python benchmarks/bench_resample.py
 
+bench-cpc: install
+	python benchmarks/bench_cpc.py
+
 # Regenerate the lock from the current venv (after changing dependencies deliberately).
 lock: install
 	python -m pip freeze --all --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf data/scores data/raw data/audio16k data/index logs .snakemake
+	rm -rf data/scores data/raw data/audio16k data/index results/pretrain results/checkpoints logs .snakemake

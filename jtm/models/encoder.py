@@ -113,7 +113,7 @@ class Encoder(nn.Module):
                 layers.append(SincConv(hidden, sinc_kernel, stride, (sinc_kernel - 1) // 2))
             else:
                 layers.append(nn.Conv1d(1 if i == 0 else hidden, hidden, kernel, stride, padding))
-            layers += [make_norm(norm, hidden), nn.ReLU()]
+            layers += [make_norm(norm, hidden), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*layers)
         self.hidden = hidden
 

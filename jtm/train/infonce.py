@@ -2,8 +2,9 @@
 
 For every frame t and step k the prediction W_k c_t is scored against the true z_{t+k} and
 N negatives drawn from a pool of frames (the batch's, or the global batch's under DDP). The
-straightforward formulation gathers the negatives' vectors, a (positions x N x H) tensor (about
-3 GB per step at the seed study's config); here each step k is one matrix product against the
+straightforward formulation (the seed study's and CPC_audio's) builds a (positions x (1 + N) x H)
+candidates tensor for every k and multiplies it by the predictions (about 3 GB of candidates
+per step at the seed study's config, as much again for the product); here each step k is one matrix product against the
 pool, (positions x P), followed by a gather of N scores per row. Peak memory grows with the
 pool size, never with N x H.
 """
@@ -52,10 +53,12 @@ def info_nce(
         index = draws[:, :span].reshape(-1, n)
         index = index + (index >= where).long()  # skip over the positive
         if materialise:
-            negatives = torch.bmm(pool[index], predicted.unsqueeze(2)).squeeze(2)
+            # CPC_audio's way: a (rows, 1 + N, H) candidates tensor times the prediction.
+            candidates = torch.cat([target.unsqueeze(1), pool[index]], dim=1)
+            logits = (candidates * predicted.unsqueeze(1)).sum(-1).float()
         else:
             negatives = (predicted @ pool.T).gather(1, index)
-        logits = torch.cat([positive, negatives], dim=1).float()
+            logits = torch.cat([positive, negatives], dim=1).float()
         zeros = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
         losses.append(F.cross_entropy(logits, zeros))
         accuracies.append((logits.argmax(1) == 0).float().mean())
