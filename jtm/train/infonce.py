@@ -4,9 +4,9 @@ For every frame t and step k the prediction W_k c_t is scored against the true z
 N negatives drawn from a pool of frames (the batch's, or the global batch's under DDP). The
 straightforward formulation (the seed study's and CPC_audio's) builds a (positions x (1 + N) x H)
 candidates tensor for every k and multiplies it by the predictions (about 3 GB of candidates
-per step at the seed study's config, as much again for the product); here each step k is one matrix product against the
-pool, (positions x P), followed by a gather of N scores per row. Peak memory grows with the
-pool size, never with N x H.
+per step at the seed study's config, as much again for the product). Here each step k is one
+matrix product against the pool, (positions x P), then a gather of N scores per row: memory
+grows with the pool size, never with N x H.
 """
 
 from __future__ import annotations
