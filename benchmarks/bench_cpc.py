@@ -84,6 +84,10 @@ def worker(config: dict, materialise: bool, steps: int) -> dict:
     if device.type == "cuda":
         result["peak_cuda_gb"] = torch.cuda.max_memory_allocated() / 1e9
         result["gpu"] = torch.cuda.get_device_name()
+        try:  # needs pynvml; the percentage of the last sample period the GPU was busy
+            result["gpu_utilisation_pct"] = torch.cuda.utilization()
+        except Exception:  # no NVML: leave it out rather than guess
+            pass
     return result
 
 
@@ -130,6 +134,7 @@ def main() -> None:
             f"{name:18s} {loss:14s} {r['windows_per_s']:10.2f} {r[memory_key]:8.2f} {extra:8.2f}"
             f" {r['windows_per_s'] / base['windows_per_s']:8.2f} {r[memory_key] / base[memory_key]:7.2f}"
             f" {extra / base_extra:7.2f}"
+            + (f"  GPU busy {r['gpu_utilisation_pct']}%" if "gpu_utilisation_pct" in r else "")
         )
 
 
