@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             from jtm.data.index import summarize
 
             print(summarize(get_dotted(params, "paths.index")))
+            from jtm.train.pretrain import summarize_model
+
+            print(summarize_model(get_dotted(params, "paths.pretrain")) or "no CPC model yet")
+            print(f"MLflow runs: mlflow ui --backend-store-uri {get_dotted(params, 'mlflow.tracking_uri')}")
             return 0
         if args.command == "render":
             metrics = _render(args, params)

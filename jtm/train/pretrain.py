@@ -364,3 +364,16 @@ def load_encoder(path: str | Path, layer: str = "context") -> torch.nn.Module:
     model = build_cpc(ModelSpec(**config["model"]))
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     return AudioEmbedder(model, layer).eval()
+
+
+def summarize_model(folder: str | Path) -> str | None:
+    """One line for people about a trained model, from its metrics.json (None if absent)."""
+    path = Path(folder) / "metrics.json"
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text())
+    last = max(int(k.rsplit("_k", 1)[1]) for k in m if k.startswith("val_acc_k"))
+    return (
+        f"CPC model {path.parent}: {m['steps']} steps, val accuracy k=1 {m['val_acc_k1']:.3f}, "
+        f"k={last} {m[f'val_acc_k{last}']:.3f} (chance {m['chance_accuracy']:.3f})"
+    )
