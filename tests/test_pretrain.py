@@ -114,19 +114,18 @@ def _params_file(params: dict, path: Path) -> Path:
     return path
 
 
+def _variant(params: dict, root: Path, name: str) -> dict:
+    """The same params with the model and its checkpoints under root/name and root/ck-name."""
+    paths = {**params["paths"], "pretrain": str(root / name), "checkpoints": str(root / f"ck-{name}")}
+    return dict(params, paths=paths)
+
+
 def test_a_killed_run_resumes_to_the_same_weights(built, tmp_path):
     set_dotted(built, "pretrain.steps", 60)
     set_dotted(built, "pretrain.checkpoint_every", 5)
     set_dotted(built, "pretrain.log_every", 10)
     set_dotted(built, "pretrain.val_every", 1000)
-    uninterrupted = dict(
-        built,
-        paths={**built["paths"], "pretrain": str(tmp_path / "a"), "checkpoints": str(tmp_path / "ck-a")},
-    )
-    killed = dict(
-        built,
-        paths={**built["paths"], "pretrain": str(tmp_path / "b"), "checkpoints": str(tmp_path / "ck-b")},
-    )
+    uninterrupted, killed = _variant(built, tmp_path, "a"), _variant(built, tmp_path, "b")
     run_stage("pretrain", uninterrupted)
     params_file = _params_file(killed, tmp_path / "params.yaml")
     process = subprocess.Popen(_cli(params_file), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -159,14 +158,7 @@ def test_two_gloo_processes_match_one(built, tmp_path):
         "log_every": 1,
     }.items():
         set_dotted(built, f"pretrain.{key}", value)
-    single = dict(
-        built,
-        paths={**built["paths"], "pretrain": str(tmp_path / "one"), "checkpoints": str(tmp_path / "ck1")},
-    )
-    double = dict(
-        built,
-        paths={**built["paths"], "pretrain": str(tmp_path / "two"), "checkpoints": str(tmp_path / "ck2")},
-    )
+    single, double = _variant(built, tmp_path, "one"), _variant(built, tmp_path, "two")
     run_stage("pretrain", single)
     params_file = _params_file(double, tmp_path / "params.yaml")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
