@@ -36,6 +36,16 @@ class Paths:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     source: str
+    path: str | None
+    downloads: str
+    archive_url: str
+    archive_size: int | None
+    archive_md5: str | None
+    metadata_url: str
+    metadata_size: int | None
+    metadata_md5: str | None
+    retries: int
+    timeout: float
 
 
 @dataclasses.dataclass(frozen=True)

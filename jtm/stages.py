@@ -30,7 +30,7 @@ from jtm.tracking import Tracker, stage_run
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("demo",)
+SOURCES = ("demo", "musicnet", "local")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,11 +58,16 @@ def _demo_scores(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]
 
 
 def _acquire(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+    from jtm.data.acquire import acquire_local, acquire_musicnet
     from jtm.data.render import render_corpus
 
     data = section(params, "data", DataConfig)
     if data.source not in SOURCES:
         raise DataError("params.yaml", f"data.source={data.source!r}: supported sources are {SOURCES}")
+    if data.source == "musicnet":
+        return acquire_musicnet(data, outputs["raw"])
+    if data.source == "local":
+        return acquire_local(data, outputs["raw"])
     cfg = section(params, "demo", DemoConfig)
     scores = pd.read_parquet(inputs["scores"] / "scores.parquet")
     notes = pd.read_parquet(inputs["scores"] / "notes.parquet")
@@ -115,6 +120,11 @@ _PRETRAIN_KEYS = tuple(
     if f.name not in ("workers", "checkpoint_every", "device", "compile")
 )
 
+# Retries and timeouts change how a download goes, not what it yields.
+_DATA_KEYS = tuple(
+    f"data.{f.name}" for f in dataclasses.fields(DataConfig) if f.name not in ("retries", "timeout")
+)
+
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
@@ -133,8 +143,15 @@ STAGES: dict[str, Stage] = {
             "Produce the raw corpus in MusicNet's layout (data.source=demo: render the parsed scores).",
             inputs={"scores": "paths.scores"},
             outputs={"raw": "paths.raw"},
-            params=("data.source", *_DEMO_RENDER_KEYS),
-            code=("jtm/data/render.py", "jtm/data/synth.py", "jtm/data/ensembles.py"),
+            params=_DATA_KEYS + _DEMO_RENDER_KEYS,
+            code=(
+                "jtm/data/acquire.py",
+                "jtm/data/download.py",
+                "jtm/data/extract.py",
+                "jtm/data/render.py",
+                "jtm/data/synth.py",
+                "jtm/data/ensembles.py",
+            ),
             workers="demo.workers",
             run=_acquire,
         ),

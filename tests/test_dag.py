@@ -19,14 +19,18 @@ def _resolve(text: str) -> str:
     return re.sub(r"\$\{([\w.]+)\}", lambda m: str(get_dotted(PARAMS, m.group(1))), text)
 
 
+def _path(entry) -> str:
+    """A dvc.yaml out is a path, or {path: {cache: false, ...}}."""
+    return next(iter(entry)) if isinstance(entry, dict) else entry
+
+
 def dvc_stages() -> dict:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     return {
         name: {
             "cmd": stage["cmd"],
             "deps": [_resolve(d) for d in stage.get("deps", [])],
-            "outs": [_resolve(o) for o in stage.get("outs", [])]
-            + [_resolve(next(iter(m)) if isinstance(m, dict) else m) for m in stage.get("metrics", [])],
+            "outs": [_resolve(_path(o)) for o in stage.get("outs", []) + stage.get("metrics", [])],
             "params": list(stage.get("params", [])),
         }
         for name, stage in stages.items()

@@ -21,7 +21,14 @@ rule demo_scores:
 rule acquire:
     input:
         scores=rules.demo_scores.output.scores,
-        code=["jtm/data/render.py", "jtm/data/synth.py", "jtm/data/ensembles.py"],
+        code=[
+            "jtm/data/acquire.py",
+            "jtm/data/download.py",
+            "jtm/data/extract.py",
+            "jtm/data/render.py",
+            "jtm/data/synth.py",
+            "jtm/data/ensembles.py",
+        ],
     output:
         raw=directory(config["paths"]["raw"]),
     log:
@@ -34,6 +41,14 @@ rule acquire:
             config,
             [
                 "data.source",
+                "data.path",
+                "data.downloads",
+                "data.archive_url",
+                "data.archive_size",
+                "data.archive_md5",
+                "data.metadata_url",
+                "data.metadata_size",
+                "data.metadata_md5",
                 "demo.seed",
                 "demo.renderings",
                 "demo.ensemble_choice",

@@ -1,0 +1,58 @@
+"""Stage `acquire`: put a MusicNet-layout tree at `paths.raw`, from one of three sources.
+
+- `musicnet`: download the archive and the metadata file from Zenodo (resumable, verified),
+  then extract safely; the downloads stay in `data.downloads` so nothing is fetched twice.
+- `local`: `data.path` is an extracted tree (linked in place: no 11 GB copy) or the archive
+  (with musicnet_metadata.csv beside it), which is extracted.
+- `demo`: render the parsed demo scores (jtm.data.render).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jtm.atomic import atomic_dir
+from jtm.config import DataConfig
+from jtm.data import musicnet
+from jtm.data.download import RemoteFile, download
+from jtm.data.extract import extract
+from jtm.errors import DataError
+
+ARCHIVE = "musicnet.tar.gz"
+
+
+def acquire_musicnet(cfg: DataConfig, out: Path) -> dict:
+    downloads = Path(cfg.downloads)
+    files = (
+        RemoteFile(cfg.archive_url, ARCHIVE, cfg.archive_size, cfg.archive_md5),
+        RemoteFile(cfg.metadata_url, musicnet.METADATA_FILE, cfg.metadata_size, cfg.metadata_md5),
+    )
+    results = [download(f, downloads, retries=cfg.retries, timeout=cfg.timeout) for f in files]
+    extract(results[0].path, out, {musicnet.METADATA_FILE: results[1].path})
+    return {"downloaded_bytes": sum(r.bytes_transferred for r in results), **_count(out)}
+
+
+def acquire_local(cfg: DataConfig, out: Path) -> dict:
+    if not cfg.path:
+        raise DataError("params.yaml", "data.source=local needs data.path (an extracted tree or the archive)")
+    source = Path(cfg.path).resolve()
+    if source.is_dir():
+        for name in ("musicnet", musicnet.METADATA_FILE):
+            if not (source / name).exists():
+                raise DataError(source / name, "not found: data.path must hold musicnet/ and the metadata CSV")
+        with atomic_dir(out) as tmp:  # links, not copies: the tree is read in place
+            os.symlink(source / "musicnet", tmp / "musicnet", target_is_directory=True)
+            os.symlink(source / musicnet.METADATA_FILE, tmp / musicnet.METADATA_FILE)
+    elif source.is_file():
+        metadata = source.parent / musicnet.METADATA_FILE
+        if not metadata.is_file():
+            raise DataError(metadata, f"not found: the metadata CSV must sit beside {source.name}")
+        extract(source, out, {musicnet.METADATA_FILE: metadata})
+    else:
+        raise DataError(source, "data.path does not exist")
+    return _count(out)
+
+
+def _count(out: Path) -> dict:
+    return {split: len(list((out / "musicnet" / f"{split}_data").glob("*.wav"))) for split in musicnet.SPLITS}
