@@ -62,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, help="folder to write the corpus into")
     render.add_argument("--soundfont", help="GM SoundFont (.sf2/.sf3); default demo.soundfont")
     _add_common(render)
+    validate = commands.add_parser(
+        "validate",
+        help="Check a MusicNet tree (layout, WAV headers, labels, counts) before any stage trusts it.",
+    )
+    validate.add_argument("path", help="folder holding musicnet/ and musicnet_metadata.csv")
+    validate.add_argument("--all", action="store_true", help="report every problem instead of the first")
+    validate.add_argument(
+        "--subset", action="store_true", help="the tree is part of MusicNet: skip the counts"
+    )
+    _add_common(validate)
     summary = commands.add_parser("summary", help="Print what the Parquet index holds and where.")
     _add_common(summary)
     return parser
@@ -92,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params, args.overrides)
         validate_params(params)
+        if args.command == "validate":
+            from jtm.data.validate import validate
+
+            problems = validate(args.path, subset=args.subset, stop_at_first=not args.all)
+            for problem in problems:
+                print(f"jtm validate: {problem}", file=sys.stderr)
+            if problems:
+                print(f"jtm validate: {len(problems)} problem(s) in {args.path}", file=sys.stderr)
+                return 2
+            print(f"jtm validate: {args.path} is a sound MusicNet tree")
+            return 0
         if args.command == "summary":
             from jtm.data.index import summarize
 

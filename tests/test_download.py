@@ -203,3 +203,33 @@ def test_local_source_extracts_an_archive(built, archive, tmp_path):
     metrics = run_stage("acquire", built)
     assert metrics["train"] > 0 and not (tmp_path / "extracted" / "musicnet").is_symlink()
     musicnet.discover(tmp_path / "extracted")
+
+
+@pytest.mark.slow
+def test_dvc_repro_acquires_from_the_server_once(server, archive, built, tmp_path):
+    import yaml
+
+    from tests.test_workflows import _run, make_project
+
+    metadata = (Path(built["paths"]["raw"]) / musicnet.METADATA_FILE).read_bytes()
+    a, m = remote(server, "musicnet.tar.gz", archive), remote(server, "musicnet_metadata.csv", metadata)
+    root = make_project(tmp_path / "project")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"].update(
+        source="musicnet",
+        archive_url=a.url,
+        archive_size=a.size,
+        archive_md5=a.md5,
+        metadata_url=m.url,
+        metadata_size=m.size,
+        metadata_md5=m.md5,
+        retries=1,
+        timeout=10,
+    )
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output = _run(["dvc", "repro", "index"], root)
+    assert "Running stage 'acquire'" in output and "Running stage 'index'" in output
+    assert (root / "data" / "index" / "tracks.parquet").is_file()
+    assert server.sent("musicnet.tar.gz") == len(archive)
+    again = _run(["dvc", "repro", "index"], root)
+    assert "Running stage" not in again and server.sent("musicnet.tar.gz") == len(archive)

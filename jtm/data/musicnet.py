@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -191,10 +192,17 @@ def check_wav(path: str | Path) -> sf._SoundFileInfo:
     return info
 
 
-def discover(raw: str | Path) -> tuple[pd.DataFrame, list[TrackFiles]]:
-    """Match metadata rows to WAV and label files, failing on any orphan or gap.
+def _raise(error: DataError) -> None:
+    raise error
 
-    Returns the checked metadata and one `TrackFiles` per id, sorted by id.
+
+def discover(
+    raw: str | Path, report: Callable[[DataError], None] = _raise
+) -> tuple[pd.DataFrame, list[TrackFiles]]:
+    """Match metadata rows to WAV and label files, reporting any orphan or gap.
+
+    `report` raises by default (stop at the first problem); `jtm validate --all` passes one that
+    collects. Returns the checked metadata and one `TrackFiles` per complete id, sorted by id.
     """
     raw = Path(raw)
     metadata_path = raw / METADATA_FILE
@@ -209,20 +217,23 @@ def discover(raw: str | Path) -> tuple[pd.DataFrame, list[TrackFiles]]:
         for kind, folder in (("wav", f"{split}_data"), ("csv", f"{split}_labels")):
             for file in sorted((raw / "musicnet" / folder).glob(f"*.{kind}")):
                 if not file.stem.isdigit():
-                    raise DataError(file, "file name is not a numeric MusicNet id")
-                if int(file.stem) not in known:
-                    raise DataError(file, f"id {file.stem} has no row in {metadata_path.name}")
+                    report(DataError(file, "file name is not a numeric MusicNet id"))
+                elif int(file.stem) not in known:
+                    report(DataError(file, f"id {file.stem} has no row in {metadata_path.name}"))
         for file in sorted((raw / "musicnet" / f"{split}_data").glob("*.wav")):
+            if not file.stem.isdigit() or int(file.stem) not in known:
+                continue  # reported above
             track_id = int(file.stem)
             labels = labels_path(raw, split, track_id)
             if not labels.is_file():
-                raise DataError(file, f"no label file {labels}")
-            if track_id in found:
-                raise DataError(file, f"id {track_id} is in both {found[track_id].split} and {split}")
-            found[track_id] = TrackFiles(track_id, split, file, labels)
+                report(DataError(file, f"no label file {labels}"))
+            elif track_id in found:
+                report(DataError(file, f"id {track_id} is in both {found[track_id].split} and {split}"))
+            else:
+                found[track_id] = TrackFiles(track_id, split, file, labels)
     for row, track_id in enumerate(metadata["id"], start=1):
-        if track_id not in found:
-            raise DataError(metadata_path, f"id {track_id} has no WAV in train_data/ or test_data/", row=row)
+        if track_id not in found and not any(wav_path(raw, s, track_id).is_file() for s in SPLITS):
+            report(DataError(metadata_path, f"id {track_id} has no WAV in train_data/ or test_data/", row=row))
     return metadata.sort_values("id", ignore_index=True), [found[i] for i in sorted(found)]
 
 
