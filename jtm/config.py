@@ -44,6 +44,7 @@ class DataConfig:
     metadata_url: str
     metadata_size: int | None
     metadata_md5: str | None
+    record_url: str | None
     retries: int
     timeout: float
 

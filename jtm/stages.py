@@ -120,9 +120,11 @@ _PRETRAIN_KEYS = tuple(
     if f.name not in ("workers", "checkpoint_every", "device", "compile")
 )
 
-# Retries and timeouts change how a download goes, not what it yields.
+# Retries, timeouts and the record cross-check change how a download goes, not what it yields.
 _DATA_KEYS = tuple(
-    f"data.{f.name}" for f in dataclasses.fields(DataConfig) if f.name not in ("retries", "timeout")
+    f"data.{f.name}"
+    for f in dataclasses.fields(DataConfig)
+    if f.name not in ("retries", "timeout", "record_url")
 )
 
 STAGES: dict[str, Stage] = {

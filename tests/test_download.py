@@ -3,13 +3,14 @@ safe extraction, with an archive in MusicNet's exact layout made from the demo c
 
 import hashlib
 import io
+import json
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from jtm.data import musicnet
-from jtm.data.download import RemoteFile, download, require_free_space
+from jtm.data.download import RemoteFile, cross_check, download, require_free_space
 from jtm.data.extract import extract
 from jtm.errors import DataError
 from jtm.stages import run_stage
@@ -68,6 +69,23 @@ def test_full_download_extract_and_pipeline(server, archive, built, tmp_path):
     assert (tmp_path / "idx" / "windows.parquet").is_file()
     again = run_stage("acquire", built)  # verified downloads are never fetched twice
     assert again["downloaded_bytes"] == 0 and server.sent("musicnet.tar.gz") == len(archive)
+
+
+def _record(*files: RemoteFile) -> bytes:
+    """The record JSON as Zenodo serves it: files[].key, .size, .checksum "md5:..."."""
+    return json.dumps(
+        {"files": [{"key": f.name, "size": f.size, "checksum": f"md5:{f.md5}"} for f in files]}
+    ).encode()
+
+
+def test_the_record_json_cross_checks_the_pins(server, archive):
+    a = remote(server, "musicnet.tar.gz", archive)
+    server.put("record", _record(RemoteFile(a.url, a.name, a.size, "f" * 32)))
+    with pytest.raises(DataError, match=f"record says MD5 {'f' * 32}, params say {a.md5}"):
+        cross_check(server.url("record"), [a])
+    assert cross_check(server.url("nowhere"), [a]) is False  # unreachable or absent: pins stand
+    server.put("record", _record(a))
+    assert cross_check(server.url("record"), [a]) is True
 
 
 def test_a_cut_transfer_resumes_with_range(server, archive, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from jtm.atomic import atomic_dir
 from jtm.config import DataConfig
 from jtm.data import musicnet
-from jtm.data.download import RemoteFile, download
+from jtm.data.download import RemoteFile, cross_check, download
 from jtm.data.extract import extract
 from jtm.errors import DataError
 
@@ -28,9 +28,11 @@ def acquire_musicnet(cfg: DataConfig, out: Path) -> dict:
         RemoteFile(cfg.archive_url, ARCHIVE, cfg.archive_size, cfg.archive_md5),
         RemoteFile(cfg.metadata_url, musicnet.METADATA_FILE, cfg.metadata_size, cfg.metadata_md5),
     )
+    checked = cross_check(cfg.record_url, list(files))
     results = [download(f, downloads, retries=cfg.retries, timeout=cfg.timeout) for f in files]
     extract(results[0].path, out, {musicnet.METADATA_FILE: results[1].path})
-    return {"downloaded_bytes": sum(r.bytes_transferred for r in results), **_count(out)}
+    downloaded = sum(r.bytes_transferred for r in results)
+    return {"downloaded_bytes": downloaded, "record_checked": int(checked), **_count(out)}
 
 
 def acquire_local(cfg: DataConfig, out: Path) -> dict:

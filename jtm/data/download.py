@@ -150,3 +150,29 @@ def download(
     os.replace(part, target)
     state_file.unlink(missing_ok=True)
     return result
+
+
+def cross_check(record_url: str | None, files: list[RemoteFile], timeout: float = 10.0) -> bool:
+    """Compare the pinned sizes and MD5s with the record's JSON (Zenodo: files[].key, .size,
+    .checksum "md5:..."), when it can be reached. A disagreement is an error (the pins are out of
+    date or the record changed); an unreachable record is only logged. Returns whether it checked.
+    """
+    if not record_url:
+        return False
+    try:
+        response = requests.get(record_url, timeout=timeout)
+        response.raise_for_status()
+        listed = {entry["key"]: entry for entry in response.json()["files"]}
+    except (requests.RequestException, ValueError, KeyError, TypeError) as err:
+        log.info("record %s not checked (%s): using the pinned sizes and checksums", record_url, err)
+        return False
+    for file in files:
+        entry = listed.get(file.name)
+        if entry is None:
+            raise DataError(record_url, f"the record lists no file {file.name!r} (it has {sorted(listed)})")
+        md5 = str(entry.get("checksum", "")).removeprefix("md5:")
+        if file.size is not None and entry.get("size") != file.size:
+            raise DataError(record_url, f"{file.name}: the record says {entry.get('size')} bytes, params say {file.size}")
+        if file.md5 is not None and md5 and md5 != file.md5:
+            raise DataError(record_url, f"{file.name}: the record says MD5 {md5}, params say {file.md5}")
+    return True
