@@ -42,27 +42,35 @@ def archive(built) -> bytes:
     return make_archive(Path(built["paths"]["raw"]))
 
 
-def test_full_download_extract_and_pipeline(server, archive, built, tmp_path):
-    metadata = (Path(built["paths"]["raw"]) / musicnet.METADATA_FILE).read_bytes()
+def musicnet_source(server, raw: Path, archive: bytes) -> dict:
+    """data.* params for source=musicnet served by `server`, record JSON included."""
+    metadata = (raw / musicnet.METADATA_FILE).read_bytes()
     a, m = remote(server, "musicnet.tar.gz", archive), remote(server, "musicnet_metadata.csv", metadata)
-    built["data"].update(
-        source="musicnet",
-        downloads=str(tmp_path / "downloads"),
-        archive_url=a.url,
-        archive_size=a.size,
-        archive_md5=a.md5,
-        metadata_url=m.url,
-        metadata_size=m.size,
-        metadata_md5=m.md5,
-        retries=1,
-        timeout=5,
-    )
+    server.put("api/records/5120004", _record(a, m))
+    return {
+        "source": "musicnet",
+        "archive_url": a.url,
+        "archive_size": a.size,
+        "archive_md5": a.md5,
+        "metadata_url": m.url,
+        "metadata_size": m.size,
+        "metadata_md5": m.md5,
+        "record_url": server.url("api/records/5120004"),
+        "retries": 1,
+        "timeout": 10,
+    }
+
+
+def test_full_download_extract_and_pipeline(server, archive, built, tmp_path):
+    built["data"].update(musicnet_source(server, Path(built["paths"]["raw"]), archive))
+    built["data"]["downloads"] = str(tmp_path / "downloads")
     built["paths"].update(
-        raw=str(tmp_path / "raw"), audio16k=str(tmp_path / "a16"), index=str(tmp_path / "idx")
+        raw=str(tmp_path / "downloaded"), audio16k=str(tmp_path / "a16"), index=str(tmp_path / "idx")
     )
     metrics = run_stage("acquire", built)
-    assert metrics["downloaded_bytes"] == len(archive) + len(metadata)
-    ids, _ = musicnet.discover(tmp_path / "raw")
+    assert metrics["downloaded_bytes"] == len(archive) + built["data"]["metadata_size"]
+    assert metrics["record_checked"] == 1  # the pins agreed with the served record JSON
+    ids, _ = musicnet.discover(tmp_path / "downloaded")
     assert len(ids) == metrics["train"] + metrics["test"]
     run_stage("resample", built)
     run_stage("index", built)
@@ -229,21 +237,9 @@ def test_dvc_repro_acquires_from_the_server_once(server, archive, built, tmp_pat
 
     from tests.test_workflows import _run, make_project
 
-    metadata = (Path(built["paths"]["raw"]) / musicnet.METADATA_FILE).read_bytes()
-    a, m = remote(server, "musicnet.tar.gz", archive), remote(server, "musicnet_metadata.csv", metadata)
     root = make_project(tmp_path / "project")
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"].update(
-        source="musicnet",
-        archive_url=a.url,
-        archive_size=a.size,
-        archive_md5=a.md5,
-        metadata_url=m.url,
-        metadata_size=m.size,
-        metadata_md5=m.md5,
-        retries=1,
-        timeout=10,
-    )
+    params["data"].update(musicnet_source(server, Path(built["paths"]["raw"]), archive))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     output = _run(["dvc", "repro", "index"], root)
     assert "Running stage 'acquire'" in output and "Running stage 'index'" in output
