@@ -52,18 +52,8 @@ class Distributed:
 
 
 def model_spec(cfg: PretrainConfig) -> ModelSpec:
-    return ModelSpec(
-        encoder=cfg.encoder,
-        hidden=cfg.hidden,
-        norm=cfg.norm,
-        sinc_kernel=cfg.sinc_kernel,
-        context=cfg.context,
-        context_layers=cfg.context_layers,
-        heads=cfg.heads,
-        head=cfg.head,
-        n_predicts=cfg.n_predicts,
-        reverse=cfg.reverse,
-    )
+    """The model part of the pretrain section (ModelSpec's fields are a subset of its keys)."""
+    return ModelSpec(**{field.name: getattr(cfg, field.name) for field in dataclasses.fields(ModelSpec)})
 
 
 def lr_factor(step: int, warmup_steps: int, decay_every: int, decay_gamma: float) -> float:
