@@ -8,8 +8,9 @@ configfile: "params.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     input:
-        rules.pretrain.output,
+        rules.embed.output,

@@ -31,6 +31,7 @@ class Paths:
     index: str
     pretrain: str
     checkpoints: str
+    embeddings: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +124,15 @@ class PretrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EmbedConfig:
+    features: tuple[str, ...]
+    layer: str
+    seed: int
+    batch_size: int
+    threads: int
+
+
+@dataclasses.dataclass(frozen=True)
 class MlflowConfig:
     tracking_uri: str
     experiment: str
@@ -199,6 +209,7 @@ SECTIONS = {
     "resample": ResampleConfig,
     "index": IndexConfig,
     "pretrain": PretrainConfig,
+    "embed": EmbedConfig,
     "mlflow": MlflowConfig,
 }
 

@@ -18,6 +18,7 @@ import pandas as pd
 from jtm.config import (
     DataConfig,
     DemoConfig,
+    EmbedConfig,
     IndexConfig,
     PretrainConfig,
     ResampleConfig,
@@ -120,6 +121,19 @@ _PRETRAIN_KEYS = tuple(
     if f.name not in ("workers", "checkpoint_every", "device", "compile")
 )
 
+
+def _embed(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+    from jtm.eval.embed import embed
+
+    return embed(
+        inputs["index"],
+        inputs["model"],
+        outputs["embeddings"],
+        section(params, "embed", EmbedConfig),
+        tracker,
+    )
+
+
 # Retries, timeouts and the record cross-check change how a download goes, not what it yields.
 _DATA_KEYS = tuple(
     f"data.{f.name}"
@@ -192,6 +206,16 @@ STAGES: dict[str, Stage] = {
             ),
             workers=None,  # the rule's threads are pretrain.threads (torch), not loader workers
             run=_pretrain,
+        ),
+        Stage(
+            "embed",
+            "Embed every window (cpc, random-init control, log-mel) at 100 Hz, frames and pooled.",
+            inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
+            outputs={"embeddings": "paths.embeddings"},
+            params=tuple(f"embed.{f.name}" for f in dataclasses.fields(EmbedConfig)),
+            code=("jtm/eval/embed.py", "jtm/models"),
+            workers=None,
+            run=_embed,
         ),
     )
 }

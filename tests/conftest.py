@@ -28,6 +28,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         f"paths.index={root / 'index'}",
         f"paths.pretrain={root / 'pretrain'}",
         f"paths.checkpoints={root / 'checkpoints'}",
+        f"paths.embeddings={root / 'embeddings'}",
         f"demo.scores={TINY_SCORES}",
         "demo.excerpt_seconds=4.0",
         "demo.renderings=1",
@@ -50,6 +51,8 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         "pretrain.checkpoint_every=2",
         "pretrain.workers=0",
         "pretrain.threads=1",
+        "embed.batch_size=4",
+        "embed.threads=1",
         f"mlflow.tracking_uri={tracking_uri}",
     ]
 
@@ -64,7 +67,7 @@ def _corpus_root(tmp_path_factory, tracking_uri) -> Path:
     """Scores parsed and rendered once per session; tests copy what they change."""
     root = tmp_path_factory.mktemp("corpus")
     params = load_params(REPO / "params.yaml", tiny_overrides(root, tracking_uri))
-    for stage in ("demo_scores", "acquire", "resample", "index"):
+    for stage in ("demo_scores", "acquire", "resample", "index", "pretrain"):
         run_stage(stage, params)
     return root
 
@@ -78,7 +81,7 @@ def tiny_params(tmp_path, tracking_uri) -> dict:
 @pytest.fixture
 def built(tmp_path, _corpus_root, tracking_uri) -> dict:
     """Tiny params with every stage's output already built (a private copy)."""
-    for name in ("scores", "raw", "audio16k", "index"):
+    for name in ("scores", "raw", "audio16k", "index", "pretrain"):
         shutil.copytree(_corpus_root / name, tmp_path / name)
     params = load_params(REPO / "params.yaml", tiny_overrides(tmp_path, tracking_uri))
     # index paths point into the session corpus: fine for reading, never written by tests

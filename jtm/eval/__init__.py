@@ -1,0 +1,1 @@
+"""Evaluation: window embeddings for downstream tasks (and, next, their metrics)."""

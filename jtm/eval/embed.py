@@ -1,0 +1,120 @@
+"""Stage `embed`: features for every window in the index, stored once for downstream training.
+
+Feature sets (`embed.features`):
+- `cpc`: the pretrained model (context-network output by default, `embed.layer: encoder` for
+  the encoder's frames);
+- `random`: the same architecture, seeded random init (the seed study's control);
+- `logmel`: a 128-band log-mel spectrogram (torchaudio) at the same 100 Hz frame rate.
+
+Output folder::
+
+    keys.parquet               row, id, start, length, split: one row per window (index order)
+    <feature>/frames.npy       (windows, 128, dim) float16, memory-mappable: 100 Hz frames
+    <feature>/pooled.npy       (windows, dim) float32: the frames' mean, per window
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from jtm.atomic import atomic_dir
+from jtm.config import EmbedConfig
+from jtm.data.windows import WindowDataset, WindowRef, load_windows
+from jtm.models.encoder import DOWNSAMPLING
+
+FEATURES = ("cpc", "random", "logmel")
+SAMPLE_RATE = 16_000
+
+
+class LogMel(torch.nn.Module):
+    """(B, L) audio -> (B, L // 160, 128) log-mel frames: 64 ms windows every 10 ms, centred."""
+
+    def __init__(self, n_mels: int = 128):
+        super().__init__()
+        import torchaudio
+
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SAMPLE_RATE, n_fft=1024, hop_length=DOWNSAMPLING, n_mels=n_mels, center=True
+        )
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        frames = audio.shape[1] // DOWNSAMPLING  # centred framing gives one extra frame at the end
+        return torch.log(self.mel(audio) + 1e-6)[:, :, :frames].transpose(1, 2)
+
+
+def build_extractor(name: str, model_dir: Path, cfg: EmbedConfig) -> torch.nn.Module:
+    from jtm.models.cpc import AudioEmbedder
+    from jtm.models.registry import ModelSpec, build_cpc
+    from jtm.train.pretrain import load_encoder
+
+    if name == "cpc":
+        return load_encoder(model_dir, cfg.layer)
+    if name == "random":
+        import json
+
+        spec = ModelSpec(**json.loads((model_dir / "config.json").read_text())["model"])
+        torch.manual_seed(cfg.seed)
+        return AudioEmbedder(build_cpc(spec), cfg.layer).eval()
+    if name == "logmel":
+        return LogMel().eval()
+    raise ValueError(f"unknown feature set {name!r}: use one of {FEATURES}")
+
+
+@torch.no_grad()
+def embed(
+    index_dir: str | Path, model_dir: str | Path, out_dir: str | Path, cfg: EmbedConfig, tracker=None
+) -> dict:
+    """Embed every window of every split; write the folder described above (atomically)."""
+    from tqdm import tqdm
+
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    windows, tracks = load_windows(index_dir, ("train", "val", "test"))
+    dataset = WindowDataset(windows, tracks)
+    hours = float(windows["length"].sum()) / SAMPLE_RATE / 3600
+    metrics: dict = {"windows": len(windows), "audio_hours": hours}
+    with atomic_dir(out_dir) as tmp:
+        windows.assign(row=np.arange(len(windows)))[["row", "id", "start", "length", "split"]].to_parquet(
+            tmp / "keys.parquet", index=False
+        )
+        for name in cfg.features:
+            extractor = build_extractor(name, Path(model_dir), cfg)
+            began = time.perf_counter()
+            frames_file = frames = pooled = None
+            for begin in tqdm(range(0, len(windows), cfg.batch_size), desc=f"embed {name}"):
+                rows = range(begin, min(begin + cfg.batch_size, len(windows)))
+                audio = torch.stack([dataset[WindowRef(i, 0)][0] for i in rows])
+                features = extractor(audio).float()
+                if frames is None:
+                    (tmp / name).mkdir()
+                    frames_file = tmp / name / "frames.npy"
+                    shape = (len(windows), features.shape[1], features.shape[2])
+                    frames = np.lib.format.open_memmap(frames_file, mode="w+", dtype=np.float16, shape=shape)
+                    pooled = np.empty((len(windows), features.shape[2]), dtype=np.float32)
+                frames[rows.start : rows.stop] = features.numpy().astype(np.float16)
+                pooled[rows.start : rows.stop] = features.mean(1).numpy()
+            frames.flush()
+            del frames
+            np.save(tmp / name / "pooled.npy", pooled)
+            minutes = (time.perf_counter() - began) / 60
+            metrics[f"{name}_hours_per_minute"] = hours / minutes
+            metrics[f"{name}_dim"] = int(pooled.shape[1])
+    if tracker is not None:
+        tracker.metrics(metrics)
+    return metrics
+
+
+def load_embeddings(folder: str | Path, feature: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(keys, frames memory map (windows, 128, dim) float16, pooled (windows, dim) float32)."""
+    folder = Path(folder)
+    keys = pd.read_parquet(folder / "keys.parquet")
+    return (
+        keys,
+        np.load(folder / feature / "frames.npy", mmap_mode="r"),
+        np.load(folder / feature / "pooled.npy"),
+    )

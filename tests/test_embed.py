@@ -1,0 +1,60 @@
+"""Stage `embed`: every window's frames and pooled features for cpc, random and logmel."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from jtm import load_encoder
+from jtm.eval.embed import LogMel, load_embeddings
+from jtm.stages import run_stage
+
+
+def test_every_window_gets_frames_and_pooled_features(built):
+    metrics = run_stage("embed", built)
+    folder = built["paths"]["embeddings"]
+    windows = pd.read_parquet(Path(built["paths"]["index"]) / "windows.parquet")
+    hidden = built["pretrain"]["hidden"]
+    frames_per_window = built["index"]["window"] // 160
+    for feature, dim in (("cpc", hidden), ("random", hidden), ("logmel", 128)):
+        keys, frames, pooled = load_embeddings(folder, feature)
+        assert len(keys) == len(windows) == metrics["windows"]
+        assert sorted(zip(keys["id"], keys["start"], strict=True)) == sorted(
+            zip(windows["id"], windows["start"], strict=True)
+        )
+        assert frames.shape == (len(keys), frames_per_window, dim) and frames.dtype == np.float16
+        np.testing.assert_allclose(pooled, frames.astype(np.float32).mean(1), rtol=1e-2, atol=1e-2)
+        assert metrics[f"{feature}_hours_per_minute"] > 0
+    assert set(keys["split"]) == {"train", "val", "test"}
+
+
+def test_cpc_features_are_the_models_and_random_is_a_seeded_control(built):
+    run_stage("embed", built)
+    folder, index = built["paths"]["embeddings"], Path(built["paths"]["index"])
+    keys, cpc, _ = load_embeddings(folder, "cpc")
+    _, random, _ = load_embeddings(folder, "random")
+    tracks = pd.read_parquet(index / "tracks.parquet").set_index("id")
+    row = keys.iloc[3]
+    audio = np.load(tracks.loc[row["id"], "path"])[row["start"] : row["start"] + row["length"]]
+    with torch.no_grad():
+        expected = load_encoder(built["paths"]["pretrain"])(torch.from_numpy(audio.astype(np.float32))[None])[
+            0
+        ]
+    np.testing.assert_allclose(cpc[3].astype(np.float32), expected.numpy(), rtol=1e-2, atol=1e-2)
+    assert not np.allclose(cpc[3], random[3], atol=1e-2)
+    built["paths"]["embeddings"] = str(Path(folder).with_name("again"))
+    run_stage("embed", built)
+    np.testing.assert_array_equal(load_embeddings(built["paths"]["embeddings"], "random")[1], random)
+
+
+def test_logmel_frames_are_100_hz_and_find_the_pitch():
+    t = np.arange(16_000) / 16_000
+    tone = torch.tensor(np.sin(2 * np.pi * 440 * t), dtype=torch.float32)[None]
+    frames = LogMel()(tone)
+    assert frames.shape == (1, 100, 128)
+    import torchaudio
+
+    centres = torchaudio.functional.melscale_fbanks(513, 0.0, 8000.0, 128, 16_000).argmax(0) * 8000 / 512
+    peak = centres[frames[0, 50].argmax()].item()
+    assert abs(np.log2(peak / 440)) < 0.1
