@@ -2,7 +2,7 @@
 
 Both engines build data/ (and the pretrained model) from scratch on a tiny config and must
 produce byte-identical outputs; an immediate rerun does nothing; changing a resample param
-reruns resample and what reads its output (index, pretrain), never the stages before it.
+reruns resample and what reads its output (index, pretrain, embed), never the stages before it.
 """
 
 import hashlib
@@ -125,4 +125,4 @@ def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(s
         for line in output.splitlines()
         if line.startswith(("rule ", "localrule "))
     }
-    assert ran == {"resample", "index", "pretrain", "all"}
+    assert ran == {"resample", "index", "pretrain", "embed", "all"}
