@@ -126,11 +126,7 @@ def _embed(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], trac
     from jtm.eval.embed import embed
 
     return embed(
-        inputs["index"],
-        inputs["model"],
-        outputs["embeddings"],
-        section(params, "embed", EmbedConfig),
-        tracker,
+        inputs["index"], inputs["model"], outputs["embeddings"], section(params, "embed", EmbedConfig)
     )
 
 

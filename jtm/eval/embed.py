@@ -104,8 +104,6 @@ def embed(
             minutes = (time.perf_counter() - began) / 60
             metrics[f"{name}_hours_per_minute"] = hours / minutes
             metrics[f"{name}_dim"] = int(pooled.shape[1])
-    if tracker is not None:
-        tracker.metrics(metrics)
     return metrics
 
 
