@@ -126,13 +126,12 @@ def evaluate(model, windows, tracks, cfg: PretrainConfig, device) -> tuple[np.nd
     for step, batch in enumerate(batches):
         audio = torch.stack([dataset[ref][0] for ref in batch]).to(device)
         frames, _, predictions, _ = model(audio)
+        frames = frames.float()
         length = frames.shape[1]
         draws = draw_negatives(
             _generator(cfg.seed + 1, step), len(batch), length, cfg.n_negatives, len(batch) * length
         )
-        _, loss_k, acc_k = info_nce(
-            frames.float(), predictions.float(), frames.float().reshape(-1, frames.shape[-1]), draws
-        )
+        _, loss_k, acc_k = info_nce(frames, predictions.float(), frames.reshape(-1, frames.shape[-1]), draws)
         losses.append(loss_k.cpu().numpy())
         accuracies.append(acc_k.cpu().numpy())
     model.train()
@@ -230,12 +229,13 @@ def pretrain(
             with autocast:
                 frames, _, predictions, new_state = trained(audio, state)
             _store_state(carried, streams, new_state)
+            frames = frames.float()  # the loss in float32 whatever the autocast dtype
             length = frames.shape[1]
             draws = draw_negatives(_generator(cfg.seed, step), size, length, cfg.n_negatives, size * length)
             loss, loss_k, acc_k = info_nce(
-                frames.float(),
+                frames,
                 predictions.float(),
-                _gather(frames.float(), dist.world),
+                _gather(frames, dist.world),
                 draws[offset : offset + len(audio)],
                 offset,
             )
@@ -245,10 +245,12 @@ def pretrain(
             scheduler.step()
             step, position = step + 1, j + 1
             window_count += size
-            running["loss"].append(loss_k.cpu().numpy())
-            running["acc"].append(acc_k.cpu().numpy())
+            # Kept on the device: copying to the host here would stall a GPU every step.
+            running["loss"].append(loss_k)
+            running["acc"].append(acc_k)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                train_loss_k, train_acc_k = np.mean(running["loss"], 0), np.mean(running["acc"], 0)
+                train_loss_k = torch.stack(running["loss"]).mean(0).cpu().numpy()
+                train_acc_k = torch.stack(running["acc"]).mean(0).cpu().numpy()
                 speed = window_count / (time.perf_counter() - clock)
                 running, window_count, clock = {"loss": [], "acc": []}, 0, time.perf_counter()
                 if dist.main:
