@@ -13,4 +13,4 @@ include: "workflow/rules/evaluate.smk"
 
 rule all:
     input:
-        rules.embed.output,
+        rules.report.output,

@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             from jtm.train.pretrain import summarize_model
 
             print(summarize_model(get_dotted(params, "paths.pretrain")) or "no CPC model yet")
+            report = Path(get_dotted(params, "paths.report"))
+            if report.is_file():
+                print(f"Report: {report.resolve()} (Markdown: {get_dotted(params, 'paths.report_md')})")
+            else:
+                print("no report yet: run the pipeline to its end (make demo, or dvc repro)")
             print(f"MLflow runs: mlflow ui --backend-store-uri {get_dotted(params, 'mlflow.tracking_uri')}")
             return 0
         if args.command == "render":

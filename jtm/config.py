@@ -32,6 +32,11 @@ class Paths:
     pretrain: str
     checkpoints: str
     embeddings: str
+    downstream: str
+    metrics: str
+    report: str
+    report_md: str
+    figures: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +138,40 @@ class EmbedConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DownstreamConfig:
+    tasks: tuple[str, ...]
+    features: tuple[str, ...]
+    heads: tuple[str, ...]
+    mlp_hidden: int
+    end_to_end: tuple[str, ...]
+    end_to_end_tasks: tuple[str, ...]
+    end_to_end_fractions: tuple[float, ...]
+    fractions: tuple[float, ...]
+    seeds: tuple[int, ...]
+    transcription_seeds: tuple[int, ...]
+    end_to_end_seeds: tuple[int, ...]
+    lr: float
+    weight_decay: float
+    batch_size: int
+    frame_batch_size: int
+    max_epochs: int
+    patience: int
+    e2e_steps: int
+    e2e_batch_size: int
+    e2e_lr: float
+    e2e_val_every: int
+    e2e_val_windows: int
+    excerpt_windows: int
+    threads: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    seed: int
+    projection_windows: int
+
+
+@dataclasses.dataclass(frozen=True)
 class MlflowConfig:
     tracking_uri: str
     experiment: str
@@ -210,6 +249,8 @@ SECTIONS = {
     "index": IndexConfig,
     "pretrain": PretrainConfig,
     "embed": EmbedConfig,
+    "downstream": DownstreamConfig,
+    "report": ReportConfig,
     "mlflow": MlflowConfig,
 }
 

@@ -18,9 +18,11 @@ import pandas as pd
 from jtm.config import (
     DataConfig,
     DemoConfig,
+    DownstreamConfig,
     EmbedConfig,
     IndexConfig,
     PretrainConfig,
+    ReportConfig,
     ResampleConfig,
     get_dotted,
     section,
@@ -130,6 +132,39 @@ def _embed(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], trac
     )
 
 
+def _downstream(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+    from jtm.train.downstream import run_downstream
+
+    return run_downstream(
+        inputs["index"],
+        inputs["embeddings"],
+        inputs["model"],
+        outputs["results"],
+        outputs["metrics"],
+        section(params, "downstream", DownstreamConfig),
+        tracker,
+    )
+
+
+def _report(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+    from jtm.report.build import build_report
+
+    shaping = [key for stage in STAGES.values() for key in stage.params]
+    metrics = build_report(
+        inputs["index"],
+        inputs["model"],
+        inputs["embeddings"],
+        inputs["results"],
+        outputs["html"],
+        outputs["markdown"],
+        outputs["figures"],
+        subset(params, list(dict.fromkeys(shaping))),
+        section(params, "report", ReportConfig),
+    )
+    print(f"report: {outputs['html']} (and {outputs['markdown']})")
+    return metrics
+
+
 # Retries, timeouts and the record cross-check change how a download goes, not what it yields.
 _DATA_KEYS = tuple(
     f"data.{f.name}"
@@ -212,6 +247,43 @@ STAGES: dict[str, Stage] = {
             code=("jtm/eval/embed.py", "jtm/models"),
             workers=None,
             run=_embed,
+        ),
+        Stage(
+            "downstream",
+            "Train probes and end-to-end baselines per task, label fraction and seed; score on test.",
+            inputs={
+                "index": "paths.index",
+                "audio16k": "paths.audio16k",
+                "model": "paths.pretrain",
+                "embeddings": "paths.embeddings",
+            },
+            outputs={"results": "paths.downstream", "metrics": "paths.metrics"},
+            params=tuple(f"downstream.{f.name}" for f in dataclasses.fields(DownstreamConfig)),
+            code=(
+                "jtm/train/downstream.py",
+                "jtm/train/probe.py",
+                "jtm/train/end_to_end.py",
+                "jtm/eval/labels.py",
+                "jtm/eval/subsets.py",
+                "jtm/eval/metrics.py",
+            ),
+            workers=None,
+            run=_downstream,
+        ),
+        Stage(
+            "report",
+            "Write the study's report (HTML, self-contained, and Markdown) from the stages' outputs.",
+            inputs={
+                "index": "paths.index",
+                "model": "paths.pretrain",
+                "embeddings": "paths.embeddings",
+                "results": "paths.downstream",
+            },
+            outputs={"html": "paths.report", "markdown": "paths.report_md", "figures": "paths.figures"},
+            params=tuple(f"report.{f.name}" for f in dataclasses.fields(ReportConfig)),
+            code=("jtm/report",),
+            workers=None,
+            run=_report,
         ),
     )
 }

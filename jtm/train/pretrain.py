@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
@@ -189,6 +190,7 @@ def pretrain(
     fingerprint = _fingerprint(cfg, index_dir)
     checkpoint_path = checkpoint_dir / f"rank{dist.rank}-of-{dist.world}.pt"
     step, epoch, position = 0, 0, 0
+    history: dict[str, list[dict]] = {"train": [], "val": []}  # the curves written beside the model
     carried = _new_state(model, cfg.batch_size, dist.device) if cfg.sampling == "sequential" else None
     saved = load_checkpoint(checkpoint_path)
     if saved is not None and saved["fingerprint"] == fingerprint:
@@ -196,6 +198,7 @@ def pretrain(
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         step, epoch, position, carried = saved["step"], saved["epoch"], saved["position"], saved["carried"]
+        history = saved.get("history", history)
         carried = None if carried is None else _to(carried, dist.device)
         log.info("resuming from %s at step %d", checkpoint_path, step)
     elif saved is not None:
@@ -262,6 +265,7 @@ def pretrain(
                         speed,
                     )
                     _track(
+                        history,
                         tracker,
                         "train",
                         train_loss_k,
@@ -271,7 +275,7 @@ def pretrain(
                     )
             if dist.main and not val_windows.empty and (step % cfg.val_every == 0 or step == cfg.steps):
                 val_loss_k, val_acc_k = evaluate(model, val_windows, val_tracks, cfg, dist.device)
-                _track(tracker, "val", val_loss_k, val_acc_k, step, {})
+                _track(history, tracker, "val", val_loss_k, val_acc_k, step, {})
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save_checkpoint(
                     checkpoint_path,
@@ -284,6 +288,7 @@ def pretrain(
                         "epoch": epoch,
                         "position": position,
                         "carried": _to(carried, "cpu"),
+                        "history": history,
                         "torch_rng": torch.get_rng_state(),
                         "config": dataclasses.asdict(cfg),
                     },
@@ -299,7 +304,7 @@ def pretrain(
         )
         metrics.update(_per_k("train", train_loss_k, train_acc_k) | _per_k("val", val_loss_k, val_acc_k))
         metrics["chance_accuracy"] = 1 / (1 + cfg.n_negatives)
-        _write_model(out_dir, model, cfg, windows, metrics)
+        _write_model(out_dir, model, cfg, windows, metrics, history)
         if tracker is not None:
             tracker.artifacts(out_dir)
         print("per-k accuracy (val): " + " ".join(f"k{k + 1}={a:.3f}" for k, a in enumerate(val_acc_k)))
@@ -321,13 +326,16 @@ def _per_k(prefix: str, loss_k: np.ndarray, acc_k: np.ndarray) -> dict:
     return out
 
 
-def _track(tracker, prefix: str, loss_k, acc_k, step: int, extra: dict) -> None:
+def _track(history: dict, tracker, prefix: str, loss_k, acc_k, step: int, extra: dict) -> None:
+    values = _per_k(prefix, loss_k, acc_k) | extra
+    history[prefix].append({"step": step} | {k.removeprefix(f"{prefix}_"): v for k, v in values.items()})
     if tracker is not None:
-        tracker.metrics(_per_k(prefix, loss_k, acc_k) | extra, step=step)
+        tracker.metrics(values, step=step)
 
 
-def _write_model(out_dir: Path, model, cfg: PretrainConfig, windows, metrics: dict) -> None:
-    """model.pt (a weights-only state dict), config.json (how to rebuild it), metrics.json."""
+def _write_model(out_dir: Path, model, cfg: PretrainConfig, windows, metrics: dict, history: dict) -> None:
+    """model.pt (a weights-only state dict), config.json (how to rebuild it), metrics.json, and
+    curves_train.csv / curves_val.csv (step, loss, acc_k1, per-k loss_k*/acc_k*, ...)."""
     length = int(windows["length"].iloc[0])
     with atomic_dir(out_dir) as tmp:
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -341,6 +349,10 @@ def _write_model(out_dir: Path, model, cfg: PretrainConfig, windows, metrics: di
         }
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        for split, rows in history.items():
+            pd.DataFrame(rows, columns=None if rows else ["step", "loss", "acc_k1"]).to_csv(
+                tmp / f"curves_{split}.csv", index=False
+            )
 
 
 def load_encoder(path: str | Path, layer: str = "context") -> torch.nn.Module:

@@ -1,0 +1,320 @@
+"""Stage `report`: results/report.html (self-contained) and results/report.md from the stages'
+output files. It trains nothing: it reads the index, the model's curves, the embeddings (for
+the 2-D projections) and the downstream results, and says plainly which method wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jtm.atomic import atomic_dir, atomic_file
+from jtm.config import ReportConfig
+from jtm.eval.metrics import HEADLINE
+from jtm.report import figures
+from jtm.tracking import git_commit
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """task, method, fraction, metric -> mean, std over seeds, seeds, train_windows."""
+    grouped = results.groupby(["task", "method", "fraction", "metric"], sort=False)
+    return grouped.agg(
+        mean=("value", "mean"),
+        std=("value", lambda v: float(np.std(v))),
+        seeds=("seed", "nunique"),
+        train_windows=("train_windows", "mean"),
+    ).reset_index()
+
+
+def headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each task's headline metric only."""
+    keep = summary["metric"] == summary["task"].map(HEADLINE)
+    return summary[keep].reset_index(drop=True)
+
+
+def verdicts(headline: pd.DataFrame) -> list[str]:
+    """One plain sentence per (task, fraction): the winner, its margin, and where CPC stands."""
+    lines = []
+    for (task, fraction), rows in headline.groupby(["task", "fraction"], sort=False):
+        rows = rows.sort_values("mean", ascending=False)
+        best = rows.iloc[0]
+        metric = HEADLINE[task]
+        text = f"**{task}, {fraction * 100:g}% labels** ({metric}): "
+        text += f"{best['method']} wins with {best['mean']:.3f}"
+        if len(rows) > 1:
+            second = rows.iloc[1]
+            margin = best["mean"] - second["mean"]
+            spread = max(best["std"], second["std"])
+            text += f", {margin:.3f} ahead of {second['method']} ({second['mean']:.3f})"
+            if margin <= spread:
+                text += ", within the seed spread"
+        cpc = rows[rows["method"].str.startswith("cpc")]
+        if len(cpc) and not best["method"].startswith("cpc"):
+            text += (
+                f". CPC does not win: its best ({cpc.iloc[0]['method']}, {cpc.iloc[0]['mean']:.3f}) is "
+                f"{best['mean'] - cpc.iloc[0]['mean']:.3f} behind"
+            )
+        random = rows[rows["method"].str.startswith("random")]
+        if len(cpc) and len(random):
+            text += f"; CPC vs the random-init control: {cpc.iloc[0]['mean'] - random.iloc[0]['mean']:+.3f}"
+        lines.append(text + ".")
+    return lines
+
+
+def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
+    """Rows: task x method; columns: label fractions; cells: mean +- std (seeds)."""
+    cells = headline.assign(
+        cell=[
+            f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}"
+            for m, s, n in zip(headline["mean"], headline["std"], headline["seeds"], strict=True)
+        ],
+        column=[f"{f * 100:g}% labels" for f in headline["fraction"]],
+    )
+    table = cells.pivot_table(
+        index=["task", "method"], columns="column", values="cell", aggfunc="first", sort=False
+    )
+    columns = sorted(table.columns, key=lambda c: float(c.split("%")[0]))
+    table = table[columns].fillna("–").reset_index()
+    table.insert(1, "metric", table["task"].map(HEADLINE))
+    return table
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _projections(embeddings: Path, index: Path, cfg: ReportConfig, features: list[str]) -> dict[str, bytes]:
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    keys = pd.read_parquet(embeddings / "keys.parquet")
+    tracks = pd.read_parquet(index / "tracks.parquet")
+    meta = keys.merge(tracks[["id", "ensemble", "composer"]], on="id", how="left")
+    rows = np.flatnonzero(meta["split"].isin(["val", "test"]).to_numpy())
+    rng = np.random.default_rng(cfg.seed)
+    rows = np.sort(rng.permutation(rows)[: cfg.projection_windows])
+    colours = {c: meta[c].astype(str).to_numpy()[rows] for c in ("ensemble", "composer")}
+    out = {}
+    for name, project in (
+        ("pca", lambda x: PCA(2, random_state=cfg.seed).fit_transform(x)),
+        (
+            "tsne",
+            lambda x: TSNE(
+                2, random_state=cfg.seed, init="pca", perplexity=min(30, len(x) - 1)
+            ).fit_transform(x),
+        ),
+    ):
+        points = {}
+        for feature in features:
+            pooled = np.load(embeddings / feature / "pooled.npy")[rows]
+            pooled = (pooled - pooled.mean(0)) / (pooled.std(0) + 1e-6)
+            points[feature] = project(pooled)
+        out[name] = _png(figures.projections(points, colours, name.upper()))
+    return out
+
+
+def build_report(
+    index: str | Path,
+    model_dir: str | Path,
+    embeddings: str | Path,
+    downstream: str | Path,
+    html_path: str | Path,
+    md_path: str | Path,
+    figures_dir: str | Path,
+    params: dict,
+    cfg: ReportConfig,
+) -> dict:
+    """Write report.html, report.md and the figures folder (each atomically)."""
+    index, model_dir, embeddings, downstream = (
+        Path(index),
+        Path(model_dir),
+        Path(embeddings),
+        Path(downstream),
+    )
+    results = pd.read_parquet(downstream / "results.parquet")
+    summary = summarize(results)
+    headline = headline_rows(summary)
+    tracks = pd.read_parquet(index / "tracks.parquet")
+    pretrain_metrics = json.loads((model_dir / "metrics.json").read_text())
+    images: dict[str, tuple[str, bytes]] = {}  # name -> (caption, png)
+
+    train_curves = pd.read_csv(model_dir / "curves_train.csv")
+    val_curves = pd.read_csv(model_dir / "curves_val.csv")
+    images["cpc_curves"] = (
+        "CPC pretraining: accuracy of predicting k frames (10 ms each) ahead against the negatives, per k",
+        _png(figures.cpc_curves(train_curves, val_curves, pretrain_metrics["chance_accuracy"])),
+    )
+    images["label_efficiency"] = (
+        "Label efficiency: each task's headline metric against the share of labelled train windows "
+        "(mean ± std over seeds; solid: CPC, dotted: other frozen features, dashed: end-to-end)",
+        _png(figures.label_efficiency(headline, HEADLINE)),
+    )
+    matrices = []
+    for task in ("ensemble", "composer"):
+        rows = headline[(headline["task"] == task) & (headline["fraction"] == 1)]
+        if rows.empty:
+            continue
+        picks = [rows.sort_values("mean").iloc[-1]["method"]]
+        cpc = rows[rows["method"].str.startswith("cpc")].sort_values("mean")
+        if len(cpc) and cpc.iloc[-1]["method"] not in picks:
+            picks.append(cpc.iloc[-1]["method"])
+        for method in picks:
+            path = downstream / "confusion" / task / f"{method}.json"
+            if path.is_file():
+                data = json.loads(path.read_text())
+                matrices.append((f"{task}: {method}", data["classes"], np.array(data["matrix"])))
+    if matrices:
+        images["confusion"] = (
+            "Confusion matrices on the test split (all labels, first seed): "
+            "the best method and the best CPC probe",
+            _png(figures.confusion(matrices)),
+        )
+    excerpt_path = downstream / "excerpt.npz"
+    if excerpt_path.is_file():
+        excerpt = np.load(excerpt_path)
+        rows = headline[(headline["task"] == "transcription") & (headline["fraction"] == 1)]
+        best = rows.sort_values("mean").iloc[-1]["method"]
+        threshold = results[
+            (results["task"] == "transcription")
+            & (results["method"] == best)
+            & (results["fraction"] == 1)
+            & (results["metric"] == "threshold")
+        ]["value"].iloc[0]
+        images["piano_roll"] = (
+            f"Transcription of a test excerpt (track {int(excerpt['track'])}, from "
+            f"{int(excerpt['start']) / 16000:.2f} s) by the best method, {best}",
+            _png(figures.piano_roll(excerpt["truth"], excerpt[best].astype(np.float32), threshold, best)),
+        )
+    features = [f for f in ("cpc", "random") if (embeddings / f / "pooled.npy").is_file()]
+    if features:
+        for name, png in _projections(embeddings, index, cfg, features).items():
+            images[f"projection_{name}"] = (
+                f"{name.upper()} of pooled window embeddings (validation and test windows): "
+                "cpc vs random init",
+                png,
+            )
+
+    table = headline_table(headline)
+    everything = summary[summary["fraction"] == 1]
+    full = {
+        task: rows.pivot_table(index="method", columns="metric", values="mean", sort=False)
+        for task, rows in everything.groupby("task", sort=False)
+    }
+    context = {
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
+        "tracks": len(tracks),
+        "hours": float(tracks["source_samples"].sum()) / 44_100 / 3600,
+        "splits": tracks["split"].value_counts().to_dict(),
+        "ensembles": tracks["ensemble"].nunique(),
+        "composers": tracks["composer"].nunique(),
+        "pretrain": pretrain_metrics,
+        "models": int(results.groupby(["task", "method", "fraction", "seed"]).ngroups),
+    }
+    verdict = verdicts(headline)
+    with atomic_dir(figures_dir) as tmp:
+        for name, (_, png) in images.items():
+            (tmp / f"{name}.png").write_bytes(png)
+    md_dir = Path(md_path).parent
+    relative = os.path.relpath(Path(figures_dir), md_dir)
+    with atomic_file(md_path) as tmp:
+        tmp.write_text(_markdown(context, table, full, verdict, images, relative, params))
+    with atomic_file(html_path) as tmp:
+        tmp.write_text(_html(context, table, full, verdict, images, params))
+    return {"figures": len(images), "models": context["models"]}
+
+
+def _intro(context: dict) -> list[str]:
+    p = context["pretrain"]
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(context["splits"].items()))
+    last = max(int(k.removeprefix("val_acc_k")) for k in p if k.startswith("val_acc_k"))
+    return [
+        f"Generated {context['generated']} from commit `{context['commit']}`.",
+        f"Data: {context['tracks']} tracks ({splits}), {context['hours']:.2f} hours, "
+        f"{context['ensembles']} ensembles, {context['composers']} composers.",
+        f"CPC: {p['steps']} steps; validation accuracy k=1 {p['val_acc_k1']:.3f}, k={last} "
+        f"{p[f'val_acc_k{last}']:.3f} (chance {p['chance_accuracy']:.3f}).",
+        f"Downstream: {context['models']} models trained; scores on the test split, model selection "
+        "on the validation split.",
+    ]
+
+
+def _markdown(context, table, full, verdict, images, figures_rel, params) -> str:
+    lines = ["# jtm report", ""] + [f"- {line}" for line in _intro(context)]
+    lines += ["", "## Which method wins", ""] + [f"- {v}" for v in verdict]
+    lines += ["", "## Headline table (test split, mean ± std over seeds)", "", table.to_markdown(index=False)]
+    lines += ["", "## Every metric, all labels (mean over seeds)"]
+    for task, table_of_task in full.items():
+        lines += ["", f"### {task}", "", table_of_task.round(3).to_markdown()]
+    lines += ["", "## Figures", ""]
+    for name, (caption, _) in images.items():
+        lines += [f"![{caption}]({figures_rel}/{name}.png)", "", f"*{caption}*", ""]
+    lines += ["## Parameters", "", "```yaml", _params_yaml(params), "```", ""]
+    return "\n".join(lines)
+
+
+def _params_yaml(params: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump({k: v for k, v in params.items() if k != "paths"}, sort_keys=False).strip()
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f0f0f0; } td:first-child, td:nth-child(2) { text-align: left; }
+img { max-width: 100%; display: block; margin: 0.5em 0; }
+figure { margin: 1.5em 0; } figcaption { font-style: italic; color: #555; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def _inline_markdown(text: str) -> str:
+    """The few Markdown marks the generated sentences use (**bold**, `code`) as HTML."""
+    import re
+
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def _html(context, table, full, verdict, images, params) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>jtm report</title>',
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>jtm report</h1><ul>",
+        *[f"<li>{_inline_markdown(line)}</li>" for line in _intro(context)],
+        "</ul><h2>Which method wins</h2><ul>",
+        *[f"<li>{_inline_markdown(v)}</li>" for v in verdict],
+        "</ul><h2>Headline table (test split, mean ± std over seeds)</h2>",
+        table.to_html(index=False, classes="headline", border=0, escape=True),
+        "<h2>Every metric, all labels (mean over seeds)</h2>",
+        *[
+            f"<h3>{html.escape(task)}</h3>" + t.round(3).to_html(classes="full", border=0)
+            for task, t in full.items()
+        ],
+        "<h2>Figures</h2>",
+    ]
+    for name, (caption, png) in images.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(
+            f'<figure id="{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    parts += ["<h2>Parameters</h2>", f"<pre>{html.escape(_params_yaml(params))}</pre>", "</body></html>"]
+    return "\n".join(parts)

@@ -1,0 +1,146 @@
+"""The report's figures (matplotlib, Agg): each function takes tables/arrays, returns a Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+TASK_TITLES = {
+    "ensemble": "Ensemble (window)",
+    "composer": "Composer (window)",
+    "instruments": "Instruments (window, multi-label)",
+    "transcription": "Transcription (frame, 128 pitches)",
+}
+
+
+def cpc_curves(train: pd.DataFrame, val: pd.DataFrame, chance: float) -> plt.Figure:
+    """Per-k accuracy (train, val) and mean loss against the training step."""
+    ks = sorted(int(c.removeprefix("acc_k")) for c in train.columns if c.startswith("acc_k"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    cmap = plt.get_cmap("viridis", max(len(ks), 2))
+    for ax, table, name in ((axes[0], train, "train"), (axes[1], val, "validation")):
+        for i, k in enumerate(ks):
+            if f"acc_k{k}" in table:
+                ax.plot(table["step"], table[f"acc_k{k}"], color=cmap(i), label=f"k={k}", marker=".")
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+        ax.set(title=f"CPC {name} accuracy per k", xlabel="step", ylabel="accuracy", ylim=(0, 1))
+    axes[1].legend(ncol=2, fontsize=7)
+    for table, name in ((train, "train"), (val, "validation")):
+        if "loss" in table and len(table):
+            axes[2].plot(table["step"], table["loss"], marker=".", label=name)
+    axes[2].set(title="InfoNCE loss (mean over k)", xlabel="step", ylabel="loss")
+    axes[2].legend()
+    return fig
+
+
+def label_efficiency(summary: pd.DataFrame, headline: dict[str, str]) -> plt.Figure:
+    """One panel per task: the headline metric (mean +- std over seeds) against the label fraction."""
+    tasks = list(dict.fromkeys(summary["task"]))
+    fig, axes = plt.subplots(
+        1, len(tasks), figsize=(4.5 * len(tasks), 4), constrained_layout=True, squeeze=False
+    )
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rows = summary[summary["task"] == task]
+        for method, curve in rows.groupby("method", sort=False):
+            curve = curve.sort_values("fraction")
+            style = "-" if method.startswith("cpc") else "--" if method in ("supervised", "finetune") else ":"
+            ax.errorbar(
+                curve["fraction"] * 100,
+                curve["mean"],
+                yerr=curve["std"],
+                label=method,
+                linestyle=style,
+                marker="o",
+                capsize=3,
+            )
+        ax.set(
+            xscale="log",
+            title=TASK_TITLES.get(task, task),
+            xlabel="labelled train windows (%)",
+            ylabel=headline[task],
+        )
+    handles = {}
+    for ax in axes[0]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
+    return fig
+
+
+def confusion(matrices: list[tuple[str, list[str], np.ndarray]]) -> plt.Figure:
+    """Row-normalised confusion matrices, one panel per (title, classes, matrix)."""
+    fig, axes = plt.subplots(
+        1, len(matrices), figsize=(6 * len(matrices), 5.5), constrained_layout=True, squeeze=False
+    )
+    for ax, (title, classes, matrix) in zip(axes[0], matrices, strict=True):
+        rows = matrix.sum(1, keepdims=True)
+        shown = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+        ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set(title=title, xlabel="predicted", ylabel="true")
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(
+                    j,
+                    i,
+                    int(count),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if shown[i, j] > 0.5 else "black",
+                )
+    return fig
+
+
+def piano_roll(truth: np.ndarray, probs: np.ndarray, threshold: float, method: str) -> plt.Figure:
+    """True notes, predicted probabilities, and the thresholded prediction of a test excerpt."""
+    active = np.flatnonzero(truth.any(0) | (probs >= threshold).any(0))
+    low, high = (
+        (max(active.min() - 3, 0), min(active.max() + 4, truth.shape[1])) if len(active) else (21, 109)
+    )
+    seconds = truth.shape[0] / 100
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True, sharey=True)
+    extent = (0, seconds, low - 0.5, high - 0.5)
+    for ax, image, title in (
+        (axes[0], truth, "true notes"),
+        (axes[1], probs, f"{method}: probability"),
+        (axes[2], (probs >= threshold) * 1.0 + truth * 0.5, f"{method}: > {threshold:.2f} (grey: missed)"),
+    ):
+        ax.imshow(
+            image[:, low:high].T,
+            aspect="auto",
+            origin="lower",
+            extent=extent,
+            cmap="Greys",
+            vmin=0,
+            vmax=1 if image.max() <= 1 else image.max(),
+        )
+        ax.set(title=title, xlabel="seconds")
+    axes[0].set_ylabel("MIDI pitch")
+    return fig
+
+
+def projections(points: dict[str, np.ndarray], colours: dict[str, np.ndarray], method: str) -> plt.Figure:
+    """A grid: rows = feature sets (2-D points), columns = what the points are coloured by."""
+    fig, axes = plt.subplots(
+        len(points),
+        len(colours),
+        figsize=(6 * len(colours), 5 * len(points)),
+        constrained_layout=True,
+        squeeze=False,
+    )
+    for row, (feature, xy) in enumerate(points.items()):
+        for col, (name, labels) in enumerate(colours.items()):
+            ax = axes[row][col]
+            for value in sorted(set(labels)):
+                mask = labels == value
+                ax.scatter(xy[mask, 0], xy[mask, 1], s=6, label=value, alpha=0.7)
+            ax.set(title=f"{feature}: {method}, coloured by {name}", xticks=[], yticks=[])
+            if row == 0:
+                ax.legend(fontsize=6, markerscale=2, loc="best")
+    return fig
