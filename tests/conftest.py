@@ -16,6 +16,7 @@ from jtm.config import load_params
 from jtm.stages import run_stage
 
 REPO = Path(__file__).resolve().parents[1]
+STAGE_ORDER = ("demo_scores", "acquire", "resample", "index", "pretrain", "embed", "downstream", "report")
 TINY_SCORES = ["bach/bwv66.6", "bach/bwv84.5", "bach/bwv117.4", "mozart/k155/movement1.mxl"]
 
 
@@ -29,6 +30,11 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         f"paths.pretrain={root / 'pretrain'}",
         f"paths.checkpoints={root / 'checkpoints'}",
         f"paths.embeddings={root / 'embeddings'}",
+        f"paths.downstream={root / 'downstream'}",
+        f"paths.metrics={root / 'metrics'}",
+        f"paths.report={root / 'report.html'}",
+        f"paths.report_md={root / 'report.md'}",
+        f"paths.figures={root / 'figures'}",
         f"demo.scores={TINY_SCORES}",
         "demo.excerpt_seconds=4.0",
         "demo.renderings=1",
@@ -53,6 +59,19 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         "pretrain.threads=1",
         "embed.batch_size=4",
         "embed.threads=1",
+        "downstream.end_to_end_tasks=[ensemble, transcription]",
+        "downstream.end_to_end_fractions=[1.0]",
+        "downstream.fractions=[0.5, 1.0]",
+        "downstream.seeds=[0, 1]",
+        "downstream.max_epochs=4",
+        "downstream.patience=2",
+        "downstream.e2e_steps=2",
+        "downstream.e2e_batch_size=2",
+        "downstream.e2e_val_every=1",
+        "downstream.e2e_val_windows=4",
+        "downstream.excerpt_windows=2",
+        "downstream.threads=1",
+        "report.projection_windows=40",
         f"mlflow.tracking_uri={tracking_uri}",
     ]
 
@@ -67,7 +86,7 @@ def _corpus_root(tmp_path_factory, tracking_uri) -> Path:
     """Scores parsed and rendered once per session; tests copy what they change."""
     root = tmp_path_factory.mktemp("corpus")
     params = load_params(REPO / "params.yaml", tiny_overrides(root, tracking_uri))
-    for stage in ("demo_scores", "acquire", "resample", "index", "pretrain"):
+    for stage in STAGE_ORDER:
         run_stage(stage, params)
     return root
 
@@ -80,8 +99,9 @@ def tiny_params(tmp_path, tracking_uri) -> dict:
 
 @pytest.fixture
 def built(tmp_path, _corpus_root, tracking_uri) -> dict:
-    """Tiny params with every stage's output already built (a private copy)."""
-    for name in ("scores", "raw", "audio16k", "index", "pretrain"):
+    """Tiny params with every stage's output already built (a private copy; the report is not
+    copied, so a test that needs one runs the report stage)."""
+    for name in ("scores", "raw", "audio16k", "index", "pretrain", "embeddings", "downstream", "metrics"):
         shutil.copytree(_corpus_root / name, tmp_path / name)
     params = load_params(REPO / "params.yaml", tiny_overrides(tmp_path, tracking_uri))
     # index paths point into the session corpus: fine for reading, never written by tests

@@ -87,7 +87,9 @@ def test_dvc_stage_matches(name):
     assert stage["cmd"] == f"jtm {name}"
     assert sorted(stage["deps"]) == sorted(want["deps"])
     # DVC may track an output folder's files one by one (metrics apart): same folder either way.
-    assert sorted({o if o in want["outs"] else str(Path(o).parent) for o in stage["outs"]}) == want["outs"]
+    assert sorted({o if o in want["outs"] else str(Path(o).parent) for o in stage["outs"]}) == sorted(
+        want["outs"]
+    )
     assert stage["params"] == want["params"]
 
 

@@ -2,7 +2,9 @@
 
 Both engines build data/ (and the pretrained model) from scratch on a tiny config and must
 produce byte-identical outputs; an immediate rerun does nothing; changing a resample param
-reruns resample and what reads its output (index, pretrain, embed), never the stages before it.
+reruns resample and what reads its output (index, pretrain, embed, downstream, report), never
+the stages before it. `dvc metrics show`, `dvc plots show` and `dvc exp run -S` work as the
+README says.
 """
 
 import hashlib
@@ -44,7 +46,7 @@ def make_project(root: Path) -> Path:
     relative = [o for o in tiny_overrides(Path("data"), "sqlite:///mlflow.db")]
     params = load_params(REPO / "params.yaml", relative)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.snakemake/\nlogs/\n")
+    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.snakemake/\nlogs/\nplots_html/\n")
     _run(["git", "init", "-q"], root)
     _run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"],
@@ -87,7 +89,7 @@ def snakemake_project(tmp_path_factory):
 
 def test_dvc_builds_then_does_nothing(dvc_project):
     root, output = dvc_project
-    for stage in ("demo_scores", "acquire", "resample", "index"):
+    for stage in ("demo_scores", "acquire", "resample", "index", "downstream", "report"):
         assert f"Running stage '{stage}'" in output
     assert (root / "data" / "index" / "windows.parquet").is_file()
     again = _run(["dvc", "repro"], root)
@@ -125,4 +127,33 @@ def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(s
         for line in output.splitlines()
         if line.startswith(("rule ", "localrule "))
     }
-    assert ran == {"resample", "index", "pretrain", "embed", "all"}
+    assert ran == {"resample", "index", "pretrain", "embed", "downstream", "report", "all"}
+
+
+def test_dvc_metrics_show_prints_every_downstream_cell(dvc_project):
+    root, _ = dvc_project
+    table = _run(["dvc", "metrics", "show", "--md"], root)
+    assert "results/metrics/ensemble/cpc-linear/100pct.json" in table
+    assert "results/metrics/transcription/logmel-mlp/50pct.json" in table
+    assert "mean.accuracy" in table and "mean.micro_ap" in table and "mean.onset_f1" in table
+    assert "results/pretrain/metrics.json" in table
+
+
+def test_dvc_plots_show_renders_the_curves(dvc_project):
+    root, _ = dvc_project
+    _run(["dvc", "plots", "show", "-o", "plots_html"], root)
+    page = (root / "plots_html" / "index.html").read_text()
+    for title in ("CPC validation accuracy", "Ensemble accuracy vs label fraction", "Transcription frame"):
+        assert title in page
+    assert "cpc-linear.csv" in page and "logmel-mlp.csv" in page
+
+
+def test_dvc_exp_run_reruns_a_study_variant(dvc_project):
+    root, _ = dvc_project
+    _run(["git", "add", "-A"], root)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "baseline"], root)
+    output = _run(["dvc", "exp", "run", "-n", "same-track", "-S", "pretrain.sampling=samesequence"], root)
+    assert "Running stage 'pretrain'" in output and "Running stage 'report'" in output
+    assert "Running stage 'resample'" not in output
+    shown = _run(["dvc", "exp", "show", "--md", "--no-pager"], root)
+    assert "same-track" in shown and "samesequence" in shown

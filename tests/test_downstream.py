@@ -1,0 +1,107 @@
+"""Stage `downstream` on the tiny corpus: every task, method, fraction, seed and metric."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+
+from jtm.stages import run_stage
+from jtm.train import end_to_end
+from jtm.train.downstream import fraction_name
+
+METRICS = {
+    "ensemble": {"accuracy", "balanced_accuracy", "macro_f1"},
+    "composer": {"accuracy", "balanced_accuracy", "macro_f1"},
+    "instruments": {"micro_ap", "macro_ap", "micro_f1", "macro_f1", "threshold"},
+    "transcription": {
+        "micro_ap",
+        "frame_precision",
+        "frame_recall",
+        "frame_accuracy",
+        "onset_precision",
+        "onset_recall",
+        "onset_f1",
+        "threshold",
+    },
+}
+PROBES = [f"{f}-{h}" for f in ("cpc", "random", "logmel") for h in ("linear", "mlp")]
+
+
+def test_every_cell_is_trained_scored_and_written(built):
+    cfg = built["downstream"]
+    folder, metrics_dir = Path(built["paths"]["downstream"]), Path(built["paths"]["metrics"])
+    results = pd.read_parquet(folder / "results.parquet")
+    for task, names in METRICS.items():
+        rows = results[results["task"] == task]
+        methods = PROBES + (["supervised", "finetune"] if task in cfg["end_to_end_tasks"] else [])
+        assert list(dict.fromkeys(rows["method"])) == methods
+        assert set(rows["metric"]) == names
+        for method in methods:
+            probe = method in PROBES
+            fractions = cfg["fractions"] if probe else cfg["end_to_end_fractions"]
+            seeds = (
+                cfg["end_to_end_seeds"]
+                if not probe
+                else cfg["transcription_seeds"]
+                if task == "transcription"
+                else cfg["seeds"]
+            )
+            cell = rows[rows["method"] == method]
+            assert sorted(set(cell["fraction"])) == sorted(fractions)
+            assert sorted(set(cell["seed"])) == sorted(seeds)
+            for fraction in fractions:
+                summary = json.loads(
+                    (metrics_dir / task / method / f"{fraction_name(fraction)}.json").read_text()
+                )
+                assert set(summary["mean"]) == names and summary["seeds"] == len(seeds)
+                values = cell[(cell["fraction"] == fraction) & (cell["metric"] == next(iter(names)))]["value"]
+                assert summary["mean"][next(iter(names))] == np.mean(values)
+                assert all(0 <= v <= 1 for v in summary["mean"].values())
+            plot = pd.read_csv(folder / "plots" / task / f"{method}.csv")
+            assert list(plot["fraction"]) == list(fractions)
+    # Fewer labels means fewer labelled windows, drawn by whole tracks.
+    sizes = results.groupby("fraction")["train_windows"].max()
+    assert sizes.is_monotonic_increasing and sizes.iloc[0] < sizes.iloc[-1]
+    confusion = json.loads((folder / "confusion" / "ensemble" / "cpc-linear.json").read_text())
+    assert np.array(confusion["matrix"]).shape == (len(confusion["classes"]),) * 2
+    excerpt = np.load(folder / "excerpt.npz")
+    assert excerpt["truth"].shape[1] == 128 and set(PROBES) <= set(excerpt.files)
+
+
+def test_each_model_is_an_mlflow_run_under_the_stage(built, tmp_path):
+    built["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    built["downstream"].update(tasks=["ensemble", "instruments"], end_to_end_tasks=[], seeds=[0])
+    run_stage("downstream", built)
+    mlflow.set_tracking_uri(built["mlflow"]["tracking_uri"])
+    runs = mlflow.search_runs(experiment_names=[built["mlflow"]["experiment"]])
+    parent = runs[runs["tags.mlflow.runName"] == "downstream"]
+    children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].iloc[0]]
+    assert len(children) == 2 * len(PROBES) * len(built["downstream"]["fractions"])
+    child = mlflow.MlflowClient().get_run(children["run_id"].iloc[0])
+    assert {"task", "method", "fraction", "seed"} <= set(child.data.params)
+    history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_loss")
+    assert len(history) >= 1 and [m.step for m in history] == list(range(len(history)))
+
+
+def test_downstream_is_reproducible(built, tmp_path):
+    built["downstream"].update(tasks=["ensemble", "transcription"], seeds=[0])
+    first = pd.read_parquet(Path(built["paths"]["downstream"]) / "results.parquet")
+    built["paths"]["downstream"] = str(tmp_path / "again")
+    built["paths"]["metrics"] = str(tmp_path / "again_metrics")
+    run_stage("downstream", built)
+    second = pd.read_parquet(tmp_path / "again" / "results.parquet")
+    keep = first["task"].isin(["ensemble", "transcription"]) & (first["seed"] == 0)
+    pd.testing.assert_frame_equal(first[keep].reset_index(drop=True), second)
+
+
+def test_finetune_starts_from_cpc_and_supervised_from_scratch(built):
+    model_dir = Path(built["paths"]["pretrain"])
+    pretrained = torch.load(model_dir / "model.pt", weights_only=True)
+    finetune = end_to_end.build_model("finetune", model_dir, 5, False, seed=0)
+    supervised = end_to_end.build_model("supervised", model_dir, 5, False, seed=0)
+    key = next(k for k in pretrained if k.startswith("context"))
+    assert torch.equal(finetune.embedder.cpc.state_dict()[key], pretrained[key])
+    assert not torch.equal(supervised.embedder.cpc.state_dict()[key], pretrained[key])

@@ -1,0 +1,64 @@
+"""Stage `report`: a self-contained HTML page and a Markdown twin, opened in a real browser."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jtm.stages import run_stage
+
+FIGURES = ("cpc_curves", "label_efficiency", "confusion", "piano_roll", "projection_pca", "projection_tsne")
+
+
+@pytest.fixture
+def report(built) -> dict:
+    run_stage("report", built)
+    return built["paths"]
+
+
+def test_report_has_the_table_verdicts_and_every_figure(report):
+    html = Path(report["report"]).read_text()
+    markdown = Path(report["report_md"]).read_text()
+    for text in (html, markdown):
+        assert "Which method wins" in text and "Headline table" in text
+        for method in ("cpc-linear", "logmel-mlp", "random-mlp", "supervised", "finetune"):
+            assert method in text
+        for task in ("ensemble", "composer", "instruments", "transcription"):
+            assert re.search(rf"{task}, 100% labels\*\*|<strong>{task}, 100% labels</strong>", text)
+    assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched from elsewhere
+    for name in FIGURES:
+        assert f"]({Path('figures')}/{name}.png)" in markdown
+        assert (Path(report["figures"]) / f"{name}.png").stat().st_size > 1000
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "Debian's chromium is needed for this test: apt-get install chromium (.ci/run does)"
+    return path
+
+
+def test_report_renders_in_headless_chromium_with_no_failed_request(report):
+    from playwright.sync_api import sync_playwright
+
+    requested, failed = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("requestfailed", lambda request: failed.append(request.url))
+        page.goto(Path(report["report"]).resolve().as_uri(), wait_until="load")
+        images = page.evaluate(
+            "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+        )
+        rows = page.evaluate("document.querySelectorAll('table.headline tbody tr').length")
+        header = page.evaluate(
+            "Array.from(document.querySelectorAll('table.headline th')).map(th => th.textContent)"
+        )
+        browser.close()
+    assert failed == []
+    assert [url for url in requested if not url.startswith(("file:", "data:"))] == []
+    assert len(images) == len(FIGURES)
+    assert all(complete and width > 100 and height > 100 for complete, width, height in images)
+    assert rows >= 4 * 6 and "100% labels" in header
