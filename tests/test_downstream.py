@@ -6,8 +6,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+from jtm.eval.metrics import HEADLINE
 from jtm.stages import run_stage
 from jtm.train import end_to_end
 from jtm.train.downstream import fraction_name
@@ -60,8 +62,17 @@ def test_every_cell_is_trained_scored_and_written(built):
                 values = cell[(cell["fraction"] == fraction) & (cell["metric"] == next(iter(names)))]["value"]
                 assert summary["mean"][next(iter(names))] == np.mean(values)
                 assert all(0 <= v <= 1 for v in summary["mean"].values())
-            plot = pd.read_csv(folder / "plots" / task / f"{method}.csv")
-            assert list(plot["fraction"]) == list(fractions)
+            plot = pd.read_csv(folder / "plots" / f"{task}.csv", index_col="fraction")
+            assert plot[method].dropna().index.tolist() == sorted(fractions)
+            assert plot[method].dropna().tolist() == pytest.approx(
+                [
+                    json.loads((metrics_dir / task / method / f"{fraction_name(f)}.json").read_text())[
+                        "mean"
+                    ][HEADLINE[task]]
+                    for f in sorted(fractions)
+                ],
+                rel=1e-5,
+            )
     # Fewer labels means fewer labelled windows, drawn by whole tracks.
     sizes = results.groupby("fraction")["train_windows"].max()
     assert sizes.is_monotonic_increasing and sizes.iloc[0] < sizes.iloc[-1]

@@ -12,7 +12,8 @@ Outputs::
     <downstream>/confusion/<task>/<method>.json   classes, matrix (all labels, first seed)
     <downstream>/excerpt.npz         transcription: a test excerpt's true roll and every
                                      method's probabilities (all labels, first seed)
-    <downstream>/plots/<task>/<method>.csv        fraction, <headline>, std: label efficiency
+    <downstream>/plots/<task>.csv   fraction, then the headline metric (mean over seeds) of each
+                                     method: the label-efficiency curves `dvc plots show` draws
     <metrics>/<task>/<method>/<fraction>pct.json  mean and std over seeds (dvc metrics show)
 """
 
@@ -54,6 +55,16 @@ class Method:
     feature: str  # an embed feature set, or "audio" for end-to-end training
     head: str
     kind: str  # "probe", "supervised" or "finetune"
+
+
+def _all_methods() -> list[str]:
+    from jtm.eval.embed import FEATURES
+    from jtm.train.probe import HEADS
+
+    return [f"{f}-{h}" for f in FEATURES for h in HEADS] + list(end_to_end.INITS)
+
+
+ALL_METHODS = _all_methods()
 
 
 def methods(cfg: DownstreamConfig, task: str) -> list[Method]:
@@ -262,6 +273,7 @@ def run_downstream(
             train, val, test = data.part("train"), data.part("val"), data.part("test")
             if len(train) == 0 or len(test) == 0:
                 raise ValueError(f"{index_dir}: task {task!r} needs train and test windows")
+            curves: dict[str, dict[float, float]] = {}
             for method in methods(cfg, task):
                 probe = method.kind == "probe"
                 seeds = (
@@ -329,9 +341,12 @@ def run_downstream(
                         headline,
                         curve[-1][1],
                     )
-                plot = pd.DataFrame(curve, columns=["fraction", HEADLINE[task], "std"])
-                (out / "plots" / task).mkdir(parents=True, exist_ok=True)
-                plot.to_csv(out / "plots" / task / f"{method.name}.csv", index=False)
+                curves[method.name] = {fraction: mean for fraction, mean, _ in curve}
+            # One table per task, a column per known method (empty if not run): dvc.yaml's plots
+            # name them all, and `dvc plots show` draws a line per column.
+            (out / "plots").mkdir(exist_ok=True)
+            table = pd.DataFrame(curves, columns=ALL_METHODS).rename_axis("fraction").sort_index()
+            table.to_csv(out / "plots" / f"{task}.csv", float_format="%.6g")
         pd.DataFrame(records).to_parquet(out / "results.parquet", index=False)
         if excerpt:
             np.savez_compressed(out / "excerpt.npz", **excerpt)

@@ -328,7 +328,10 @@ def _per_k(prefix: str, loss_k: np.ndarray, acc_k: np.ndarray) -> dict:
 
 def _track(history: dict, tracker, prefix: str, loss_k, acc_k, step: int, extra: dict) -> None:
     values = _per_k(prefix, loss_k, acc_k) | extra
-    history[prefix].append({"step": step} | {k.removeprefix(f"{prefix}_"): v for k, v in values.items()})
+    # The speed is a measurement, not a result: MLflow gets it, the curves file (an output that
+    # must be identical across runs) does not.
+    kept = {k.removeprefix(f"{prefix}_"): v for k, v in values.items() if k != "windows_per_s"}
+    history[prefix].append({"step": step} | kept)
     if tracker is not None:
         tracker.metrics(values, step=step)
 
