@@ -127,39 +127,12 @@ def test_probe_learns_and_keeps_its_best_epoch():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 8)).astype(np.float32) * 5 + 3
     y = (x[:, :3] * [1.0, -1.0, 0.5]).argmax(1)  # linearly separable, three classes
+    options = dict(hidden=16, lr=1e-2, weight_decay=0, batch_size=32, max_epochs=30, patience=3, seed=0)
     for head in ("linear", "mlp"):
-        fit = fit_probe(
-            x[:300],
-            y[:300],
-            x[300:],
-            y[300:],
-            head,
-            3,
-            hidden=16,
-            lr=1e-2,
-            weight_decay=0,
-            batch_size=32,
-            max_epochs=30,
-            patience=3,
-            seed=0,
-        )
+        fit = fit_probe(x[:300], y[:300], x[300:], y[300:], head, 3, **options)
         accuracy = (predict(fit.model, x[300:], False).argmax(1) == y[300:]).mean()
         assert accuracy > 0.85, head
         assert fit.curves["val_loss"][fit.best] == min(fit.curves["val_loss"])
-        again = fit_probe(
-            x[:300],
-            y[:300],
-            x[300:],
-            y[300:],
-            head,
-            3,
-            hidden=16,
-            lr=1e-2,
-            weight_decay=0,
-            batch_size=32,
-            max_epochs=30,
-            patience=3,
-            seed=0,
-        )
+        again = fit_probe(x[:300], y[:300], x[300:], y[300:], head, 3, **options)
         for a, b in zip(fit.model.state_dict().values(), again.model.state_dict().values(), strict=True):
             assert torch.equal(a, b)

@@ -40,6 +40,11 @@ def headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[keep].reset_index(drop=True)
 
 
+def _uses_cpc(method: str) -> bool:
+    """CPC probes, and fine-tuning (which starts from the CPC weights)."""
+    return method.startswith("cpc") or method == "finetune"
+
+
 def verdicts(headline: pd.DataFrame) -> list[str]:
     """One plain sentence per (task, fraction): the winner, its margin, and where CPC stands."""
     lines = []
@@ -56,15 +61,17 @@ def verdicts(headline: pd.DataFrame) -> list[str]:
             text += f", {margin:.3f} ahead of {second['method']} ({second['mean']:.3f})"
             if margin <= spread:
                 text += ", within the seed spread"
-        cpc = rows[rows["method"].str.startswith("cpc")]
-        if len(cpc) and not best["method"].startswith("cpc"):
+        cpc = rows[rows["method"].map(_uses_cpc)]
+        if len(cpc) and not _uses_cpc(best["method"]):
             text += (
                 f". CPC does not win: its best ({cpc.iloc[0]['method']}, {cpc.iloc[0]['mean']:.3f}) is "
                 f"{best['mean'] - cpc.iloc[0]['mean']:.3f} behind"
             )
         random = rows[rows["method"].str.startswith("random")]
-        if len(cpc) and len(random):
-            text += f"; CPC vs the random-init control: {cpc.iloc[0]['mean'] - random.iloc[0]['mean']:+.3f}"
+        probes = rows[rows["method"].str.startswith("cpc")]
+        if len(probes) and len(random):
+            gain = probes.iloc[0]["mean"] - random.iloc[0]["mean"]
+            text += f"; best CPC probe vs best random-init probe (the control): {gain:+.3f}"
         lines.append(text + ".")
     return lines
 
