@@ -116,3 +116,19 @@ def test_finetune_starts_from_cpc_and_supervised_from_scratch(built):
     key = next(k for k in pretrained if k.startswith("context"))
     assert torch.equal(finetune.embedder.cpc.state_dict()[key], pretrained[key])
     assert not torch.equal(supervised.embedder.cpc.state_dict()[key], pretrained[key])
+
+
+def test_an_unknown_task_or_fraction_is_a_clear_error(built, tmp_path, capsys):
+    import yaml
+
+    from jtm.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(built))
+    for override, message in (
+        ("downstream.tasks=[genre]", "downstream.tasks: unknown ['genre']"),
+        ("downstream.fractions=[0.0, 1.0]", "fractions in (0, 1]"),
+    ):
+        assert main(["downstream", "--params", str(params), "--set", override]) == 2
+        assert message in capsys.readouterr().err
+    assert (Path(built["paths"]["metrics"]) / "ensemble").is_dir()  # the previous output is kept

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from jtm.atomic import atomic_dir
-from jtm.config import DownstreamConfig
+from jtm.config import ConfigError, DownstreamConfig
 from jtm.data.windows import load_windows
 from jtm.eval.embed import load_embeddings
 from jtm.eval.labels import SAMPLE_RATE, TASKS, TaskLabels, non_overlapping, task_labels
@@ -92,11 +92,11 @@ def check_config(cfg: DownstreamConfig) -> None:
     ):
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"downstream.{name}: unknown {unknown}; known: {list(known)}")
+            raise ConfigError(f"downstream.{name}: unknown {unknown}; known: {list(known)}")
     if not (cfg.seeds and cfg.transcription_seeds and cfg.end_to_end_seeds) or any(
         not 0 < f <= 1 for f in cfg.fractions + cfg.end_to_end_fractions
     ):
-        raise ValueError("downstream: needs at least one seed and fractions in (0, 1]")
+        raise ConfigError("downstream: needs at least one seed and fractions in (0, 1]")
 
 
 class TaskData:
