@@ -159,3 +159,4 @@ def test_dvc_exp_run_reruns_a_study_variant(dvc_project):
     assert "Running stage 'resample'" not in output
     shown = _run(["dvc", "exp", "show", "--md", "--no-pager"], root)
     assert "same-track" in shown and "samesequence" in shown
+    assert "mean.accuracy" in shown and "val_acc_k1" in shown  # the metrics of each experiment
