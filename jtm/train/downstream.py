@@ -275,16 +275,9 @@ def run_downstream(
                 raise ValueError(f"{index_dir}: task {task!r} needs train and test windows")
             curves: dict[str, dict[float, float]] = {}
             for method in methods(cfg, task):
-                probe = method.kind == "probe"
-                seeds = (
-                    cfg.end_to_end_seeds
-                    if not probe
-                    else cfg.transcription_seeds
-                    if data.labels.framewise
-                    else cfg.seeds
-                )
-                curve = []
-                for fraction in cfg.fractions if probe else cfg.end_to_end_fractions:
+                seeds, fractions = _budget(cfg, method, data.labels.framewise)
+                curves[method.name] = {}
+                for fraction in fractions:
                     per_seed = []
                     for seed in seeds:
                         labelled = train[
@@ -328,20 +321,12 @@ def run_downstream(
                     _write_json(
                         metrics_out / task / method.name / f"{fraction_name(fraction)}.json", cell_summary
                     )
-                    headline = HEADLINE[task]
-                    curve.append((fraction, cell_summary["mean"][headline], cell_summary["std"][headline]))
-                    summary[f"{task}_{method.name}_{fraction_name(fraction)}"] = cell_summary["mean"][
-                        headline
-                    ]
+                    mean = cell_summary["mean"][HEADLINE[task]]
+                    curves[method.name][fraction] = mean
+                    summary[f"{task}_{method.name}_{fraction_name(fraction)}"] = mean
                     log.info(
-                        "%s %s %s: %s %.3f",
-                        task,
-                        method.name,
-                        fraction_name(fraction),
-                        headline,
-                        curve[-1][1],
+                        "%s %s %s: %s %.3f", task, method.name, fraction_name(fraction), HEADLINE[task], mean
                     )
-                curves[method.name] = {fraction: mean for fraction, mean, _ in curve}
             # One table per task, a column per known method (empty if not run): dvc.yaml's plots
             # name them all, and `dvc plots show` draws a line per column.
             (out / "plots").mkdir(exist_ok=True)
@@ -353,6 +338,15 @@ def run_downstream(
     summary["models"] = len({(r["task"], r["method"], r["fraction"], r["seed"]) for r in records})
     summary["minutes"] = (time.perf_counter() - began) / 60
     return summary
+
+
+def _budget(
+    cfg: DownstreamConfig, method: Method, framewise: bool
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """(seeds, label fractions) a method is trained at: the demo's budget lives in params."""
+    if method.kind != "probe":
+        return cfg.end_to_end_seeds, cfg.end_to_end_fractions
+    return (cfg.transcription_seeds if framewise else cfg.seeds), cfg.fractions
 
 
 def _summarize(per_seed: list[dict], train_windows: int) -> dict:
