@@ -93,7 +93,9 @@ def multilabel_scores(y_true: np.ndarray, probs: np.ndarray, threshold: float) -
 
 
 def _hz(midi: np.ndarray) -> np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69) / 12)
+    import mir_eval
+
+    return mir_eval.util.midi_to_hz(np.asarray(midi, dtype=np.float64))
 
 
 def roll_to_notes(roll: np.ndarray, offset_seconds: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
