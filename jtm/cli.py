@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
             description=_stage_help(name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        for item, key in stage.matrix.items():
+            sub.add_argument(item, help=f"one of the values in params {key}")
         _add_common(sub)
     render = commands.add_parser(
         "render",
@@ -131,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             metrics = _render(args, params)
             where = args.out
         else:
-            from jtm.stages import run_stage
+            from jtm.stages import run_stage, stage_paths
 
-            metrics = run_stage(args.command, params)
-            where = ", ".join(str(get_dotted(params, k)) for k in STAGES[args.command].outputs.values())
+            stage = STAGES[args.command]
+            item = {name: getattr(args, name) for name in stage.matrix}
+            metrics = run_stage(args.command, params, item=item)
+            where = ", ".join(str(path) for path in stage_paths(stage, params, item or None)[1].values())
     except (DataError, ConfigError) as err:
         print(f"jtm {args.command}: error: {err}", file=sys.stderr)
         return 2

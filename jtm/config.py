@@ -32,6 +32,7 @@ class Paths:
     pretrain: str
     checkpoints: str
     embeddings: str
+    cells: str
     downstream: str
     metrics: str
     report: str
@@ -172,6 +173,17 @@ class ReportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """What Snakemake asks a scheduler (or the local machine) for; see jtm/workflow.py."""
+
+    partition: str | None
+    account: str | None
+    mem_mb: int
+    runtime: int
+    rules: dict
+
+
+@dataclasses.dataclass(frozen=True)
 class MlflowConfig:
     tracking_uri: str
     experiment: str
@@ -251,6 +263,7 @@ SECTIONS = {
     "embed": EmbedConfig,
     "downstream": DownstreamConfig,
     "report": ReportConfig,
+    "cluster": ClusterConfig,
     "mlflow": MlflowConfig,
 }
 

@@ -9,6 +9,7 @@ worker counts are read too but left out, so changing them reruns nothing.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from jtm.config import (
+    ConfigError,
     DataConfig,
     DemoConfig,
     DownstreamConfig,
@@ -29,11 +31,12 @@ from jtm.config import (
     subset,
 )
 from jtm.errors import DataError
-from jtm.tracking import Tracker, stage_run
+from jtm.tracking import stage_run
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("demo", "musicnet", "local")
+Paths = dict[str, Path]  # role -> path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +48,16 @@ class Stage:
     params: tuple[str, ...]  # dotted keys that can change the output
     code: tuple[str, ...]  # modules whose change reruns the stage (DVC deps, Snakemake inputs)
     workers: str | None  # params key of its process count (Snakemake sets it to the rule's threads)
-    run: Callable[[dict, dict[str, Path], dict[str, Path], Tracker], dict]
+    run: Callable[..., dict]  # (params, inputs, outputs, tracker, item) -> metrics
+    # A matrix stage runs once per item: one value from each params list named here (item name ->
+    # params key), as a DVC `matrix` and Snakemake wildcards; its output is `cell` below the path.
+    matrix: dict[str, str] = dataclasses.field(default_factory=dict)
+    cell: str = ""
 
 
-def _demo_scores(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+def _demo_scores(
+    params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker, item: dict
+) -> dict:
     from jtm.atomic import atomic_dir
     from jtm.data.scores import extract_scores
 
@@ -60,7 +69,7 @@ def _demo_scores(params: dict, inputs: dict[str, Path], outputs: dict[str, Path]
     return {"scores": len(scores), "notes": len(notes), "excerpt_hours": scores["seconds"].sum() / 3600}
 
 
-def _acquire(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+def _acquire(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.data.acquire import acquire_local, acquire_musicnet
     from jtm.data.render import render_corpus
 
@@ -77,13 +86,13 @@ def _acquire(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tr
     return render_corpus(scores, notes, cfg, outputs["raw"], cfg.workers)
 
 
-def _resample(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+def _resample(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.data.resample import resample_corpus
 
     return resample_corpus(inputs["raw"], outputs["audio16k"], section(params, "resample", ResampleConfig))
 
 
-def _index(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+def _index(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.data.index import build_index
 
     return build_index(inputs["audio16k"], outputs["index"], section(params, "index", IndexConfig))
@@ -108,7 +117,7 @@ _DEMO_RENDER_KEYS = tuple(
 )
 
 
-def _pretrain(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+def _pretrain(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.train.pretrain import pretrain
 
     checkpoints = Path(get_dotted(params, "paths.checkpoints"))
@@ -124,7 +133,7 @@ _PRETRAIN_KEYS = tuple(
 )
 
 
-def _embed(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.eval.embed import embed
 
     return embed(
@@ -132,21 +141,80 @@ def _embed(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], trac
     )
 
 
-def _downstream(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
-    from jtm.train.downstream import run_downstream
+def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
+    from jtm.train.downstream import cell_method, run_cell
 
-    return run_downstream(
+    method = cell_method(item["task"], item.get("init") or item["feature"], item.get("head", "linear"))
+    return run_cell(
         inputs["index"],
-        inputs["embeddings"],
-        inputs["model"],
-        outputs["results"],
-        outputs["metrics"],
+        inputs.get("embeddings"),
+        inputs.get("model"),
+        outputs["cell"],
         section(params, "downstream", DownstreamConfig),
+        item["task"],
+        method,
         tracker,
     )
 
 
-def _report(params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker) -> dict:
+def _downstream(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
+    from jtm.eval.collect import collect
+
+    return collect(
+        inputs["cells"],
+        outputs["results"],
+        outputs["metrics"],
+        section(params, "downstream", DownstreamConfig),
+    )
+
+
+_CELL_KEYS = ("downstream.excerpt_windows", "downstream.threads")
+_PROBE_KEYS = (
+    tuple(
+        f"downstream.{k}"
+        for k in (
+            "mlp_hidden",
+            "fractions",
+            "seeds",
+            "transcription_seeds",
+            "lr",
+            "weight_decay",
+            "batch_size",
+            "frame_batch_size",
+            "max_epochs",
+            "patience",
+        )
+    )
+    + _CELL_KEYS
+)
+_END_TO_END_KEYS = (
+    tuple(
+        f"downstream.{k}"
+        for k in (
+            "end_to_end_fractions",
+            "end_to_end_seeds",
+            "e2e_steps",
+            "e2e_batch_size",
+            "e2e_lr",
+            "e2e_val_every",
+            "e2e_val_windows",
+        )
+    )
+    + _CELL_KEYS
+)
+# Which cells exist: what stage `downstream` gathers (the cells' own params are above).
+_STUDY_KEYS = tuple(
+    f"downstream.{k}" for k in ("tasks", "features", "heads", "end_to_end", "end_to_end_tasks")
+)
+_CELL_CODE = (
+    "jtm/train/downstream.py",
+    "jtm/eval/labels.py",
+    "jtm/eval/subsets.py",
+    "jtm/eval/metrics.py",
+)
+
+
+def _report(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.report.build import build_report
 
     shaping = [key for stage in STAGES.values() for key in stage.params]
@@ -249,24 +317,36 @@ STAGES: dict[str, Stage] = {
             run=_embed,
         ),
         Stage(
+            "probe",
+            "Train and score one probe cell (task, frozen feature set, head) at every fraction and seed.",
+            inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
+            outputs={"cell": "paths.cells"},
+            params=_PROBE_KEYS,
+            code=_CELL_CODE + ("jtm/train/probe.py",),
+            workers="downstream.threads",
+            run=_cell,
+            matrix={"task": "downstream.tasks", "feature": "downstream.features", "head": "downstream.heads"},
+            cell="{task}/{feature}-{head}",
+        ),
+        Stage(
+            "end_to_end",
+            "Train and score one end-to-end cell (task, supervised | finetune) on the audio windows.",
+            inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
+            outputs={"cell": "paths.cells"},
+            params=_END_TO_END_KEYS,
+            code=_CELL_CODE + ("jtm/train/end_to_end.py",),
+            workers="downstream.threads",
+            run=_cell,
+            matrix={"task": "downstream.end_to_end_tasks", "init": "downstream.end_to_end"},
+            cell="{task}/{init}",
+        ),
+        Stage(
             "downstream",
-            "Train probes and end-to-end baselines per task, label fraction and seed; score on test.",
-            inputs={
-                "index": "paths.index",
-                "audio16k": "paths.audio16k",
-                "model": "paths.pretrain",
-                "embeddings": "paths.embeddings",
-            },
+            "Gather the study's cells into results, per-cell metrics (mean, std) and curves.",
+            inputs={"cells": "paths.cells"},
             outputs={"results": "paths.downstream", "metrics": "paths.metrics"},
-            params=tuple(f"downstream.{f.name}" for f in dataclasses.fields(DownstreamConfig)),
-            code=(
-                "jtm/train/downstream.py",
-                "jtm/train/probe.py",
-                "jtm/train/end_to_end.py",
-                "jtm/eval/labels.py",
-                "jtm/eval/subsets.py",
-                "jtm/eval/metrics.py",
-            ),
+            params=_STUDY_KEYS,
+            code=("jtm/eval/collect.py",),
             workers=None,
             run=_downstream,
         ),
@@ -289,17 +369,38 @@ STAGES: dict[str, Stage] = {
 }
 
 
-def stage_paths(stage: Stage, params: dict) -> tuple[dict[str, Path], dict[str, Path]]:
-    """The stage's input and output paths as params name them."""
+def stage_items(stage: Stage, params: dict) -> list[dict[str, str]]:
+    """The items a matrix stage runs for (every combination of its params lists); [{}] otherwise."""
+    names = list(stage.matrix)
+    values = [list(get_dotted(params, key)) for key in stage.matrix.values()]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def item_name(item: dict) -> str:
+    """As DVC names a matrix stage's item: `probe@ensemble-cpc-linear`."""
+    return "-".join(str(v) for v in item.values())
+
+
+def stage_paths(
+    stage: Stage, params: dict, item: dict | None = None
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The stage's input and output paths as params name them (a matrix item's cell below)."""
     inputs = {role: Path(get_dotted(params, key)) for role, key in stage.inputs.items()}
     outputs = {role: Path(get_dotted(params, key)) for role, key in stage.outputs.items()}
+    if stage.matrix:
+        if item is None or set(item) != set(stage.matrix):
+            raise ConfigError(f"stage {stage.name!r} runs per item: give {', '.join(stage.matrix)}")
+        outputs = {role: path / stage.cell.format(**item) for role, path in outputs.items()}
     return inputs, outputs
 
 
-def run_stage(name: str, params: dict, inputs: dict | None = None, outputs: dict | None = None) -> dict:
-    """Run one stage inside an MLflow run; paths default to those in params."""
+def run_stage(
+    name: str, params: dict, inputs: dict | None = None, outputs: dict | None = None, item: dict | None = None
+) -> dict:
+    """Run one stage (one item of a matrix stage) inside an MLflow run; paths default to params'."""
     stage = STAGES[name]
-    default_inputs, default_outputs = stage_paths(stage, params)
+    item = dict(item or {})
+    default_inputs, default_outputs = stage_paths(stage, params, item if stage.matrix else None)
     inputs = {k: Path(v) for k, v in (inputs or default_inputs).items()}
     outputs = {k: Path(v) for k, v in (outputs or default_outputs).items()}
     for role, path in inputs.items():
@@ -307,7 +408,15 @@ def run_stage(name: str, params: dict, inputs: dict | None = None, outputs: dict
             raise DataError(
                 path, f"input {role!r} of stage {name!r} not found: run the stage that makes it first"
             )
-    with stage_run(name, params["mlflow"], subset(params, list(stage.params))) as tracker:
-        metrics = stage.run(params, inputs, outputs, tracker)
+    run_name = f"{name}@{item_name(item)}" if item else name
+    with stage_run(run_name, params["mlflow"], subset(params, list(stage.params))) as tracker:
+        metrics = stage.run(params, inputs, outputs, tracker, item)
         tracker.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
     return metrics
+
+
+def run_all(params: dict, names: list[str] | None = None) -> None:
+    """Run stages in order (every item of a matrix stage): what `dvc repro` does, in-process."""
+    for name in names or list(STAGES):
+        for item in stage_items(STAGES[name], params):
+            run_stage(name, params, item=item)

@@ -1,26 +1,91 @@
-"""Glue for Snakemake's `script:` directive: run the rule's stage with the rule's paths."""
+"""Glue for Snakemake: each rule's resources from params, and its `script:` run of the stage."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from jtm.config import set_dotted
-from jtm.stages import STAGES, run_stage
+import yaml
+
+from jtm.config import ClusterConfig, ConfigError, get_dotted, section, set_dotted
+from jtm.stages import STAGES, run_stage, stage_items, stage_paths
+
+# What a rule may ask for, as snakemake-executor-plugin-slurm reads it (runtime in minutes).
+RESOURCES = ("mem_mb", "runtime", "gpu", "gres", "constraint")
+
+
+def rule_resources(config: dict, rule: str) -> dict:
+    """Snakemake `resources:` of `rule` from params' cluster section (zeros and nulls left out).
+
+    Locally Snakemake counts them against `--resources`; the SLURM executor turns them into
+    sbatch's --mem, --time, --gpus/--gres, --partition and --account.
+    """
+    cluster = section(config, "cluster", ClusterConfig)
+    unknown = sorted(set(cluster.rules) - set(STAGES))
+    if unknown:
+        raise ConfigError(f"cluster.rules: unknown rules {unknown}; rules are {list(STAGES)}")
+    wanted = {"mem_mb": cluster.mem_mb, "runtime": cluster.runtime} | dict(cluster.rules.get(rule) or {})
+    unknown = sorted(set(wanted) - set(RESOURCES))
+    if unknown:
+        raise ConfigError(f"cluster.rules.{rule}: unknown resources {unknown}; known: {list(RESOURCES)}")
+    wanted |= {"slurm_partition": cluster.partition, "slurm_account": cluster.account}
+    return {key: value for key, value in wanted.items() if value not in (None, 0, "")}
+
+
+def cell_pattern(config: dict, rule: str) -> str:
+    """A matrix stage's output with its items as wildcards: results/cells/{task}/{init}."""
+    stage = STAGES[rule]
+    return str(Path(get_dotted(config, stage.outputs["cell"])) / stage.cell)
+
+
+def cells(config: dict) -> list[str]:
+    """Every cell folder of the study: what the downstream rule gathers."""
+    return [
+        str(stage_paths(STAGES[rule], config, item)[1]["cell"])
+        for rule in ("probe", "end_to_end")
+        for item in stage_items(STAGES[rule], config)
+    ]
 
 
 def run_snakemake_rule(smk) -> None:
-    """Run stage `smk.rule` with the rule's inputs, outputs and config; log to `smk.log[0]`.
+    """Run stage `smk.rule` with the rule's inputs, outputs, wildcards and config; log to `smk.log[0]`.
 
-    The stage's worker count becomes the rule's `threads`, so `--cores N` is never exceeded.
+    The stage's worker count becomes the rule's `threads`, so `--cores N` is never exceeded. A
+    rule input that lists several paths (the downstream cells) is passed as its params folder.
+    `pretrain` given several GPUs runs one DDP process per GPU under torchrun.
     """
     stage = STAGES[smk.rule]
     params = copy.deepcopy(dict(smk.config))
     if stage.workers:
         set_dotted(params, stage.workers, int(smk.threads))
-    inputs = {role: smk.input[role] for role in stage.inputs}
-    outputs = {role: smk.output[role] for role in stage.outputs}
+    inputs = {
+        role: Path(smk.input[role]) if isinstance(smk.input[role], str) else Path(get_dotted(params, key))
+        for role, key in stage.inputs.items()
+    }
+    outputs = {role: Path(smk.output[role]) for role in stage.outputs}
+    item = {name: smk.wildcards[name] for name in stage.matrix}
+    processes = int(smk.resources.get("gpu", 0) or 0)
     with open(smk.log[0], "w") as log, contextlib.redirect_stderr(log):
-        metrics = run_stage(stage.name, params, inputs, outputs)
+        if stage.name == "pretrain" and processes > 1:
+            _torchrun(stage.name, params, inputs | outputs, processes, log)
+            return
+        metrics = run_stage(stage.name, params, inputs, outputs, item)
         print(f"{stage.name}: {metrics}", file=sys.stderr)
+
+
+def _torchrun(name: str, params: dict, paths: dict[str, Path], processes: int, log) -> None:
+    """`torchrun --standalone --nproc-per-node N -m jtm.cli <stage>` on these params and paths."""
+    stage = STAGES[name]
+    for role, key in stage.inputs.items() | stage.outputs.items():
+        set_dotted(params, key, str(paths[role]))
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "params.yaml"
+        file.write_text(yaml.safe_dump(params, sort_keys=False))
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        command += [f"--nproc-per-node={processes}", "-m", "jtm.cli", name, "--params", str(file)]
+        print(" ".join(command), file=log, flush=True)
+        subprocess.run(command, stdout=log, stderr=log, check=True)

@@ -7,16 +7,16 @@ the sizes are small. MLflow logs to a sqlite store in the session's temp folder.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
 from jtm.config import load_params
-from jtm.stages import run_stage
+from jtm.stages import run_all
 
 REPO = Path(__file__).resolve().parents[1]
-STAGE_ORDER = ("demo_scores", "acquire", "resample", "index", "pretrain", "embed", "downstream", "report")
 TINY_SCORES = ["bach/bwv66.6", "bach/bwv84.5", "bach/bwv117.4", "mozart/k155/movement1.mxl"]
 
 
@@ -30,6 +30,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         f"paths.pretrain={root / 'pretrain'}",
         f"paths.checkpoints={root / 'checkpoints'}",
         f"paths.embeddings={root / 'embeddings'}",
+        f"paths.cells={root / 'cells'}",
         f"paths.downstream={root / 'downstream'}",
         f"paths.metrics={root / 'metrics'}",
         f"paths.report={root / 'report.html'}",
@@ -86,8 +87,7 @@ def _corpus_root(tmp_path_factory, tracking_uri) -> Path:
     """Scores parsed and rendered once per session; tests copy what they change."""
     root = tmp_path_factory.mktemp("corpus")
     params = load_params(REPO / "params.yaml", tiny_overrides(root, tracking_uri))
-    for stage in STAGE_ORDER:
-        run_stage(stage, params)
+    run_all(params)
     return root
 
 
@@ -101,8 +101,45 @@ def tiny_params(tmp_path, tracking_uri) -> dict:
 def built(tmp_path, _corpus_root, tracking_uri) -> dict:
     """Tiny params with every stage's output already built (a private copy; the report is not
     copied, so a test that needs one runs the report stage)."""
-    for name in ("scores", "raw", "audio16k", "index", "pretrain", "embeddings", "downstream", "metrics"):
+    for name in (
+        "scores",
+        "raw",
+        "audio16k",
+        "index",
+        "pretrain",
+        "embeddings",
+        "cells",
+        "downstream",
+        "metrics",
+    ):
         shutil.copytree(_corpus_root / name, tmp_path / name)
     params = load_params(REPO / "params.yaml", tiny_overrides(tmp_path, tracking_uri))
     # index paths point into the session corpus: fine for reading, never written by tests
     return copy.deepcopy(params)
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    root: Path
+    output: str  # what the engine printed while building
+    built: dict  # sha256 of every file under data/ right after the build
+
+
+@pytest.fixture(scope="session")
+def dvc_project(tmp_path_factory) -> Project:
+    """The tiny pipeline built by `dvc repro` in a fresh git repo (tests may change it after)."""
+    from tests.projects import digest, make_project, run
+
+    root = make_project(tmp_path_factory.mktemp("dvc") / "project")
+    output = run(["dvc", "repro"], root)
+    return Project(root, output, digest(root / "data"))
+
+
+@pytest.fixture(scope="session")
+def snakemake_project(tmp_path_factory) -> Project:
+    """The tiny pipeline built by `snakemake --cores 2` in a fresh git repo."""
+    from tests.projects import digest, make_project, run
+
+    root = make_project(tmp_path_factory.mktemp("smk") / "project")
+    output = run(["snakemake", "--cores", "2"], root)
+    return Project(root, output, digest(root / "data"))

@@ -8,14 +8,15 @@ import yaml
 
 from jtm.cli import main
 from jtm.config import get_dotted, load_params
-from jtm.stages import STAGES, stage_paths
+from jtm.stages import STAGES, stage_items, stage_paths
 from tests.conftest import REPO
 
 PARAMS = load_params(REPO / "params.yaml")
 
 
 def _resolve(text: str) -> str:
-    """DVC's ${key} templating, against params.yaml."""
+    """DVC's ${key} templating against params.yaml; a matrix's ${item.x} becomes {x}."""
+    text = re.sub(r"\$\{item\.(\w+)\}", r"{\1}", text)
     return re.sub(r"\$\{([\w.]+)\}", lambda m: str(get_dotted(PARAMS, m.group(1))), text)
 
 
@@ -28,7 +29,8 @@ def dvc_stages() -> dict:
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     return {
         name: {
-            "cmd": stage["cmd"],
+            "cmd": _resolve(stage["cmd"]),
+            "matrix": {item: _resolve(values) for item, values in stage.get("matrix", {}).items()},
             "deps": [_resolve(d) for d in stage.get("deps", [])],
             "outs": [_resolve(_path(o)) for o in stage.get("outs", []) + stage.get("metrics", [])],
             "params": list(stage.get("params", [])),
@@ -48,8 +50,10 @@ def snakemake_rules() -> dict:
         return {
             rule.name: {
                 "input": list(rule.input),
-                "output": list(rule.output),
+                # global wildcard constraints are spelled into the patterns: {task,[A-Za-z0-9_]+}
+                "output": [re.sub(r"\{(\w+),[^}]*\}", r"{\1}", o) for o in rule.output],
                 "params": list(rule.params.get("read", {}) if "read" in rule.params.keys() else []),
+                "wildcards": sorted(rule.wildcard_names),
                 "script": rule.script,
             }
             for rule in workflow.rules
@@ -58,13 +62,21 @@ def snakemake_rules() -> dict:
 
 
 def expected(name: str) -> dict:
+    """A matrix stage's outputs keep their {item} placeholders."""
     stage = STAGES[name]
-    inputs, outputs = stage_paths(stage, PARAMS)
+    placeholders = {item: f"{{{item}}}" for item in stage.matrix}
+    inputs, outputs = stage_paths(stage, PARAMS, placeholders if stage.matrix else None)
     return {
         "deps": [str(p) for p in inputs.values()] + list(stage.code),
         "outs": [str(p) for p in outputs.values()],
         "params": list(stage.params),
+        "cmd": " ".join([f"jtm {name}", *placeholders.values()]),
     }
+
+
+def _items(name: str) -> list[str]:
+    stage = STAGES[name]
+    return [str(stage_paths(stage, PARAMS, item)[1]["cell"]) for item in stage_items(stage, PARAMS)]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +96,10 @@ def test_engines_have_the_same_rules(rules):
 def test_dvc_stage_matches(name):
     stage = dvc_stages()[name]
     want = expected(name)
-    assert stage["cmd"] == f"jtm {name}"
+    assert stage["cmd"] == want["cmd"]
+    assert stage["matrix"] == {
+        item: str(get_dotted(PARAMS, key)) for item, key in STAGES[name].matrix.items()
+    }
     assert sorted(stage["deps"]) == sorted(want["deps"])
     # DVC may track an output folder's files one by one (metrics apart): same folder either way.
     assert sorted({o if o in want["outs"] else str(Path(o).parent) for o in stage["outs"]}) == sorted(
@@ -97,6 +112,10 @@ def test_dvc_stage_matches(name):
 def test_snakemake_rule_matches(rules, name):
     rule = rules[name]
     want = expected(name)
+    if name == "downstream":  # every cell, rather than the folder that holds them
+        cells = [o for cell in ("probe", "end_to_end") for o in _items(cell)]
+        want["deps"] = cells + list(STAGES[name].code)
+    assert rule["wildcards"] == sorted(STAGES[name].matrix)
     assert sorted(rule["input"]) == sorted(want["deps"])
     assert rule["output"] == want["outs"]
     assert rule["params"] == want["params"]
@@ -118,6 +137,8 @@ def test_stage_help_says_inputs_outputs_and_params(name, capsys):
         main([name, "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for key in STAGES[name].params + tuple(STAGES[name].outputs.values()):
+    for key in (
+        STAGES[name].params + tuple(STAGES[name].outputs.values()) + tuple(STAGES[name].matrix.values())
+    ):
         assert key in text
     assert "inputs:" in text and "outputs:" in text

@@ -1,6 +1,8 @@
-"""Stage `downstream` on the tiny corpus: every task, method, fraction, seed and metric."""
+"""The downstream study on the tiny corpus: every cell (task x method), fraction, seed and metric,
+and stage `downstream` gathering them."""
 
 import json
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -9,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from jtm.config import ConfigError
 from jtm.eval.metrics import HEADLINE
 from jtm.stages import run_stage
 from jtm.train import end_to_end
@@ -82,30 +85,64 @@ def test_every_cell_is_trained_scored_and_written(built):
     assert excerpt["truth"].shape[1] == 128 and set(PROBES) <= set(excerpt.files)
 
 
-def test_each_model_is_an_mlflow_run_under_the_stage(built, tmp_path):
+def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
     built["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    built["downstream"].update(tasks=["ensemble", "instruments"], end_to_end_tasks=[], seeds=[0])
-    run_stage("downstream", built)
+    built["downstream"].update(seeds=[0, 1])
+    run_stage("probe", built, item={"task": "instruments", "feature": "cpc", "head": "mlp"})
     mlflow.set_tracking_uri(built["mlflow"]["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=[built["mlflow"]["experiment"]])
-    parent = runs[runs["tags.mlflow.runName"] == "downstream"]
+    parent = runs[runs["tags.mlflow.runName"] == "probe@instruments-cpc-mlp"]
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].iloc[0]]
-    assert len(children) == 2 * len(PROBES) * len(built["downstream"]["fractions"])
+    assert len(children) == 2 * len(built["downstream"]["fractions"])
     child = mlflow.MlflowClient().get_run(children["run_id"].iloc[0])
     assert {"task", "method", "fraction", "seed"} <= set(child.data.params)
     history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_loss")
     assert len(history) >= 1 and [m.step for m in history] == list(range(len(history)))
 
 
-def test_downstream_is_reproducible(built, tmp_path):
-    built["downstream"].update(tasks=["ensemble", "transcription"], seeds=[0])
-    first = pd.read_parquet(Path(built["paths"]["downstream"]) / "results.parquet")
-    built["paths"]["downstream"] = str(tmp_path / "again")
-    built["paths"]["metrics"] = str(tmp_path / "again_metrics")
-    run_stage("downstream", built)
-    second = pd.read_parquet(tmp_path / "again" / "results.parquet")
-    keep = first["task"].isin(["ensemble", "transcription"]) & (first["seed"] == 0)
-    pd.testing.assert_frame_equal(first[keep].reset_index(drop=True), second)
+def test_a_cell_is_reproducible(built, tmp_path):
+    cells = Path(built["paths"]["cells"])
+    built["paths"]["cells"] = str(tmp_path / "again")
+    for stage, item in (
+        ("probe", {"task": "transcription", "feature": "logmel", "head": "linear"}),
+        ("end_to_end", {"task": "ensemble", "init": "finetune"}),
+    ):
+        run_stage(stage, built, item=item)
+        cell = Path(item["task"]) / (item.get("init") or f"{item['feature']}-{item['head']}")
+        first, second = (
+            pd.read_parquet(root / cell / "scores.parquet") for root in (cells, tmp_path / "again")
+        )
+        pd.testing.assert_frame_equal(first, second)
+
+
+def test_the_study_gathers_only_the_cells_params_name(built):
+    cells = Path(built["paths"]["cells"])
+    shutil.copytree(cells / "ensemble" / "cpc-linear", cells / "ensemble" / "cpc-extra")  # a leftover
+    built["downstream"].update(
+        tasks=["ensemble"], features=["cpc"], heads=["linear"], end_to_end=["finetune"]
+    )
+    summary = run_stage("downstream", built)
+    results = pd.read_parquet(Path(built["paths"]["downstream"]) / "results.parquet")
+    assert list(dict.fromkeys(results["method"])) == ["cpc-linear", "finetune"]
+    assert sorted(p.name for p in (Path(built["paths"]["metrics"]) / "ensemble").iterdir()) == [
+        "cpc-linear",
+        "finetune",
+    ]
+    assert summary["models"] == len(results.groupby(["method", "fraction", "seed"]))
+
+
+def test_a_missing_cell_is_a_clear_error(built, capsys):
+    import yaml
+
+    from jtm.cli import main
+
+    shutil.rmtree(Path(built["paths"]["cells"]) / "composer" / "random-mlp")
+    params = Path(built["paths"]["cells"]).parent / "params.yaml"
+    params.write_text(yaml.safe_dump(built))
+    assert main(["downstream", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert "composer/random-mlp" in err and "not built" in err
+    assert (Path(built["paths"]["metrics"]) / "composer" / "random-mlp").is_dir()  # the old output is kept
 
 
 def test_finetune_starts_from_cpc_and_supervised_from_scratch(built):
@@ -118,17 +155,28 @@ def test_finetune_starts_from_cpc_and_supervised_from_scratch(built):
     assert not torch.equal(supervised.embedder.cpc.state_dict()[key], pretrained[key])
 
 
-def test_an_unknown_task_or_fraction_is_a_clear_error(built, tmp_path, capsys):
+def test_an_unknown_task_method_or_fraction_is_a_clear_error(built, tmp_path, capsys):
     import yaml
 
     from jtm.cli import main
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(built))
-    for override, message in (
-        ("downstream.tasks=[genre]", "downstream.tasks: unknown ['genre']"),
-        ("downstream.fractions=[0.0, 1.0]", "fractions in (0, 1]"),
+    cell = Path(built["paths"]["cells"]) / "ensemble" / "cpc-linear"
+    before = (cell / "scores.parquet").read_bytes()
+    for args, message in (
+        (["downstream", "--set", "downstream.tasks=[genre]"], "downstream.tasks: unknown ['genre']"),
+        (["probe", "genre", "cpc", "linear"], "task 'genre'"),
+        (["probe", "ensemble", "cpc", "svm"], "method cpc-svm"),
+        (["end_to_end", "ensemble", "scratch"], "method scratch-linear"),
+        (
+            ["probe", "ensemble", "cpc", "linear", "--set", "downstream.fractions=[0.0, 1.0]"],
+            "fractions in (0, 1]",
+        ),
     ):
-        assert main(["downstream", "--params", str(params), "--set", override]) == 2
+        assert main([args[0], "--params", str(params), *args[1:]]) == 2, args
         assert message in capsys.readouterr().err
-    assert (Path(built["paths"]["metrics"]) / "ensemble").is_dir()  # the previous output is kept
+    assert (cell / "scores.parquet").read_bytes() == before  # the previous output is kept
+    assert (Path(built["paths"]["metrics"]) / "ensemble").is_dir()
+    with pytest.raises(ConfigError, match="give task, feature, head"):
+        run_stage("probe", built)

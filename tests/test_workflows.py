@@ -7,143 +7,100 @@ the stages before it. `dvc metrics show`, `dvc plots show` and `dvc exp run -S` 
 README says.
 """
 
-import hashlib
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from jtm.config import load_params
-from tests.conftest import REPO, tiny_overrides
+from tests.projects import commit, comparable, digest, run, set_param
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-PROJECT_FILES = ["Snakefile", "dvc.yaml", "workflow", "jtm"]
-
-
-def _run(args, cwd) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{output}"
-    return output
-
-
-def make_project(root: Path) -> Path:
-    """A fresh git repo holding the pipeline files and a tiny params.yaml."""
-    root.mkdir()
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    relative = [o for o in tiny_overrides(Path("data"), "sqlite:///mlflow.db")]
-    params = load_params(REPO / "params.yaml", relative)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.snakemake/\nlogs/\nplots_html/\n")
-    _run(["git", "init", "-q"], root)
-    _run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"],
-        root,
-    )
-    _run(["dvc", "init", "-q"], root)
-    _run(["dvc", "config", "core.analytics", "false"], root)
-    return root
-
-
-def digest(folder: Path) -> dict:
-    """sha256 of every output file; dot files are the engines' own bookkeeping
-    (DVC's .gitignore, Snakemake's .snakemake_timestamp)."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.name.startswith(".")
-    }
-
-
-def set_param(root: Path, section: str, key: str, value) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params[section][key] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.fixture(scope="module")
-def dvc_project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("dvc") / "project")
-    output = _run(["dvc", "repro"], root)
-    return root, output
-
-
-@pytest.fixture(scope="module")
-def snakemake_project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("smk") / "project")
-    output = _run(["snakemake", "--cores", "2"], root)
-    return root, output
 
 
 def test_dvc_builds_then_does_nothing(dvc_project):
-    root, output = dvc_project
-    for stage in ("demo_scores", "acquire", "resample", "index", "downstream", "report"):
+    root, output = dvc_project.root, dvc_project.output
+    for stage in (
+        "demo_scores",
+        "acquire",
+        "resample",
+        "index",
+        "probe@ensemble-cpc-linear",
+        "downstream",
+        "report",
+    ):
         assert f"Running stage '{stage}'" in output
     assert (root / "data" / "index" / "windows.parquet").is_file()
-    again = _run(["dvc", "repro"], root)
+    again = run(["dvc", "repro"], root)
     assert "Running stage" not in again
     assert "up to date" in again
 
 
 def test_snakemake_builds_then_does_nothing(snakemake_project):
-    root, output = snakemake_project
+    root = snakemake_project.root
     assert (root / "data" / "index" / "windows.parquet").is_file()
-    again = _run(["snakemake", "--cores", "2"], root)
+    again = run(["snakemake", "--cores", "2"], root)
     assert "Nothing to be done" in again
 
 
 def test_both_engines_produce_identical_outputs(dvc_project, snakemake_project):
-    built_by_dvc, built_by_snakemake = digest(dvc_project[0] / "data"), digest(snakemake_project[0] / "data")
-    assert built_by_dvc.keys() == built_by_snakemake.keys()
-    for report in ("report.html", "report.md"):  # they state when they were generated
-        assert built_by_dvc.pop(report) != "" and built_by_snakemake.pop(report) != ""
-    assert built_by_dvc == built_by_snakemake
+    assert dvc_project.built.keys() == snakemake_project.built.keys()
+    assert "cells/ensemble/cpc-linear/scores.parquet" in dvc_project.built
+    assert comparable(dvc_project.built) == comparable(snakemake_project.built)
 
 
 def test_dvc_reruns_only_resample_and_downstream_after_a_resample_change(dvc_project):
-    root, _ = dvc_project
+    root = dvc_project.root
     set_param(root, "resample", "quality", "HQ")
-    output = _run(["dvc", "repro"], root)
+    output = run(["dvc", "repro"], root)
     assert "Running stage 'resample'" in output and "Running stage 'pretrain'" in output
     assert "Running stage 'acquire'" not in output and "Running stage 'demo_scores'" not in output
 
 
 def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(snakemake_project):
-    root, _ = snakemake_project
+    root = snakemake_project.root
     set_param(root, "resample", "quality", "HQ")
-    output = _run(["snakemake", "--cores", "2"], root)
+    output = run(["snakemake", "--cores", "2"], root)
     ran = {
         line.split()[-1].rstrip(":")
         for line in output.splitlines()
         if line.startswith(("rule ", "localrule "))
     }
-    assert ran == {"resample", "index", "pretrain", "embed", "downstream", "report", "all"}
+    assert ran == {
+        "resample",
+        "index",
+        "pretrain",
+        "embed",
+        "probe",
+        "end_to_end",
+        "downstream",
+        "report",
+        "all",
+    }
+
+
+def test_snakemake_runs_pretrain_on_several_gpus_under_torchrun(snakemake_project, tmp_path):
+    """A rule given 2 GPUs runs 2 DDP processes (gloo on this CPU machine, NCCL on GPUs)."""
+    root = tmp_path / "project"
+    shutil.copytree(snakemake_project.root, root)
+    command = ["snakemake", "--cores", "2", "--forcerun", "pretrain", "--until", "pretrain"]
+    run(command + ["--set-resources", "pretrain:gpu=2"], root)
+    log = (root / "logs" / "pretrain.log").read_text()
+    assert "torch.distributed.run --standalone --nproc-per-node=2 -m jtm.cli pretrain" in log
+    assert {p.name for p in (root / "data" / "checkpoints").iterdir()} >= {"rank0-of-2.pt", "rank1-of-2.pt"}
+    assert (root / "data" / "pretrain" / "model.pt").is_file()
 
 
 def test_dvc_metrics_show_prints_every_downstream_cell(dvc_project):
-    root, _ = dvc_project
-    table = _run(["dvc", "metrics", "show", "--md"], root)
+    root = dvc_project.root
+    table = run(["dvc", "metrics", "show", "--md"], root)
     assert "metrics/ensemble/cpc-linear/100pct.json" in table
-    assert "metrics/transcription/logmel-mlp/50pct.json" in table
+    assert "metrics/transcription/logmel-linear/50pct.json" in table
     assert "mean.accuracy" in table and "mean.micro_ap" in table and "mean.onset_f1" in table
     assert "pretrain/metrics.json" in table
 
 
 def test_dvc_plots_show_renders_the_curves(dvc_project):
-    root, _ = dvc_project
-    _run(["dvc", "plots", "show", "-o", "plots_html"], root)
+    root = dvc_project.root
+    run(["dvc", "plots", "show", "-o", "plots_html"], root)
     page = (root / "plots_html" / "index.html").read_text()
     for title in ("CPC validation accuracy", "Ensemble accuracy vs label fraction", "Transcription frame"):
         assert title in page
@@ -151,12 +108,38 @@ def test_dvc_plots_show_renders_the_curves(dvc_project):
 
 
 def test_dvc_exp_run_reruns_a_study_variant(dvc_project):
-    root, _ = dvc_project
-    _run(["git", "add", "-A"], root)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "baseline"], root)
-    output = _run(["dvc", "exp", "run", "-n", "same-track", "-S", "pretrain.sampling=samesequence"], root)
+    root = dvc_project.root
+    commit(root, "baseline")
+    output = run(["dvc", "exp", "run", "-n", "same-track", "-S", "pretrain.sampling=samesequence"], root)
     assert "Running stage 'pretrain'" in output and "Running stage 'report'" in output
     assert "Running stage 'resample'" not in output
-    shown = _run(["dvc", "exp", "show", "--md", "--no-pager"], root)
+    shown = run(["dvc", "exp", "show", "--md", "--no-pager"], root)
     assert "same-track" in shown and "samesequence" in shown
     assert "mean.accuracy" in shown and "val_acc_k1" in shown  # the metrics of each experiment
+
+
+def test_dvc_remote_push_and_pull_into_a_fresh_clone(dvc_project, tmp_path):
+    """A shared folder as DVC remote, as the README's "Running on a cluster" says: `dvc push`
+    stores the data and models; a fresh clone's `dvc pull` restores them byte for byte, and
+    nothing is recomputed. data/raw is never cached (re-acquirable; MusicNet's 11 GB are not
+    duplicated), so `dvc repro --allow-missing` skips it, and a plain `dvc repro` re-acquires it
+    alone: the identical audio reruns nothing after it."""
+    root = tmp_path / "project"
+    shutil.copytree(dvc_project.root, root)
+    run(["dvc", "checkout", "--force"], root)  # whatever earlier tests changed, back to dvc.lock
+    remote = tmp_path / "shared" / "jtm-dvc"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], root)
+    commit(root, "built, with a shared remote")
+    pushed = run(["dvc", "push"], root)
+    assert "pushed" in pushed and any(remote.rglob("*"))
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(root), str(clone)], tmp_path)
+    assert not (clone / "data" / "pretrain" / "model.pt").exists()
+    run(["dvc", "pull"], clone)
+    restored, built = digest(clone / "data"), digest(root / "data")
+    assert {k: v for k, v in built.items() if not k.startswith("raw/")} == restored
+    assert "up to date" in run(["dvc", "repro", "--allow-missing"], clone)
+    output = run(["dvc", "repro"], clone)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert ran == {"acquire"}
+    assert digest(clone / "data") == built

@@ -1,20 +1,19 @@
-"""Stage `downstream`: what each representation is worth on labelled tasks, with few labels.
+"""Stages `probe` and `end_to_end`: one cell of the downstream study per job.
 
-A cell is (task, method, label fraction); a method is a frozen feature set with a probe head
-(`cpc-linear`, `logmel-mlp`, ...) or an end-to-end baseline (`supervised`, `finetune`). Each
-cell trains one model per seed on a seeded, stratified, by-track subset of the labelled train
-windows, selects on the validation split, and is scored on the test split once.
+A cell is (task, method); a method is a frozen feature set with a probe head (`cpc-linear`,
+`logmel-mlp`, ...) or an end-to-end baseline (`supervised`, `finetune`). A cell trains one
+model per label fraction and seed on a seeded, stratified, by-track subset of the labelled
+train windows, selects on the validation split, and is scored on the test split once. Cells
+are independent jobs (a DVC matrix, Snakemake wildcards), so a cluster runs them side by side;
+stage `downstream` (jtm/eval/collect.py) gathers them.
 
-Outputs::
+A cell's folder, ``<cells>/<task>/<method>/``::
 
-    <downstream>/results.parquet     task, method, feature, head, fraction, seed, train_windows,
-                                     train_tracks, best_epoch, metric, value: every model, long
-    <downstream>/confusion/<task>/<method>.json   classes, matrix (all labels, first seed)
-    <downstream>/excerpt.npz         transcription: a test excerpt's true roll and every
-                                     method's probabilities (all labels, first seed)
-    <downstream>/plots/<task>.csv   fraction, then the headline metric (mean over seeds) of each
-                                     method: the label-efficiency curves `dvc plots show` draws
-    <metrics>/<task>/<method>/<fraction>pct.json  mean and std over seeds (dvc metrics show)
+    scores.parquet    task, method, feature, head, fraction, seed, train_windows,
+                      train_tracks, best_epoch, metric, value: every model, long
+    confusion.json    classification: classes, matrix (all labels, first seed)
+    excerpt.npz       transcription: a test excerpt's true roll (truth, track, start) and the
+                      method's probabilities (all labels, first seed)
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ import torch
 from jtm.atomic import atomic_dir
 from jtm.config import ConfigError, DownstreamConfig
 from jtm.data.windows import load_windows
+from jtm.errors import DataError
 from jtm.eval.embed import load_embeddings
 from jtm.eval.labels import SAMPLE_RATE, TASKS, TaskLabels, non_overlapping, task_labels
 from jtm.eval.metrics import (
@@ -198,10 +198,15 @@ def train_cell(
     outputs = len(labels.classes)
     framewise = labels.framewise
     if method.kind == "probe":
+
+        def inputs(rows):
+            return _features(cache, embeddings, method.feature, framewise, data.rows[rows])
+
+        x_val = inputs(val)  # fit on it (early stopping), then predict it (thresholds)
         fit = fit_probe(
-            _features(cache, embeddings, method.feature, framewise, data.rows[train]),
+            inputs(train),
             _flat(labels.targets[train], framewise),
-            _features(cache, embeddings, method.feature, framewise, data.rows[val]),
+            x_val,
             _flat(labels.targets[val], framewise),
             method.head,
             outputs,
@@ -213,17 +218,13 @@ def train_cell(
             patience=cfg.patience,
             seed=seed,
         )
-        multilabel = labels.multilabel
 
-        def probs(rows):
-            p = predict(
-                fit.model,
-                _features(cache, embeddings, method.feature, framewise, data.rows[rows]),
-                multilabel,
-            )
-            return p.reshape(len(rows), -1, outputs) if framewise else p
+        def probs(x, n):
+            p = predict(fit.model, x, labels.multilabel)
+            return p.reshape(n, -1, outputs) if framewise else p
 
-        return fit, (probs(val) if labels.multilabel else None), probs(test)
+        p_val = probs(x_val, len(val)) if labels.multilabel else None
+        return fit, p_val, probs(inputs(test), len(test))
     model = end_to_end.build_model(method.kind, model_dir, outputs, framewise, seed)
     val_draw = np.random.default_rng(seed).permutation(val)[: cfg.e2e_val_windows]
     fit = end_to_end.fit_end_to_end(
@@ -243,99 +244,106 @@ def train_cell(
     return fit, p_val, end_to_end.predict_audio(model, audio, data.rows[test], labels.multilabel)
 
 
-def run_downstream(
+def cell_method(task: str, feature: str, head: str) -> Method:
+    """The method a cell names: a probe `feature`-`head`, or `feature` = an end-to-end init."""
+    from jtm.eval.embed import FEATURES
+    from jtm.train.probe import HEADS
+
+    if task not in TASKS:
+        raise ConfigError(f"task {task!r}: known tasks are {list(TASKS)}")
+    if feature in end_to_end.INITS:
+        return Method(feature, "audio", "linear", feature)
+    if feature not in FEATURES or head not in HEADS:
+        raise ConfigError(
+            f"method {feature}-{head}: features are {list(FEATURES)}, heads {list(HEADS)}, "
+            f"end-to-end inits {list(end_to_end.INITS)}"
+        )
+    return Method(f"{feature}-{head}", feature, head, "probe")
+
+
+def run_cell(
     index_dir: str | Path,
-    embeddings: str | Path,
-    model_dir: str | Path,
+    embeddings: str | Path | None,
+    model_dir: str | Path | None,
     out_dir: str | Path,
-    metrics_dir: str | Path,
     cfg: DownstreamConfig,
+    task: str,
+    method: Method,
     tracker=None,
 ) -> dict:
-    """Train and score every cell; write the folders described above (atomically)."""
+    """Train and score one cell at every label fraction and seed; write `out_dir` atomically.
+
+    Probes read `embeddings`; end-to-end baselines read the audio and (finetune) `model_dir`.
+    `out_dir` gets scores.parquet (the long rows described above), and at 100 % labels for
+    the first seed confusion.json (classification) or excerpt.npz (transcription).
+    """
     check_config(cfg)
-    index_dir, embeddings, model_dir = Path(index_dir), Path(embeddings), Path(model_dir)
+    index_dir = Path(index_dir)
+    embeddings = Path(embeddings) if embeddings else None
+    model_dir = Path(model_dir) if model_dir else None
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    keys = pd.read_parquet(embeddings / "keys.parquet")
     windows, tracks = load_windows(index_dir, ("train", "val", "test"))
-    if not keys[["id", "start"]].equals(windows[["id", "start"]]):
-        raise ValueError(f"{embeddings}: its windows are not the index's: rerun the embed stage")
-    notes = pd.read_parquet(index_dir / "notes.parquet")
-    audio = end_to_end.AudioBatches(windows, tracks)
+    keys = windows[["id", "start", "length", "split"]]
+    if method.kind == "probe":
+        embedded = pd.read_parquet(embeddings / "keys.parquet")
+        if not embedded[["id", "start"]].equals(keys[["id", "start"]]):
+            raise DataError(embeddings, "its windows are not the index's: rerun the embed stage")
+    data = TaskData(task, keys, tracks, pd.read_parquet(index_dir / "notes.parquet"))
+    train, val, test = data.part("train"), data.part("val"), data.part("test")
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(index_dir, f"task {task!r} needs train and test windows")
+    audio = end_to_end.AudioBatches(windows, tracks) if method.kind != "probe" else None
     cache: dict = {}
     records, summary = [], {}
+    seeds, fractions = _budget(cfg, method, data.labels.framewise)
     began = time.perf_counter()
-    with atomic_dir(out_dir) as out, atomic_dir(metrics_dir) as metrics_out:
-        excerpt: dict[str, np.ndarray] = {}
-        for task in cfg.tasks:
-            data = TaskData(task, keys, tracks, notes)
-            train, val, test = data.part("train"), data.part("val"), data.part("test")
-            if len(train) == 0 or len(test) == 0:
-                raise ValueError(f"{index_dir}: task {task!r} needs train and test windows")
-            curves: dict[str, dict[float, float]] = {}
-            for method in methods(cfg, task):
-                seeds, fractions = _budget(cfg, method, data.labels.framewise)
-                curves[method.name] = {}
-                for fraction in fractions:
-                    per_seed = []
-                    for seed in seeds:
-                        labelled = train[
-                            label_subset(
-                                data.keys["id"].to_numpy()[train], data.labels.strata[train], fraction, seed
-                            )
-                        ]
-                        fit, p_val, p_test = train_cell(
-                            data, method, labelled, val, test, cfg, seed, embeddings, model_dir, cache, audio
+    with atomic_dir(out_dir) as out:
+        for fraction in fractions:
+            headline = []
+            for seed in seeds:
+                labelled = train[
+                    label_subset(data.keys["id"].to_numpy()[train], data.labels.strata[train], fraction, seed)
+                ]
+                fit, p_val, p_test = train_cell(
+                    data, method, labelled, val, test, cfg, seed, embeddings, model_dir, cache, audio
+                )
+                scores, confusion = score(data, val, p_val, test, p_test)
+                headline.append(scores[HEADLINE[task]])
+                cell = {
+                    "task": task,
+                    "method": method.name,
+                    "feature": method.feature,
+                    "head": method.head,
+                    "fraction": fraction,
+                    "seed": seed,
+                    "train_windows": len(labelled),
+                    "train_tracks": int(data.keys["id"].iloc[labelled].nunique()),
+                    "best_epoch": fit.best,
+                }
+                records += [cell | {"metric": k, "value": v} for k, v in scores.items()]
+                if tracker is not None:
+                    tracker.child_run(
+                        f"{task}/{method.name}/{fraction_name(fraction)}/seed{seed}",
+                        {k: v for k, v in cell.items() if k != "best_epoch"},
+                        scores | {"best_epoch": fit.best},
+                        fit.curves,
+                    )
+                if fraction == 1 and seed == seeds[0]:
+                    if confusion is not None:
+                        write_json(
+                            out / "confusion.json",
+                            {"classes": list(data.labels.classes), "matrix": confusion.tolist()},
                         )
-                        scores, confusion = score(data, val, p_val, test, p_test)
-                        per_seed.append(scores)
-                        cell = {
-                            "task": task,
-                            "method": method.name,
-                            "feature": method.feature,
-                            "head": method.head,
-                            "fraction": fraction,
-                            "seed": seed,
-                            "train_windows": len(labelled),
-                            "train_tracks": int(data.keys["id"].iloc[labelled].nunique()),
-                            "best_epoch": fit.best,
-                        }
-                        records += [cell | {"metric": k, "value": v} for k, v in scores.items()]
-                        if tracker is not None:
-                            tracker.child_run(
-                                f"{task}/{method.name}/{fraction_name(fraction)}/seed{seed}",
-                                {k: v for k, v in cell.items() if k != "best_epoch"},
-                                scores | {"best_epoch": fit.best},
-                                fit.curves,
-                            )
-                        if fraction == 1 and seed == seeds[0]:
-                            if confusion is not None:
-                                _write_json(
-                                    out / "confusion" / task / f"{method.name}.json",
-                                    {"classes": list(data.labels.classes), "matrix": confusion.tolist()},
-                                )
-                            if task == "transcription":
-                                _keep_excerpt(excerpt, data, test, p_test, method, cfg.excerpt_windows)
-                    cell_summary = _summarize(per_seed, len(labelled))
-                    _write_json(
-                        metrics_out / task / method.name / f"{fraction_name(fraction)}.json", cell_summary
-                    )
-                    mean = cell_summary["mean"][HEADLINE[task]]
-                    curves[method.name][fraction] = mean
-                    summary[f"{task}_{method.name}_{fraction_name(fraction)}"] = mean
-                    log.info(
-                        "%s %s %s: %s %.3f", task, method.name, fraction_name(fraction), HEADLINE[task], mean
-                    )
-            # One table per task, a column per known method (empty if not run): dvc.yaml's plots
-            # name them all, and `dvc plots show` draws a line per column.
-            (out / "plots").mkdir(exist_ok=True)
-            table = pd.DataFrame(curves, columns=ALL_METHODS).rename_axis("fraction").sort_index()
-            table.to_csv(out / "plots" / f"{task}.csv", float_format="%.6g")
-        pd.DataFrame(records).to_parquet(out / "results.parquet", index=False)
-        if excerpt:
-            np.savez_compressed(out / "excerpt.npz", **excerpt)
-    summary["models"] = len({(r["task"], r["method"], r["fraction"], r["seed"]) for r in records})
+                    if task == "transcription":
+                        np.savez_compressed(
+                            out / "excerpt.npz", **_excerpt(data, test, p_test, cfg.excerpt_windows)
+                        )
+            key = f"{HEADLINE[task]}_{fraction_name(fraction)}"
+            summary[key] = float(np.mean(headline))
+            log.info("%s %s %s: %s %.3f", task, method.name, fraction_name(fraction), key, summary[key])
+        pd.DataFrame(records).to_parquet(out / "scores.parquet", index=False)
+    summary["models"] = len(fractions) * len(seeds)
     summary["minutes"] = (time.perf_counter() - began) / 60
     return summary
 
@@ -349,31 +357,19 @@ def _budget(
     return (cfg.transcription_seeds if framewise else cfg.seeds), cfg.fractions
 
 
-def _summarize(per_seed: list[dict], train_windows: int) -> dict:
-    names = per_seed[0].keys()
+def _excerpt(data: TaskData, test: np.ndarray, p_test: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The first `n` contiguous test windows of one track: true roll and the probabilities."""
+    rows = data.excerpts()[0][0][:n]
+    position = {row: i for i, row in enumerate(test)}
+    pitches = data.labels.targets.shape[-1]
     return {
-        "mean": {k: float(np.mean([s[k] for s in per_seed])) for k in names},
-        "std": {k: float(np.std([s[k] for s in per_seed])) for k in names},
-        "seeds": len(per_seed),
-        "train_windows": train_windows,
+        "truth": data.labels.targets[rows].reshape(-1, pitches),
+        "track": np.array(int(data.keys["id"].iat[rows[0]])),
+        "start": np.array(int(data.keys["start"].iat[rows[0]])),
+        "probabilities": p_test[[position[r] for r in rows]].reshape(-1, pitches).astype(np.float16),
     }
 
 
-def _keep_excerpt(
-    excerpt: dict, data: TaskData, test: np.ndarray, p_test: np.ndarray, method: Method, n: int
-):
-    """The first `n` contiguous test windows of one track: true roll and this method's probabilities."""
-    rows = data.excerpts()[0][0][:n]
-    position = {row: i for i, row in enumerate(test)}
-    if "truth" not in excerpt:
-        excerpt["truth"] = data.labels.targets[rows].reshape(-1, data.labels.targets.shape[-1])
-        excerpt["track"] = np.array(int(data.keys["id"].iat[rows[0]]))
-        excerpt["start"] = np.array(int(data.keys["start"].iat[rows[0]]))
-    excerpt[method.name] = (
-        p_test[[position[r] for r in rows]].reshape(-1, p_test.shape[-1]).astype(np.float16)
-    )
-
-
-def _write_json(path: Path, value: dict) -> None:
+def write_json(path: Path, value: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2))

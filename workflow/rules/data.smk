@@ -12,6 +12,8 @@ rule demo_scores:
     conda:
         "../envs/jtm.yaml"
     threads: config["demo"]["workers"]
+    resources:
+        **rule_resources(config, "demo_scores"),
     params:
         read=subset(config, ["demo.scores", "demo.excerpt_seconds", "demo.default_bpm"]),
     script:
@@ -36,6 +38,8 @@ rule acquire:
     conda:
         "../envs/jtm.yaml"
     threads: config["demo"]["workers"]
+    resources:
+        **rule_resources(config, "acquire"),
     params:
         read=subset(
             config,
@@ -78,6 +82,8 @@ rule resample:
     conda:
         "../envs/jtm.yaml"
     threads: config["resample"]["workers"]
+    resources:
+        **rule_resources(config, "resample"),
     params:
         read=subset(
             config,
@@ -102,6 +108,8 @@ rule index:
         "logs/index.log",
     conda:
         "../envs/jtm.yaml"
+    resources:
+        **rule_resources(config, "index"),
     params:
         read=subset(
             config, ["index.seed", "index.window", "index.hop", "index.val_fraction"]

@@ -14,6 +14,8 @@ rule embed:
     conda:
         "../envs/jtm.yaml"
     threads: config["embed"]["threads"]
+    resources:
+        **rule_resources(config, "embed"),
     params:
         read=subset(
             config,
@@ -29,52 +31,79 @@ rule embed:
         "../scripts/embed.py"
 
 
-# Probes and end-to-end baselines on the labelled tasks (see jtm/train/downstream.py).
+# The downstream study, one job per cell (see jtm/train/downstream.py), then gathered
+# (jtm/eval/collect.py). Cells run side by side: locally as --cores allows, on a cluster at once.
 
 
-rule downstream:
+rule probe:
     input:
         index=rules.index.output.index,
-        audio16k=rules.resample.output.audio16k,
-        model=rules.pretrain.output.model,
         embeddings=rules.embed.output.embeddings,
         code=[
             "jtm/train/downstream.py",
-            "jtm/train/probe.py",
-            "jtm/train/end_to_end.py",
             "jtm/eval/labels.py",
             "jtm/eval/subsets.py",
             "jtm/eval/metrics.py",
+            "jtm/train/probe.py",
         ],
     output:
-        results=directory(config["paths"]["downstream"]),
-        metrics=directory(config["paths"]["metrics"]),
+        cell=directory(cell_pattern(config, "probe")),
     log:
-        "logs/downstream.log",
+        "logs/probe/{task}/{feature}-{head}.log",
     conda:
         "../envs/jtm.yaml"
     threads: config["downstream"]["threads"]
+    resources:
+        **rule_resources(config, "probe"),
     params:
         read=subset(
             config,
             [
-                "downstream.tasks",
-                "downstream.features",
-                "downstream.heads",
                 "downstream.mlp_hidden",
-                "downstream.end_to_end",
-                "downstream.end_to_end_tasks",
-                "downstream.end_to_end_fractions",
                 "downstream.fractions",
                 "downstream.seeds",
                 "downstream.transcription_seeds",
-                "downstream.end_to_end_seeds",
                 "downstream.lr",
                 "downstream.weight_decay",
                 "downstream.batch_size",
                 "downstream.frame_batch_size",
                 "downstream.max_epochs",
                 "downstream.patience",
+                "downstream.excerpt_windows",
+                "downstream.threads",
+            ],
+        ),
+    script:
+        "../scripts/probe.py"
+
+
+rule end_to_end:
+    input:
+        index=rules.index.output.index,
+        audio16k=rules.resample.output.audio16k,
+        model=rules.pretrain.output.model,
+        code=[
+            "jtm/train/downstream.py",
+            "jtm/eval/labels.py",
+            "jtm/eval/subsets.py",
+            "jtm/eval/metrics.py",
+            "jtm/train/end_to_end.py",
+        ],
+    output:
+        cell=directory(cell_pattern(config, "end_to_end")),
+    log:
+        "logs/end_to_end/{task}/{init}.log",
+    conda:
+        "../envs/jtm.yaml"
+    threads: config["downstream"]["threads"]
+    resources:
+        **rule_resources(config, "end_to_end"),
+    params:
+        read=subset(
+            config,
+            [
+                "downstream.end_to_end_fractions",
+                "downstream.end_to_end_seeds",
                 "downstream.e2e_steps",
                 "downstream.e2e_batch_size",
                 "downstream.e2e_lr",
@@ -82,6 +111,35 @@ rule downstream:
                 "downstream.e2e_val_windows",
                 "downstream.excerpt_windows",
                 "downstream.threads",
+            ],
+        ),
+    script:
+        "../scripts/end_to_end.py"
+
+
+rule downstream:
+    input:
+        cells=cells(config),
+        code=["jtm/eval/collect.py"],
+    output:
+        results=directory(config["paths"]["downstream"]),
+        metrics=directory(config["paths"]["metrics"]),
+    log:
+        "logs/downstream.log",
+    conda:
+        "../envs/jtm.yaml"
+    threads: 1
+    resources:
+        **rule_resources(config, "downstream"),
+    params:
+        read=subset(
+            config,
+            [
+                "downstream.tasks",
+                "downstream.features",
+                "downstream.heads",
+                "downstream.end_to_end",
+                "downstream.end_to_end_tasks",
             ],
         ),
     script:
@@ -107,6 +165,8 @@ rule report:
     conda:
         "../envs/jtm.yaml"
     threads: 1
+    resources:
+        **rule_resources(config, "report"),
     params:
         read=subset(
             config,

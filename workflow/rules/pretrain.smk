@@ -19,6 +19,8 @@ rule pretrain:
     conda:
         "../envs/jtm.yaml"
     threads: config["pretrain"]["threads"]
+    resources:
+        **rule_resources(config, "pretrain"),
     params:
         read=subset(
             config,

@@ -1,0 +1,90 @@
+"""Stage `downstream`: gather the study's cells (jtm/train/downstream.py) into its tables.
+
+Only the cells that params name are read, in report order (task, then method), so a cell
+folder left over from an earlier study never leaks in. Outputs::
+
+    <downstream>/results.parquet     every model's scores, long (the cells' rows, concatenated)
+    <downstream>/confusion/<task>/<method>.json   classes, matrix (all labels, first seed)
+    <downstream>/excerpt.npz         transcription: a test excerpt's true roll and every
+                                     method's probabilities (all labels, first seed)
+    <downstream>/plots/<task>.csv    fraction, then the headline metric (mean over seeds) of
+                                     each method: the label-efficiency curves `dvc plots show` draws
+    <metrics>/<task>/<method>/<fraction>pct.json  mean and std over seeds (dvc metrics show)
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jtm.atomic import atomic_dir
+from jtm.config import DownstreamConfig
+from jtm.errors import DataError
+from jtm.eval.metrics import HEADLINE
+from jtm.train.downstream import ALL_METHODS, Method, check_config, fraction_name, methods, write_json
+
+
+def cell_dir(cells: Path, task: str, method: Method) -> Path:
+    return cells / task / method.name
+
+
+def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg: DownstreamConfig) -> dict:
+    """Write the folders described above (atomically) from the cells params name."""
+    check_config(cfg)
+    cells = Path(cells)
+    summary: dict[str, float] = {}
+    tables = []
+    with atomic_dir(out_dir) as out, atomic_dir(metrics_dir) as metrics_out:
+        excerpt: dict[str, np.ndarray] = {}
+        for task in cfg.tasks:
+            curves: dict[str, dict[float, float]] = {}
+            for method in methods(cfg, task):
+                folder = cell_dir(cells, task, method)
+                if not (folder / "scores.parquet").is_file():
+                    raise DataError(
+                        folder, f"cell {task}/{method.name} not built: run its probe/end_to_end stage"
+                    )
+                rows = pd.read_parquet(folder / "scores.parquet")
+                tables.append(rows)
+                curves[method.name] = {}
+                for fraction, at in rows.groupby("fraction", sort=True):
+                    cell = _summarize(at)
+                    write_json(metrics_out / task / method.name / f"{fraction_name(fraction)}.json", cell)
+                    mean = cell["mean"][HEADLINE[task]]
+                    curves[method.name][fraction] = mean
+                    summary[f"{task}_{method.name}_{fraction_name(fraction)}"] = mean
+                if (folder / "confusion.json").is_file():
+                    (out / "confusion" / task).mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(
+                        folder / "confusion.json", out / "confusion" / task / f"{method.name}.json"
+                    )
+                if (folder / "excerpt.npz").is_file():
+                    with np.load(folder / "excerpt.npz") as found:
+                        for key in ("truth", "track", "start"):
+                            excerpt.setdefault(key, found[key])
+                        excerpt[method.name] = found["probabilities"]
+            # One table per task, a column per known method (empty if not run): dvc.yaml's plots
+            # name them all, and `dvc plots show` draws a line per column.
+            (out / "plots").mkdir(exist_ok=True)
+            table = pd.DataFrame(curves, columns=ALL_METHODS).rename_axis("fraction").sort_index()
+            table.to_csv(out / "plots" / f"{task}.csv", float_format="%.6g")
+        results = pd.concat(tables, ignore_index=True)
+        results.to_parquet(out / "results.parquet", index=False)
+        if excerpt:
+            np.savez_compressed(out / "excerpt.npz", **excerpt)
+    summary["models"] = len(results.groupby(["task", "method", "fraction", "seed"]))
+    return summary
+
+
+def _summarize(rows: pd.DataFrame) -> dict:
+    """Mean and std over seeds of each metric of one cell at one label fraction."""
+    by_metric = rows.groupby("metric", sort=False)["value"]
+    return {
+        "mean": {k: float(np.mean(v.to_numpy())) for k, v in by_metric},
+        "std": {k: float(np.std(v.to_numpy())) for k, v in by_metric},
+        "seeds": int(rows["seed"].nunique()),
+        "train_windows": int(rows["train_windows"].iloc[-1]),
+    }

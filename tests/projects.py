@@ -1,0 +1,93 @@
+"""Temporary git + DVC projects holding the pipeline on a tiny config, for real engine runs.
+
+The engines' tests (DVC, Snakemake locally and on SLURM) build the same tiny study; its
+downstream part is cut to six cells, because each cell is a process of its own there (the
+in-process tests in test_downstream.py cover every task, method and metric).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from jtm.config import load_params
+from tests.conftest import REPO, tiny_overrides
+
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ["Snakefile", "dvc.yaml", "workflow", "profiles", "jtm"]
+ENGINE_OVERRIDES = [
+    "downstream.tasks=[ensemble, transcription]",
+    "downstream.features=[cpc, logmel]",
+    "downstream.heads=[linear]",
+    "downstream.end_to_end_tasks=[ensemble]",
+    "cluster.mem_mb=500",
+    "cluster.runtime=10",
+    "cluster.rules={}",
+]
+
+
+def run(args, cwd, env: dict | None = None) -> str:
+    """Run a command in `cwd` with this venv's tools first on PATH; its output, or fail."""
+    env = {**(env or os.environ), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{output}"
+    return output
+
+
+def make_project(root: Path) -> Path:
+    """A fresh git repo holding the pipeline files and a tiny params.yaml."""
+    root.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    params = load_params(
+        REPO / "params.yaml", tiny_overrides(Path("data"), "sqlite:///mlflow.db") + ENGINE_OVERRIDES
+    )
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # data/raw is cache-free (re-acquirable), and ignored by git as in the repo
+    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.snakemake/\nlogs/\nplots_html/\n/data/raw/\n")
+    run(["git", "init", "-q"], root)
+    commit(root, "init")
+    run(["dvc", "init", "-q"], root)
+    run(["dvc", "config", "core.analytics", "false"], root)
+    return root
+
+
+def commit(root: Path, message: str) -> None:
+    run(["git", "add", "-A"], root)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message],
+        root,
+    )
+
+
+def digest(folder: Path) -> dict:
+    """sha256 of every output file; dot files are the engines' own bookkeeping
+    (DVC's .gitignore, Snakemake's .snakemake_timestamp)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def comparable(digests: dict) -> dict:
+    """Without the report, which states when it was generated."""
+    return {k: v for k, v in digests.items() if k not in ("report.html", "report.md")}
+
+
+def set_param(root: Path, section: str, key: str, value) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params[section][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

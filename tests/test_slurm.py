@@ -1,0 +1,56 @@
+"""The tiny pipeline on a real one-node SLURM cluster, through snakemake-executor-plugin-slurm.
+
+The test cluster has no accounting database (no slurmdbd), so `sacct` cannot answer: the plugin
+checks jobs with `squeue` (`--slurm-status-command squeue`, reliable since MinJobAge keeps
+finished jobs listed for 10 minutes) and SLURM's job-completion log shows what ran.
+"""
+
+import pytest
+
+from tests.projects import comparable, digest, make_project, run
+from tests.slurm import single_node_slurm
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def slurm_project(tmp_path_factory):
+    """The tiny pipeline built with the repo's SLURM profile, as the README says, on a cluster
+    started for this module (and stopped after it)."""
+    with single_node_slurm(tmp_path_factory.mktemp("slurm")) as cluster:
+        root = make_project(tmp_path_factory.mktemp("slurm-project") / "project")
+        command = ["snakemake", "--workflow-profile", "profiles/slurm", "--jobs", "4"]
+        # No accounting database here; poll every 2 s rather than a busy cluster's 40 s.
+        command += ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
+        command += ["--seconds-between-status-checks", "2", "--latency-wait", "5"]
+        output = run(command, root, env=cluster.env)
+        yield root, output, cluster.finished_jobs()
+
+
+def test_every_job_went_through_sbatch(slurm_project):
+    root, output, jobs = slurm_project
+    submitted = [line for line in output.splitlines() if "has been submitted with SLURM jobid" in line]
+    rules = {"demo_scores", "acquire", "resample", "index", "pretrain", "embed", "probe", "downstream"}
+    rules |= {"end_to_end", "report"}
+    logs = root / "logs" / "slurm"
+    assert {p.name.removeprefix("rule_") for p in logs.iterdir()} == rules
+    # 4 probe cells and 2 end-to-end cells (tests/projects.py), one job each
+    assert len(submitted) == len(rules) - 2 + 4 + 2
+    assert len(jobs) == len(submitted)
+    assert {job["JobState"] for job in jobs} == {"COMPLETED"}
+    assert {job["WorkDir"] for job in jobs} == {str(root)}
+    # A job asks for the rule's threads and params' memory: the probes' 500 MB, 1 CPU.
+    assert all(job["ProcCnt"] == "1" and "mem=500M" in job["Tres"] for job in jobs)
+
+
+def test_slurm_outputs_equal_a_local_run(slurm_project, snakemake_project):
+    root, _, _ = slurm_project
+    on_slurm = digest(root / "data")
+    assert "cells/transcription/logmel-linear/scores.parquet" in on_slurm
+    assert comparable(on_slurm) == comparable(snakemake_project.built)
+
+
+def test_a_rerun_submits_nothing(slurm_project):
+    root, _, _ = slurm_project
+    again = run(["snakemake", "--workflow-profile", "profiles/slurm", "--dry-run"], root)
+    assert "Nothing to be done" in again
