@@ -235,15 +235,15 @@ def test_local_source_extracts_an_archive(built, archive, tmp_path):
 def test_dvc_repro_acquires_from_the_server_once(server, archive, built, tmp_path):
     import yaml
 
-    from tests.test_workflows import _run, make_project
+    from tests.projects import make_project, run
 
     root = make_project(tmp_path / "project")
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data"].update(musicnet_source(server, Path(built["paths"]["raw"]), archive))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    output = _run(["dvc", "repro", "index"], root)
+    output = run(["dvc", "repro", "index"], root)
     assert "Running stage 'acquire'" in output and "Running stage 'index'" in output
     assert (root / "data" / "index" / "tracks.parquet").is_file()
     assert server.sent("musicnet.tar.gz") == len(archive)
-    again = _run(["dvc", "repro", "index"], root)
+    again = run(["dvc", "repro", "index"], root)
     assert "Running stage" not in again and server.sent("musicnet.tar.gz") == len(archive)

@@ -54,3 +54,11 @@ def test_a_rerun_submits_nothing(slurm_project):
     root, _, _ = slurm_project
     again = run(["snakemake", "--workflow-profile", "profiles/slurm", "--dry-run"], root)
     assert "Nothing to be done" in again
+
+
+def test_dvc_records_what_slurm_built(slurm_project):
+    """`dvc commit` adopts the cluster's outputs (same stages, same paths): nothing to rerun."""
+    root, _, _ = slurm_project
+    run(["dvc", "commit", "--force"], root)
+    assert "up to date" in run(["dvc", "status"], root)
+    assert "Running stage" not in run(["dvc", "repro"], root)
