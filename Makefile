@@ -49,5 +49,5 @@ lock: install
 
 clean:
 	rm -rf data/scores data/raw data/audio16k data/index results/pretrain results/checkpoints \
-		results/embeddings results/downstream results/metrics results/report.html results/report.md \
+		results/embeddings results/cells results/downstream results/metrics results/report.html results/report.md \
 		results/figures logs .snakemake

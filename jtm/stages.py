@@ -144,7 +144,7 @@ def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> 
 def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.train.downstream import cell_method, run_cell
 
-    method = cell_method(item["task"], item.get("init") or item["feature"], item.get("head", "linear"))
+    method = cell_method(item)
     return run_cell(
         inputs["index"],
         inputs.get("embeddings"),

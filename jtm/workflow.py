@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ def rule_resources(config: dict, rule: str) -> dict:
     """Snakemake `resources:` of `rule` from params' cluster section (zeros and nulls left out).
 
     Locally Snakemake counts them against `--resources`; the SLURM executor turns them into
-    sbatch's --mem, --time, --gpus/--gres, --partition and --account.
+    sbatch's --mem, --time, --gpus/--gres, --constraint, --partition and --account.
     """
     cluster = section(config, "cluster", ClusterConfig)
     unknown = sorted(set(cluster.rules) - set(STAGES))
@@ -32,7 +33,9 @@ def rule_resources(config: dict, rule: str) -> dict:
     unknown = sorted(set(wanted) - set(RESOURCES))
     if unknown:
         raise ConfigError(f"cluster.rules.{rule}: unknown resources {unknown}; known: {list(RESOURCES)}")
-    wanted |= {"slurm_partition": cluster.partition, "slurm_account": cluster.account}
+    # Null in params: sbatch's own environment variables, as users of the cluster already set them.
+    wanted["slurm_partition"] = cluster.partition or os.environ.get("SBATCH_PARTITION")
+    wanted["slurm_account"] = cluster.account or os.environ.get("SBATCH_ACCOUNT")
     return {key: value for key, value in wanted.items() if value not in (None, 0, "")}
 
 

@@ -1,5 +1,6 @@
 """One DAG, two engines: dvc.yaml and the Snakefile declare exactly the stages in jtm.stages."""
 
+import copy
 import re
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def snakemake_rules() -> dict:
                 "output": [re.sub(r"\{(\w+),[^}]*\}", r"{\1}", o) for o in rule.output],
                 "params": list(rule.params.get("read", {}) if "read" in rule.params.keys() else []),
                 "wildcards": sorted(rule.wildcard_names),
+                "resources": dict(rule.resources),
+                "threads": rule.resources["_cores"],
                 "script": rule.script,
             }
             for rule in workflow.rules
@@ -142,3 +145,40 @@ def test_stage_help_says_inputs_outputs_and_params(name, capsys):
     ):
         assert key in text
     assert "inputs:" in text and "outputs:" in text
+
+
+def test_rule_resources_come_from_params_cluster_section(monkeypatch):
+    from jtm.config import ConfigError
+    from jtm.workflow import rule_resources
+
+    params = copy.deepcopy(PARAMS)
+    params["cluster"].update(partition="gpu", account="lab", mem_mb=1000, runtime=5)
+    params["cluster"]["rules"] = {"pretrain": {"gpu": 2, "mem_mb": 9000}, "probe": {"gpu": 0}}
+    assert rule_resources(params, "pretrain") == {
+        "mem_mb": 9000,
+        "runtime": 5,
+        "gpu": 2,
+        "slurm_partition": "gpu",
+        "slurm_account": "lab",
+    }
+    assert "gpu" not in rule_resources(params, "probe")  # zero GPUs: none asked for
+    params["cluster"].update(partition=None, account=None)
+    monkeypatch.setenv("SBATCH_PARTITION", "short")
+    monkeypatch.delenv("SBATCH_ACCOUNT", raising=False)
+    assert rule_resources(params, "probe")["slurm_partition"] == "short"  # sbatch's own variable
+    assert "slurm_account" not in rule_resources(params, "probe")
+    params["cluster"]["rules"] = {"pretrian": {"gpu": 1}}
+    with pytest.raises(ConfigError, match="unknown rules \\['pretrian'\\]"):
+        rule_resources(params, "pretrain")
+    params["cluster"]["rules"] = {"pretrain": {"gpus": 1}}
+    with pytest.raises(ConfigError, match="cluster.rules.pretrain: unknown resources \\['gpus'\\]"):
+        rule_resources(params, "pretrain")
+
+
+def test_each_rule_asks_for_its_params_resources_and_threads(rules):
+    from jtm.workflow import rule_resources
+
+    for name, rule in rules.items():
+        assert {k: rule["resources"][k] for k in rule_resources(PARAMS, name)} == rule_resources(PARAMS, name)
+    assert rules["pretrain"]["threads"] == PARAMS["pretrain"]["threads"]
+    assert rules["probe"]["threads"] == rules["end_to_end"]["threads"] == PARAMS["downstream"]["threads"]

@@ -167,8 +167,8 @@ def test_an_unknown_task_method_or_fraction_is_a_clear_error(built, tmp_path, ca
     for args, message in (
         (["downstream", "--set", "downstream.tasks=[genre]"], "downstream.tasks: unknown ['genre']"),
         (["probe", "genre", "cpc", "linear"], "task 'genre'"),
-        (["probe", "ensemble", "cpc", "svm"], "method cpc-svm"),
-        (["end_to_end", "ensemble", "scratch"], "method scratch-linear"),
+        (["probe", "ensemble", "cpc", "svm"], "probe cpc-svm"),
+        (["end_to_end", "ensemble", "scratch"], "init 'scratch'"),
         (
             ["probe", "ensemble", "cpc", "linear", "--set", "downstream.fractions=[0.0, 1.0]"],
             "fractions in (0, 1]",

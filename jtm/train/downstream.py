@@ -244,20 +244,20 @@ def train_cell(
     return fit, p_val, end_to_end.predict_audio(model, audio, data.rows[test], labels.multilabel)
 
 
-def cell_method(task: str, feature: str, head: str) -> Method:
-    """The method a cell names: a probe `feature`-`head`, or `feature` = an end-to-end init."""
+def cell_method(item: dict[str, str]) -> Method:
+    """The method a matrix item names: {task, feature, head} (a probe) or {task, init}."""
     from jtm.eval.embed import FEATURES
     from jtm.train.probe import HEADS
 
-    if task not in TASKS:
-        raise ConfigError(f"task {task!r}: known tasks are {list(TASKS)}")
-    if feature in end_to_end.INITS:
-        return Method(feature, "audio", "linear", feature)
+    if item["task"] not in TASKS:
+        raise ConfigError(f"task {item['task']!r}: known tasks are {list(TASKS)}")
+    if "init" in item:
+        if item["init"] not in end_to_end.INITS:
+            raise ConfigError(f"init {item['init']!r}: known inits are {list(end_to_end.INITS)}")
+        return Method(item["init"], "audio", "linear", item["init"])
+    feature, head = item["feature"], item["head"]
     if feature not in FEATURES or head not in HEADS:
-        raise ConfigError(
-            f"method {feature}-{head}: features are {list(FEATURES)}, heads {list(HEADS)}, "
-            f"end-to-end inits {list(end_to_end.INITS)}"
-        )
+        raise ConfigError(f"probe {feature}-{head}: features are {list(FEATURES)}, heads {list(HEADS)}")
     return Method(f"{feature}-{head}", feature, head, "probe")
 
 
