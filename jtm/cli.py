@@ -22,7 +22,9 @@ def _stage_help(name: str) -> str:
     stage = STAGES[name]
     lines = [stage.summary, "", "inputs:"]
     lines += [f"  {role}: the path in params key {key}" for role, key in stage.inputs.items()] or ["  (none)"]
-    lines += ["outputs:"] + [f"  {role}: the path in params key {key}" for role, key in stage.outputs.items()]
+    below = f", then /{stage.cell}" if stage.cell else ""
+    lines += ["outputs:"]
+    lines += [f"  {role}: the path in params key {key}{below}" for role, key in stage.outputs.items()]
     lines += ["params read (a change reruns this stage under DVC/Snakemake):"]
     lines += [f"  {key}" for key in stage.params]
     return "\n".join(lines)

@@ -142,17 +142,17 @@ def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> 
 
 
 def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.train.downstream import cell_method, run_cell
+    from jtm.train.downstream import cell_methods, run_cell
 
-    method = cell_method(item)
+    cfg = section(params, "downstream", DownstreamConfig)
     return run_cell(
         inputs["index"],
         inputs.get("embeddings"),
         inputs.get("model"),
         outputs["cell"],
-        section(params, "downstream", DownstreamConfig),
+        cfg,
         item["task"],
-        method,
+        cell_methods(item, cfg),
         tracker,
     )
 
@@ -173,6 +173,8 @@ _PROBE_KEYS = (
     tuple(
         f"downstream.{k}"
         for k in (
+            "features",
+            "heads",
             "mlp_hidden",
             "fractions",
             "seeds",
@@ -318,15 +320,15 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             "probe",
-            "Train and score one probe cell (task, frozen feature set, head) at every fraction and seed.",
+            "Train and score a task's probes: every frozen feature set and head, fraction and seed.",
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,
             code=_CELL_CODE + ("jtm/train/probe.py",),
             workers="downstream.threads",
             run=_cell,
-            matrix={"task": "downstream.tasks", "feature": "downstream.features", "head": "downstream.heads"},
-            cell="{task}/{feature}-{head}",
+            matrix={"task": "downstream.tasks"},
+            cell="{task}/probes",
         ),
         Stage(
             "end_to_end",

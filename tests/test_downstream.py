@@ -88,12 +88,12 @@ def test_every_cell_is_trained_scored_and_written(built):
 def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
     built["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     built["downstream"].update(seeds=[0, 1])
-    run_stage("probe", built, item={"task": "instruments", "feature": "cpc", "head": "mlp"})
+    run_stage("probe", built, item={"task": "instruments"})
     mlflow.set_tracking_uri(built["mlflow"]["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=[built["mlflow"]["experiment"]])
-    parent = runs[runs["tags.mlflow.runName"] == "probe@instruments-cpc-mlp"]
+    parent = runs[runs["tags.mlflow.runName"] == "probe@instruments"]
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].iloc[0]]
-    assert len(children) == 2 * len(built["downstream"]["fractions"])
+    assert len(children) == len(PROBES) * 2 * len(built["downstream"]["fractions"])
     child = mlflow.MlflowClient().get_run(children["run_id"].iloc[0])
     assert {"task", "method", "fraction", "seed"} <= set(child.data.params)
     history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_loss")
@@ -104,11 +104,11 @@ def test_a_cell_is_reproducible(built, tmp_path):
     cells = Path(built["paths"]["cells"])
     built["paths"]["cells"] = str(tmp_path / "again")
     for stage, item in (
-        ("probe", {"task": "transcription", "feature": "logmel", "head": "linear"}),
+        ("probe", {"task": "transcription"}),
         ("end_to_end", {"task": "ensemble", "init": "finetune"}),
     ):
         run_stage(stage, built, item=item)
-        cell = Path(item["task"]) / (item.get("init") or f"{item['feature']}-{item['head']}")
+        cell = Path(item["task"]) / item.get("init", "probes")
         first, second = (
             pd.read_parquet(root / cell / "scores.parquet") for root in (cells, tmp_path / "again")
         )
@@ -117,7 +117,7 @@ def test_a_cell_is_reproducible(built, tmp_path):
 
 def test_the_study_gathers_only_the_cells_params_name(built):
     cells = Path(built["paths"]["cells"])
-    shutil.copytree(cells / "ensemble" / "cpc-linear", cells / "ensemble" / "cpc-extra")  # a leftover
+    shutil.copytree(cells / "ensemble" / "probes", cells / "ensemble" / "old")  # a leftover
     built["downstream"].update(
         tasks=["ensemble"], features=["cpc"], heads=["linear"], end_to_end=["finetune"]
     )
@@ -136,12 +136,12 @@ def test_a_missing_cell_is_a_clear_error(built, capsys):
 
     from jtm.cli import main
 
-    shutil.rmtree(Path(built["paths"]["cells"]) / "composer" / "random-mlp")
+    shutil.rmtree(Path(built["paths"]["cells"]) / "composer" / "probes")
     params = Path(built["paths"]["cells"]).parent / "params.yaml"
     params.write_text(yaml.safe_dump(built))
     assert main(["downstream", "--params", str(params)]) == 2
     err = capsys.readouterr().err
-    assert "composer/random-mlp" in err and "not built" in err
+    assert "composer/probes" in err and "not built" in err
     assert (Path(built["paths"]["metrics"]) / "composer" / "random-mlp").is_dir()  # the old output is kept
 
 
@@ -162,15 +162,18 @@ def test_an_unknown_task_method_or_fraction_is_a_clear_error(built, tmp_path, ca
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(built))
-    cell = Path(built["paths"]["cells"]) / "ensemble" / "cpc-linear"
+    cell = Path(built["paths"]["cells"]) / "ensemble" / "probes"
     before = (cell / "scores.parquet").read_bytes()
     for args, message in (
         (["downstream", "--set", "downstream.tasks=[genre]"], "downstream.tasks: unknown ['genre']"),
-        (["probe", "genre", "cpc", "linear"], "task 'genre'"),
-        (["probe", "ensemble", "cpc", "svm"], "probe cpc-svm"),
+        (["probe", "genre"], "task 'genre'"),
+        (
+            ["probe", "ensemble", "--set", "downstream.features=[mfcc]"],
+            "downstream.features: unknown ['mfcc']",
+        ),
         (["end_to_end", "ensemble", "scratch"], "init 'scratch'"),
         (
-            ["probe", "ensemble", "cpc", "linear", "--set", "downstream.fractions=[0.0, 1.0]"],
+            ["probe", "ensemble", "--set", "downstream.fractions=[0.0, 1.0]"],
             "fractions in (0, 1]",
         ),
     ):
@@ -178,5 +181,5 @@ def test_an_unknown_task_method_or_fraction_is_a_clear_error(built, tmp_path, ca
         assert message in capsys.readouterr().err
     assert (cell / "scores.parquet").read_bytes() == before  # the previous output is kept
     assert (Path(built["paths"]["metrics"]) / "ensemble").is_dir()
-    with pytest.raises(ConfigError, match="give task, feature, head"):
+    with pytest.raises(ConfigError, match="give task"):
         run_stage("probe", built)

@@ -1,6 +1,7 @@
 """CPC pretraining end to end: it learns, every strategy trains, a killed run resumes to the same
 weights, two gloo processes match one, and the saved model loads weights-only."""
 
+import json
 import os
 import signal
 import subprocess
@@ -147,6 +148,12 @@ def test_a_killed_run_resumes_to_the_same_weights(built, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    # Run again with nothing left to train: the same model and the same reported figures.
+    result = subprocess.run(_cli(params_file), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    first = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    again = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert again["train_loss"] > 0 and again == first
 
 
 def test_two_gloo_processes_match_one(built, tmp_path):

@@ -34,8 +34,8 @@ def test_every_job_went_through_sbatch(slurm_project):
     rules |= {"end_to_end", "report"}
     logs = root / "logs" / "slurm"
     assert {p.name.removeprefix("rule_") for p in logs.iterdir()} == rules
-    # 4 probe cells and 2 end-to-end cells (tests/projects.py), one job each
-    assert len(submitted) == len(rules) - 2 + 4 + 2
+    # 2 probe cells (one per task) and 2 end-to-end cells (tests/projects.py), a job each
+    assert len(submitted) == len(rules) - 2 + 2 + 2
     assert len(jobs) == len(submitted)
     assert {job["JobState"] for job in jobs} == {"COMPLETED"}
     assert {job["WorkDir"] for job in jobs} == {str(root)}
@@ -46,7 +46,7 @@ def test_every_job_went_through_sbatch(slurm_project):
 def test_slurm_outputs_equal_a_local_run(slurm_project, snakemake_project):
     root, _, _ = slurm_project
     on_slurm = digest(root / "data")
-    assert "cells/transcription/logmel-linear/scores.parquet" in on_slurm
+    assert "cells/transcription/probes/scores.parquet" in on_slurm
     assert comparable(on_slurm) == comparable(snakemake_project.built)
 
 

@@ -23,7 +23,7 @@ def test_dvc_builds_then_does_nothing(dvc_project):
         "acquire",
         "resample",
         "index",
-        "probe@ensemble-cpc-linear",
+        "probe@ensemble",
         "downstream",
         "report",
     ):
@@ -43,7 +43,7 @@ def test_snakemake_builds_then_does_nothing(snakemake_project):
 
 def test_both_engines_produce_identical_outputs(dvc_project, snakemake_project):
     assert dvc_project.built.keys() == snakemake_project.built.keys()
-    assert "cells/ensemble/cpc-linear/scores.parquet" in dvc_project.built
+    assert "cells/ensemble/probes/scores.parquet" in dvc_project.built
     assert comparable(dvc_project.built) == comparable(snakemake_project.built)
 
 

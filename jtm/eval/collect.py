@@ -24,11 +24,7 @@ from jtm.atomic import atomic_dir
 from jtm.config import DownstreamConfig
 from jtm.errors import DataError
 from jtm.eval.metrics import HEADLINE
-from jtm.train.downstream import ALL_METHODS, Method, check_config, fraction_name, methods, write_json
-
-
-def cell_dir(cells: Path, task: str, method: Method) -> Path:
-    return cells / task / method.name
+from jtm.train.downstream import ALL_METHODS, cell_name, check_config, fraction_name, methods, write_json
 
 
 def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg: DownstreamConfig) -> dict:
@@ -36,18 +32,22 @@ def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg
     check_config(cfg)
     cells = Path(cells)
     summary: dict[str, float] = {}
-    tables = []
+    tables, read = [], {}
     with atomic_dir(out_dir) as out, atomic_dir(metrics_dir) as metrics_out:
         excerpt: dict[str, np.ndarray] = {}
         for task in cfg.tasks:
             curves: dict[str, dict[float, float]] = {}
             for method in methods(cfg, task):
-                folder = cell_dir(cells, task, method)
-                if not (folder / "scores.parquet").is_file():
-                    raise DataError(
-                        folder, f"cell {task}/{method.name} not built: run its probe/end_to_end stage"
-                    )
-                rows = pd.read_parquet(folder / "scores.parquet")
+                folder = cells / task / cell_name(method)
+                if folder not in read:
+                    if not (folder / "scores.parquet").is_file():
+                        raise DataError(
+                            folder, f"cell {task}/{cell_name(method)} not built: run its stage first"
+                        )
+                    read[folder] = pd.read_parquet(folder / "scores.parquet")
+                rows = read[folder][read[folder]["method"] == method.name]
+                if rows.empty:
+                    raise DataError(folder, f"cell has no {method.name} models: rerun its stage")
                 tables.append(rows)
                 curves[method.name] = {}
                 for fraction, at in rows.groupby("fraction", sort=True):
@@ -56,16 +56,16 @@ def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg
                     mean = cell["mean"][HEADLINE[task]]
                     curves[method.name][fraction] = mean
                     summary[f"{task}_{method.name}_{fraction_name(fraction)}"] = mean
-                if (folder / "confusion.json").is_file():
-                    (out / "confusion" / task).mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(
-                        folder / "confusion.json", out / "confusion" / task / f"{method.name}.json"
-                    )
+                confusion = folder / "confusion" / f"{method.name}.json"
+                if confusion.is_file():
+                    target = out / "confusion" / task / f"{method.name}.json"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(confusion, target)
                 if (folder / "excerpt.npz").is_file():
                     with np.load(folder / "excerpt.npz") as found:
                         for key in ("truth", "track", "start"):
                             excerpt.setdefault(key, found[key])
-                        excerpt[method.name] = found["probabilities"]
+                        excerpt[method.name] = found[method.name]
             # One table per task, a column per known method (empty if not run): dvc.yaml's plots
             # name them all, and `dvc plots show` draws a line per column.
             (out / "plots").mkdir(exist_ok=True)

@@ -1,19 +1,21 @@
 """Stages `probe` and `end_to_end`: one cell of the downstream study per job.
 
-A cell is (task, method); a method is a frozen feature set with a probe head (`cpc-linear`,
-`logmel-mlp`, ...) or an end-to-end baseline (`supervised`, `finetune`). A cell trains one
-model per label fraction and seed on a seeded, stratified, by-track subset of the labelled
-train windows, selects on the validation split, and is scored on the test split once. Cells
-are independent jobs (a DVC matrix, Snakemake wildcards), so a cluster runs them side by side;
-stage `downstream` (jtm/eval/collect.py) gathers them.
+A method is a frozen feature set with a probe head (`cpc-linear`, `logmel-mlp`, ...) or an
+end-to-end baseline (`supervised`, `finetune`). A cell is a task's probes (every feature set
+and head: they share the loaded labels, and each trains in well under a second on the demo) or
+a task and one end-to-end init; it trains one model per method, label fraction and seed on a
+seeded, stratified, by-track subset of the labelled train windows, selects on the validation
+split, and scores the test split once. Cells are independent jobs (a DVC matrix, Snakemake
+wildcards), so a cluster runs them side by side; stage `downstream` (jtm/eval/collect.py)
+gathers them.
 
-A cell's folder, ``<cells>/<task>/<method>/``::
+A cell's folder, ``<cells>/<task>/<probes or init>/``::
 
-    scores.parquet    task, method, feature, head, fraction, seed, train_windows,
-                      train_tracks, best_epoch, metric, value: every model, long
-    confusion.json    classification: classes, matrix (all labels, first seed)
-    excerpt.npz       transcription: a test excerpt's true roll (truth, track, start) and the
-                      method's probabilities (all labels, first seed)
+    scores.parquet             task, method, feature, head, fraction, seed, train_windows,
+                               train_tracks, best_epoch, metric, value: every model, long
+    confusion/<method>.json    classification: classes, matrix (all labels, first seed)
+    excerpt.npz                transcription: a test excerpt's true roll (truth, track, start)
+                               and each method's probabilities (all labels, first seed)
 """
 
 from __future__ import annotations
@@ -244,21 +246,20 @@ def train_cell(
     return fit, p_val, end_to_end.predict_audio(model, audio, data.rows[test], labels.multilabel)
 
 
-def cell_method(item: dict[str, str]) -> Method:
-    """The method a matrix item names: {task, feature, head} (a probe) or {task, init}."""
-    from jtm.eval.embed import FEATURES
-    from jtm.train.probe import HEADS
-
+def cell_methods(item: dict[str, str], cfg: DownstreamConfig) -> list[Method]:
+    """The methods a matrix item trains: {task} (every probe) or {task, init}."""
     if item["task"] not in TASKS:
         raise ConfigError(f"task {item['task']!r}: known tasks are {list(TASKS)}")
-    if "init" in item:
-        if item["init"] not in end_to_end.INITS:
-            raise ConfigError(f"init {item['init']!r}: known inits are {list(end_to_end.INITS)}")
-        return Method(item["init"], "audio", "linear", item["init"])
-    feature, head = item["feature"], item["head"]
-    if feature not in FEATURES or head not in HEADS:
-        raise ConfigError(f"probe {feature}-{head}: features are {list(FEATURES)}, heads {list(HEADS)}")
-    return Method(f"{feature}-{head}", feature, head, "probe")
+    if "init" not in item:
+        return [m for m in methods(cfg, item["task"]) if m.kind == "probe"]
+    if item["init"] not in end_to_end.INITS:
+        raise ConfigError(f"init {item['init']!r}: known inits are {list(end_to_end.INITS)}")
+    return [Method(item["init"], "audio", "linear", item["init"])]
+
+
+def cell_name(method: Method) -> str:
+    """The folder of the cell a method is trained in: `probes`, or its end-to-end init."""
+    return "probes" if method.kind == "probe" else method.name
 
 
 def run_cell(
@@ -268,14 +269,13 @@ def run_cell(
     out_dir: str | Path,
     cfg: DownstreamConfig,
     task: str,
-    method: Method,
+    cell_methods: list[Method],
     tracker=None,
 ) -> dict:
-    """Train and score one cell at every label fraction and seed; write `out_dir` atomically.
+    """Train and score one cell's methods at every label fraction and seed; write `out_dir`
+    atomically (the folder described above).
 
     Probes read `embeddings`; end-to-end baselines read the audio and (finetune) `model_dir`.
-    `out_dir` gets scores.parquet (the long rows described above), and at 100 % labels for
-    the first seed confusion.json (classification) or excerpt.npz (transcription).
     """
     check_config(cfg)
     index_dir = Path(index_dir)
@@ -285,7 +285,8 @@ def run_cell(
         torch.set_num_threads(cfg.threads)
     windows, tracks = load_windows(index_dir, ("train", "val", "test"))
     keys = windows[["id", "start", "length", "split"]]
-    if method.kind == "probe":
+    probes = cell_methods[0].kind == "probe"
+    if probes:
         embedded = pd.read_parquet(embeddings / "keys.parquet")
         if not embedded[["id", "start"]].equals(keys[["id", "start"]]):
             raise DataError(embeddings, "its windows are not the index's: rerun the embed stage")
@@ -293,57 +294,67 @@ def run_cell(
     train, val, test = data.part("train"), data.part("val"), data.part("test")
     if len(train) == 0 or len(test) == 0:
         raise DataError(index_dir, f"task {task!r} needs train and test windows")
-    audio = end_to_end.AudioBatches(windows, tracks) if method.kind != "probe" else None
+    audio = None if probes else end_to_end.AudioBatches(windows, tracks)
     cache: dict = {}
-    records, summary = [], {}
-    seeds, fractions = _budget(cfg, method, data.labels.framewise)
+    records, summary, excerpt = [], {"models": 0}, {}
     began = time.perf_counter()
     with atomic_dir(out_dir) as out:
-        for fraction in fractions:
-            headline = []
-            for seed in seeds:
-                labelled = train[
-                    label_subset(data.keys["id"].to_numpy()[train], data.labels.strata[train], fraction, seed)
-                ]
-                fit, p_val, p_test = train_cell(
-                    data, method, labelled, val, test, cfg, seed, embeddings, model_dir, cache, audio
-                )
-                scores, confusion = score(data, val, p_val, test, p_test)
-                headline.append(scores[HEADLINE[task]])
-                cell = {
-                    "task": task,
-                    "method": method.name,
-                    "feature": method.feature,
-                    "head": method.head,
-                    "fraction": fraction,
-                    "seed": seed,
-                    "train_windows": len(labelled),
-                    "train_tracks": int(data.keys["id"].iloc[labelled].nunique()),
-                    "best_epoch": fit.best,
-                }
-                records += [cell | {"metric": k, "value": v} for k, v in scores.items()]
-                if tracker is not None:
-                    tracker.child_run(
-                        f"{task}/{method.name}/{fraction_name(fraction)}/seed{seed}",
-                        {k: v for k, v in cell.items() if k != "best_epoch"},
-                        scores | {"best_epoch": fit.best},
-                        fit.curves,
+        for method in cell_methods:
+            seeds, fractions = _budget(cfg, method, data.labels.framewise)
+            for fraction in fractions:
+                headline = []
+                for seed in seeds:
+                    labelled = train[
+                        label_subset(
+                            data.keys["id"].to_numpy()[train], data.labels.strata[train], fraction, seed
+                        )
+                    ]
+                    fit, p_val, p_test = train_cell(
+                        data, method, labelled, val, test, cfg, seed, embeddings, model_dir, cache, audio
                     )
-                if fraction == 1 and seed == seeds[0]:
-                    if confusion is not None:
-                        write_json(
-                            out / "confusion.json",
-                            {"classes": list(data.labels.classes), "matrix": confusion.tolist()},
+                    scores, confusion = score(data, val, p_val, test, p_test)
+                    headline.append(scores[HEADLINE[task]])
+                    cell = {
+                        "task": task,
+                        "method": method.name,
+                        "feature": method.feature,
+                        "head": method.head,
+                        "fraction": fraction,
+                        "seed": seed,
+                        "train_windows": len(labelled),
+                        "train_tracks": int(data.keys["id"].iloc[labelled].nunique()),
+                        "best_epoch": fit.best,
+                    }
+                    records += [cell | {"metric": k, "value": v} for k, v in scores.items()]
+                    summary["models"] += 1
+                    if tracker is not None:
+                        tracker.child_run(
+                            f"{task}/{method.name}/{fraction_name(fraction)}/seed{seed}",
+                            {k: v for k, v in cell.items() if k != "best_epoch"},
+                            scores | {"best_epoch": fit.best},
+                            fit.curves,
                         )
-                    if task == "transcription":
-                        np.savez_compressed(
-                            out / "excerpt.npz", **_excerpt(data, test, p_test, cfg.excerpt_windows)
-                        )
-            key = f"{HEADLINE[task]}_{fraction_name(fraction)}"
-            summary[key] = float(np.mean(headline))
-            log.info("%s %s %s: %s %.3f", task, method.name, fraction_name(fraction), key, summary[key])
+                    if fraction == 1 and seed == seeds[0]:
+                        if confusion is not None:
+                            write_json(
+                                out / "confusion" / f"{method.name}.json",
+                                {"classes": list(data.labels.classes), "matrix": confusion.tolist()},
+                            )
+                        if task == "transcription":
+                            _keep_excerpt(excerpt, data, test, p_test, method, cfg.excerpt_windows)
+                key = f"{method.name}_{HEADLINE[task]}_{fraction_name(fraction)}"
+                summary[key] = float(np.mean(headline))
+                log.info(
+                    "%s %s %s: %s %.3f",
+                    task,
+                    method.name,
+                    fraction_name(fraction),
+                    HEADLINE[task],
+                    summary[key],
+                )
         pd.DataFrame(records).to_parquet(out / "scores.parquet", index=False)
-    summary["models"] = len(fractions) * len(seeds)
+        if excerpt:
+            np.savez_compressed(out / "excerpt.npz", **excerpt)
     summary["minutes"] = (time.perf_counter() - began) / 60
     return summary
 
@@ -357,17 +368,18 @@ def _budget(
     return (cfg.transcription_seeds if framewise else cfg.seeds), cfg.fractions
 
 
-def _excerpt(data: TaskData, test: np.ndarray, p_test: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """The first `n` contiguous test windows of one track: true roll and the probabilities."""
+def _keep_excerpt(
+    excerpt: dict, data: TaskData, test: np.ndarray, p_test: np.ndarray, method: Method, n: int
+) -> None:
+    """The first `n` contiguous test windows of one track: true roll and this method's probabilities."""
     rows = data.excerpts()[0][0][:n]
     position = {row: i for i, row in enumerate(test)}
     pitches = data.labels.targets.shape[-1]
-    return {
-        "truth": data.labels.targets[rows].reshape(-1, pitches),
-        "track": np.array(int(data.keys["id"].iat[rows[0]])),
-        "start": np.array(int(data.keys["start"].iat[rows[0]])),
-        "probabilities": p_test[[position[r] for r in rows]].reshape(-1, pitches).astype(np.float16),
-    }
+    if "truth" not in excerpt:
+        excerpt["truth"] = data.labels.targets[rows].reshape(-1, pitches)
+        excerpt["track"] = np.array(int(data.keys["id"].iat[rows[0]]))
+        excerpt["start"] = np.array(int(data.keys["start"].iat[rows[0]]))
+    excerpt[method.name] = p_test[[position[r] for r in rows]].reshape(-1, pitches).astype(np.float16)
 
 
 def write_json(path: Path, value: dict) -> None:

@@ -210,6 +210,10 @@ def pretrain(
     running = {"loss": [], "acc": []}
     window_count, clock = 0, time.perf_counter()
     train_loss_k = train_acc_k = np.zeros(cfg.n_predicts)
+    if history["train"]:  # resumed: the last logged training figures, even if no step is left
+        last = history["train"][-1]
+        train_loss_k = np.array([last[f"loss_k{k + 1}"] for k in range(cfg.n_predicts)], np.float32)
+        train_acc_k = np.array([last[f"acc_k{k + 1}"] for k in range(cfg.n_predicts)], np.float32)
     while step < cfg.steps:
         plan = plan_epoch(windows, cfg.sampling, cfg.batch_size, cfg.seed, epoch, cfg.category, cfg.jitter)
         shares = [(j, split_for_rank(b, dist.rank, dist.world), len(b)) for j, b in enumerate(plan)]

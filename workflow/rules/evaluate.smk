@@ -49,7 +49,7 @@ rule probe:
     output:
         cell=directory(cell_pattern(config, "probe")),
     log:
-        "logs/probe/{task}/{feature}-{head}.log",
+        "logs/probe/{task}.log",
     conda:
         "../envs/jtm.yaml"
     threads: config["downstream"]["threads"]
@@ -59,6 +59,8 @@ rule probe:
         read=subset(
             config,
             [
+                "downstream.features",
+                "downstream.heads",
                 "downstream.mlp_hidden",
                 "downstream.fractions",
                 "downstream.seeds",
