@@ -305,7 +305,7 @@ STAGES: dict[str, Stage] = {
                 "jtm/data/windows.py",
                 "jtm/models",
             ),
-            workers=None,  # the rule's threads are pretrain.threads (torch), not loader workers
+            workers=None,  # the rule asks for pretrain.threads (torch) + pretrain.workers (loader)
             run=_pretrain,
         ),
         Stage(

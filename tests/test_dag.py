@@ -180,5 +180,5 @@ def test_each_rule_asks_for_its_params_resources_and_threads(rules):
 
     for name, rule in rules.items():
         assert {k: rule["resources"][k] for k in rule_resources(PARAMS, name)} == rule_resources(PARAMS, name)
-    assert rules["pretrain"]["threads"] == PARAMS["pretrain"]["threads"]
+    assert rules["pretrain"]["threads"] == PARAMS["pretrain"]["threads"] + PARAMS["pretrain"]["workers"]
     assert rules["probe"]["threads"] == rules["end_to_end"]["threads"] == PARAMS["downstream"]["threads"]

@@ -18,7 +18,8 @@ rule pretrain:
         "logs/pretrain.log",
     conda:
         "../envs/jtm.yaml"
-    threads: config["pretrain"]["threads"]
+    # torch's threads plus the DataLoader's worker processes: every CPU the job keeps busy
+    threads: config["pretrain"]["threads"] + config["pretrain"]["workers"]
     resources:
         **rule_resources(config, "pretrain"),
     params:
