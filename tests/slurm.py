@@ -68,8 +68,13 @@ def skip_reason() -> str | None:
     return None
 
 
+def _host() -> str:
+    """The short host name, as slurmctld and slurmd compare it with the configuration's."""
+    return socket.gethostname().split(".")[0]
+
+
 def _config(root: Path, socket_path: Path) -> str:
-    host = socket.gethostname()
+    host = _host()
     return f"""# written by tests/slurm.py: a one-node cluster on 127.0.0.1
 ClusterName=jtmtest
 SlurmctldHost={host}(127.0.0.1)
@@ -139,7 +144,7 @@ def single_node_slurm(root: Path) -> Iterator[Cluster]:
             DEFAULT_CONF.symlink_to(conf)
         subprocess.run(["slurmctld", "-f", str(conf)], check=True, env=env)
         started.append("slurmctld")
-        subprocess.run(["slurmd", "-f", str(conf)], check=True, env=env)
+        subprocess.run(["slurmd", "-f", str(conf), "-N", _host()], check=True, env=env)
         started.append("slurmd")
         _wait_until_idle(env, root / "log")
         yield Cluster(env, root / "log" / "jobcomp.txt", root / "log")
