@@ -55,9 +55,7 @@ class Stage:
     cell: str = ""
 
 
-def _demo_scores(
-    params: dict, inputs: dict[str, Path], outputs: dict[str, Path], tracker, item: dict
-) -> dict:
+def _demo_scores(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.atomic import atomic_dir
     from jtm.data.scores import extract_scores
 
@@ -379,7 +377,7 @@ def stage_items(stage: Stage, params: dict) -> list[dict[str, str]]:
 
 
 def item_name(item: dict) -> str:
-    """As DVC names a matrix stage's item: `probe@ensemble-cpc-linear`."""
+    """As DVC names a matrix stage's item: the `ensemble-finetune` of `end_to_end@ensemble-finetune`."""
     return "-".join(str(v) for v in item.values())
 
 
@@ -402,7 +400,7 @@ def run_stage(
     """Run one stage (one item of a matrix stage) inside an MLflow run; paths default to params'."""
     stage = STAGES[name]
     item = dict(item or {})
-    default_inputs, default_outputs = stage_paths(stage, params, item if stage.matrix else None)
+    default_inputs, default_outputs = stage_paths(stage, params, item)
     inputs = {k: Path(v) for k, v in (inputs or default_inputs).items()}
     outputs = {k: Path(v) for k, v in (outputs or default_outputs).items()}
     for role, path in inputs.items():

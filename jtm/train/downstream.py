@@ -269,7 +269,7 @@ def run_cell(
     out_dir: str | Path,
     cfg: DownstreamConfig,
     task: str,
-    cell_methods: list[Method],
+    trained: list[Method],
     tracker=None,
 ) -> dict:
     """Train and score one cell's methods at every label fraction and seed; write `out_dir`
@@ -285,7 +285,7 @@ def run_cell(
         torch.set_num_threads(cfg.threads)
     windows, tracks = load_windows(index_dir, ("train", "val", "test"))
     keys = windows[["id", "start", "length", "split"]]
-    probes = cell_methods[0].kind == "probe"
+    probes = trained[0].kind == "probe"
     if probes:
         embedded = pd.read_parquet(embeddings / "keys.parquet")
         if not embedded[["id", "start"]].equals(keys[["id", "start"]]):
@@ -299,16 +299,13 @@ def run_cell(
     records, summary, excerpt = [], {"models": 0}, {}
     began = time.perf_counter()
     with atomic_dir(out_dir) as out:
-        for method in cell_methods:
+        tracks_of, strata = data.keys["id"].to_numpy()[train], data.labels.strata[train]
+        for method in trained:
             seeds, fractions = _budget(cfg, method, data.labels.framewise)
             for fraction in fractions:
                 headline = []
                 for seed in seeds:
-                    labelled = train[
-                        label_subset(
-                            data.keys["id"].to_numpy()[train], data.labels.strata[train], fraction, seed
-                        )
-                    ]
+                    labelled = train[label_subset(tracks_of, strata, fraction, seed)]
                     fit, p_val, p_test = train_cell(
                         data, method, labelled, val, test, cfg, seed, embeddings, model_dir, cache, audio
                     )
