@@ -32,7 +32,8 @@ def worker(config: dict, materialise: bool, steps: int) -> dict:
     """Train `steps` steps on random audio (after one warm-up step); report speed and memory."""
     import torch
 
-    from jtm.models.registry import ModelSpec, build_cpc
+    from jtm.models.registry import build_cpc
+    from jtm.models.spec import ModelSpec
     from jtm.train.infonce import draw_negatives, info_nce
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -44,8 +45,8 @@ def worker(config: dict, materialise: bool, steps: int) -> dict:
         sinc_kernel=251,
         context=config["context"],
         context_layers=1,
-        heads=8,
-        head="linear",
+        attention_heads=8,
+        predictor="linear",
         n_predicts=config["k"],
         reverse=False,
     )

@@ -5,6 +5,6 @@ __version__ = "0.1.0"
 
 def load_encoder(path, layer: str = "context"):
     """A pretrained CPC model as a module embedding 16 kHz audio (B, L) -> (B, L // 160, H)."""
-    from jtm.train.pretrain import load_encoder as _load
+    from jtm.models.artifact import load_encoder as _load
 
     return _load(path, layer)

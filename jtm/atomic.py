@@ -1,7 +1,9 @@
 """Write a stage's output under a temporary name and rename it into place only on success.
 
 A crash or a bad input therefore never leaves a half-written output that a later stage (or
-DVC's cache) could trust: either the old output is still there, or nothing is.
+DVC's cache) could trust: either the old output is still there, or nothing is. The output gets
+the permissions the user's umask gives an ordinary `mkdir` or `open` (tempfile's own are
+private, 0700 and 0600, which would lock colleagues on a shared filesystem out of results).
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def readable(path: Path) -> None:
+    """Give `path` the mode mkdir (a folder) or open (a file) would have given it."""
+    mode = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, mode & ~_umask())
 
 
 @contextlib.contextmanager
@@ -25,6 +39,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    readable(tmp)
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, old)
@@ -47,4 +62,5 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    readable(tmp)
     os.replace(tmp, target)

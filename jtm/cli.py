@@ -1,7 +1,8 @@
 """`jtm <stage> [--params params.yaml] [--set key=value ...]`: one subcommand per stage.
 
-A thin shim: parse arguments, load params, call `jtm.stages.run_stage`. Bad input exits
-with status 2 and a message naming the file (and row); nothing half-written is left behind.
+A thin shim: parse arguments, load and check params, call `jtm.runner.run_stage`. Bad input
+or a bad params value exits with status 2 and a message naming the file (and row, or key);
+nothing half-written is left behind.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 from jtm.config import ConfigError, get_dotted, load_params, validate_params
-from jtm.errors import DataError
+from jtm.errors import JtmError
 from jtm.stages import STAGES
 
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(validate)
     summary = commands.add_parser("summary", help="Print what the Parquet index holds and where.")
     _add_common(summary)
+    commands.add_parser("schema", help="Print the JSON Schema params files are checked against.")
     return parser
 
 
@@ -103,9 +105,14 @@ def _render(args: argparse.Namespace, params: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command == "schema":
+        from jtm.config import params_schema
+
+        print(json.dumps(params_schema(), indent=2))
+        return 0
     try:
         params = load_params(args.params, args.overrides)
-        validate_params(params)
+        validate_params(params, args.params)
         if args.command == "validate":
             from jtm.data.validate import validate
 
@@ -135,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             metrics = _render(args, params)
             where = args.out
         else:
-            from jtm.stages import run_stage, stage_paths
+            from jtm.runner import run_stage, stage_paths
 
             stage = STAGES[args.command]
             item = {name: getattr(args, name) for name in stage.matrix}
             metrics = run_stage(args.command, params, item=item)
             where = ", ".join(str(path) for path in stage_paths(stage, params, item or None)[1].values())
-    except (DataError, ConfigError) as err:
+    except JtmError as err:
+        if isinstance(err, ConfigError):
+            err = err.naming(args.params)
         print(f"jtm {args.command}: error: {err}", file=sys.stderr)
         return 2
     # Per-k curves are in metrics.json and MLflow; the console gets the headline figures.

@@ -1,11 +1,21 @@
-"""The one exception a stage raises for bad input: it names the file and, where known, the row."""
+"""The errors a stage raises for what a user can fix; the CLI turns each into exit status 2.
+
+- `DataError`: input data that violates the MusicNet contract; names the file and the row.
+- `ConfigError`: a params file or override that cannot be used; names the params file, the
+  key, the value and what is allowed.
+- `TrainingError`: training that cannot go on (a non-finite loss); names the step.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class DataError(Exception):
+class JtmError(Exception):
+    """Any error the CLI reports as `jtm <stage>: error: ...` with exit status 2."""
+
+
+class DataError(JtmError):
     """Input data that violates the MusicNet contract.
 
     `row` is 1-based over data rows (the header is row 0), as a spreadsheet user counts them.
@@ -21,3 +31,23 @@ class DataError(Exception):
     def __reduce__(self):
         # Keep the structured fields when the error crosses a process boundary (Pool workers).
         return (DataError, (self.path, self.message, self.row))
+
+
+class ConfigError(JtmError, ValueError):
+    """A params file or override that cannot be used. `source`: the params file, where known
+    (the CLI fills in the file it loaded when the raiser did not know it)."""
+
+    def __init__(self, message: str, source: str | Path | None = None):
+        self.message, self.source = message, source
+        super().__init__(f"{source}: {message}" if source else message)
+
+    def naming(self, source: str | Path) -> ConfigError:
+        """This error, naming `source` as its params file unless it already names one."""
+        return self if self.source else ConfigError(self.message, source)
+
+    def __reduce__(self):
+        return (ConfigError, (self.message, self.source))
+
+
+class TrainingError(JtmError):
+    """Training stopped: what happened, and at which step."""

@@ -1,23 +1,21 @@
 """The pipeline's stages: what each reads, writes and depends on, and the function it runs.
 
-This table is what `jtm <stage>`, the Snakemake scripts and the DVC commands share; a test
-checks that dvc.yaml and the Snakefile declare exactly these inputs, outputs and params.
-Params lists name only the keys that can change a stage's output: tracking settings and
-worker counts are read too but left out, so changing them reruns nothing.
+This table is what `jtm <stage>`, the Snakemake rules and the DVC commands share (the rules
+read their code and params lists from it; a test checks that dvc.yaml and the Snakefile declare
+exactly these inputs, outputs and params). Params lists name only the keys that can change a
+stage's output: bookkeeping keys (worker counts, retries, devices: `reruns=False` in
+jtm/config/sections.py) are read too but left out, so changing them reruns nothing. Each
+adapter below only picks its sections and paths and calls one library function; running a stage
+is jtm/runner.py's job.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
 from jtm.config import (
-    ConfigError,
     DataConfig,
     DemoConfig,
     DownstreamConfig,
@@ -27,15 +25,11 @@ from jtm.config import (
     ReportConfig,
     ResampleConfig,
     get_dotted,
+    output_fields,
     section,
     subset,
 )
-from jtm.errors import DataError
-from jtm.tracking import stage_run
 
-log = logging.getLogger(__name__)
-
-SOURCES = ("demo", "musicnet", "local")
 Paths = dict[str, Path]  # role -> path
 
 
@@ -53,35 +47,34 @@ class Stage:
     # params key), as a DVC `matrix` and Snakemake wildcards; its output is `cell` below the path.
     matrix: dict[str, str] = dataclasses.field(default_factory=dict)
     cell: str = ""
+    # Inputs read only when a params key has a value: role -> (dotted key, value).
+    input_when: dict[str, tuple[str, object]] = dataclasses.field(default_factory=dict)
+
+    def needs(self, role: str, params: dict) -> bool:
+        """Whether this stage reads its input `role` under `params`."""
+        if role not in self.input_when:
+            return True
+        key, value = self.input_when[role]
+        return get_dotted(params, key) == value
+
+
+def _keys(section_name: str, cls: type, only: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Dotted keys of a section's output-changing fields (all of them, or those in `only`)."""
+    return tuple(f"{section_name}.{name}" for name in output_fields(cls) if only is None or name in only)
 
 
 def _demo_scores(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.atomic import atomic_dir
-    from jtm.data.scores import extract_scores
+    from jtm.data.scores import write_scores
 
-    cfg = section(params, "demo", DemoConfig)
-    scores, notes = extract_scores(list(cfg.scores), cfg.excerpt_seconds, cfg.default_bpm, cfg.workers)
-    with atomic_dir(outputs["scores"]) as tmp:
-        scores.to_parquet(tmp / "scores.parquet", index=False)
-        notes.to_parquet(tmp / "notes.parquet", index=False)
-    return {"scores": len(scores), "notes": len(notes), "excerpt_hours": scores["seconds"].sum() / 3600}
+    demo = section(params, "demo", DemoConfig)
+    return write_scores(demo, outputs["scores"], get_dotted(params, "data.source"))
 
 
 def _acquire(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.data.acquire import acquire_local, acquire_musicnet
-    from jtm.data.render import render_corpus
+    from jtm.data.acquire import acquire
 
-    data = section(params, "data", DataConfig)
-    if data.source not in SOURCES:
-        raise DataError("params.yaml", f"data.source={data.source!r}: supported sources are {SOURCES}")
-    if data.source == "musicnet":
-        return acquire_musicnet(data, outputs["raw"])
-    if data.source == "local":
-        return acquire_local(data, outputs["raw"])
-    cfg = section(params, "demo", DemoConfig)
-    scores = pd.read_parquet(inputs["scores"] / "scores.parquet")
-    notes = pd.read_parquet(inputs["scores"] / "notes.parquet")
-    return render_corpus(scores, notes, cfg, outputs["raw"], cfg.workers)
+    data, demo = section(params, "data", DataConfig), section(params, "demo", DemoConfig)
+    return acquire(data, demo, inputs.get("scores"), outputs["raw"])
 
 
 def _resample(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -96,53 +89,27 @@ def _index(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> 
     return build_index(inputs["audio16k"], outputs["index"], section(params, "index", IndexConfig))
 
 
-_DEMO_RENDER_KEYS = tuple(
-    f"demo.{k}"
-    for k in (
-        "seed",
-        "renderings",
-        "ensemble_choice",
-        "test_fraction",
-        "soundfont",
-        "sample_rate",
-        "tempo_jitter",
-        "onset_jitter_ms",
-        "velocity",
-        "velocity_jitter",
-        "tail_seconds",
-        "wav_subtype",
-    )
-)
-
-
 def _pretrain(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.train.pretrain import pretrain
 
     checkpoints = Path(get_dotted(params, "paths.checkpoints"))
-    return pretrain(
-        inputs["index"], outputs["model"], checkpoints, section(params, "pretrain", PretrainConfig), tracker
-    )
-
-
-_PRETRAIN_KEYS = tuple(
-    f"pretrain.{f.name}"
-    for f in dataclasses.fields(PretrainConfig)
-    if f.name not in ("workers", "checkpoint_every", "device", "compile")
-)
+    cfg = section(params, "pretrain", PretrainConfig)
+    return pretrain(inputs["index"], outputs["model"], checkpoints, cfg, tracker)
 
 
 def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.eval.embed import embed
+    from jtm.features.embed import embed
 
-    return embed(
-        inputs["index"], inputs["model"], outputs["embeddings"], section(params, "embed", EmbedConfig)
-    )
+    cfg = section(params, "embed", EmbedConfig)
+    return embed(inputs["index"], inputs["model"], outputs["embeddings"], cfg)
 
 
 def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.train.downstream import cell_methods, run_cell
+    from jtm.downstream.cell import run_cell
+    from jtm.downstream.design import item_methods
 
     cfg = section(params, "downstream", DownstreamConfig)
+    trained = item_methods(item, cfg)
     return run_cell(
         inputs["index"],
         inputs.get("embeddings"),
@@ -150,74 +117,22 @@ def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> d
         outputs["cell"],
         cfg,
         item["task"],
-        cell_methods(item, cfg),
+        trained,
         tracker,
     )
 
 
 def _downstream(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.eval.collect import collect
+    from jtm.downstream.collect import collect
 
-    return collect(
-        inputs["cells"],
-        outputs["results"],
-        outputs["metrics"],
-        section(params, "downstream", DownstreamConfig),
-    )
-
-
-_CELL_KEYS = ("downstream.excerpt_windows", "downstream.threads")
-_PROBE_KEYS = (
-    tuple(
-        f"downstream.{k}"
-        for k in (
-            "features",
-            "heads",
-            "mlp_hidden",
-            "fractions",
-            "seeds",
-            "transcription_seeds",
-            "lr",
-            "weight_decay",
-            "batch_size",
-            "frame_batch_size",
-            "max_epochs",
-            "patience",
-        )
-    )
-    + _CELL_KEYS
-)
-_END_TO_END_KEYS = (
-    tuple(
-        f"downstream.{k}"
-        for k in (
-            "end_to_end_fractions",
-            "end_to_end_seeds",
-            "e2e_steps",
-            "e2e_batch_size",
-            "e2e_lr",
-            "e2e_val_every",
-            "e2e_val_windows",
-        )
-    )
-    + _CELL_KEYS
-)
-# Which cells exist: what stage `downstream` gathers (the cells' own params are above).
-_STUDY_KEYS = tuple(
-    f"downstream.{k}" for k in ("tasks", "features", "heads", "end_to_end", "end_to_end_tasks")
-)
-_CELL_CODE = (
-    "jtm/train/downstream.py",
-    "jtm/eval/labels.py",
-    "jtm/eval/subsets.py",
-    "jtm/eval/metrics.py",
-)
+    cfg = section(params, "downstream", DownstreamConfig)
+    return collect(inputs["cells"], outputs["results"], outputs["metrics"], cfg)
 
 
 def _report(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.report.build import build_report
 
-    shaping = [key for stage in STAGES.values() for key in stage.params]
+    shaping = subset(params, list(dict.fromkeys(key for stage in STAGES.values() for key in stage.params)))
     metrics = build_report(
         inputs["index"],
         inputs["model"],
@@ -226,18 +141,52 @@ def _report(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) ->
         outputs["html"],
         outputs["markdown"],
         outputs["figures"],
-        subset(params, list(dict.fromkeys(shaping))),
+        shaping,
         section(params, "report", ReportConfig),
     )
+    if tracker is not None:  # the study itself, browsable in MLflow beside its runs
+        tracker.artifacts(outputs["figures"], "figures")
+        tracker.artifact(outputs["html"])
+        tracker.artifact(outputs["markdown"])
     print(f"report: {outputs['html']} (and {outputs['markdown']})")
     return metrics
 
 
-# Retries, timeouts and the record cross-check change how a download goes, not what it yields.
-_DATA_KEYS = tuple(
-    f"data.{f.name}"
-    for f in dataclasses.fields(DataConfig)
-    if f.name not in ("retries", "timeout", "record_url")
+_SCORE_KEYS = _keys("demo", DemoConfig, only=("scores", "excerpt_seconds", "default_bpm"))
+_RENDER_KEYS = _keys(
+    "demo",
+    DemoConfig,
+    only=tuple(
+        "seed renderings ensemble_choice test_fraction soundfont sample_rate tempo_jitter onset_jitter_ms "
+        "velocity velocity_jitter tail_seconds wav_subtype".split()
+    ),
+)
+_PROBE_KEYS = _keys(
+    "downstream",
+    DownstreamConfig,
+    only=tuple(
+        "features probes mlp_hidden fractions seeds transcription_seeds lr weight_decay batch_size "
+        "frame_batch_size max_epochs patience excerpt_windows threads".split()
+    ),
+)
+_END_TO_END_KEYS = _keys(
+    "downstream",
+    DownstreamConfig,
+    only=tuple(
+        "end_to_end_fractions end_to_end_seeds e2e_steps e2e_batch_size e2e_lr e2e_val_every "
+        "e2e_val_windows excerpt_windows threads".split()
+    ),
+)
+# Which cells exist: what stage `downstream` gathers (the cells' own params are above).
+_STUDY_KEYS = _keys(
+    "downstream", DownstreamConfig, only=("tasks", "features", "probes", "end_to_end", "end_to_end_tasks")
+)
+_CELL_CODE = (
+    "jtm/downstream/cell.py",
+    "jtm/downstream/design.py",
+    "jtm/downstream/labels.py",
+    "jtm/downstream/subsets.py",
+    "jtm/downstream/metrics.py",
 )
 
 STAGES: dict[str, Stage] = {
@@ -248,7 +197,8 @@ STAGES: dict[str, Stage] = {
             "Parse the demo's scores (music21 corpus or files) into note tables: the slow step, cached.",
             inputs={},
             outputs={"scores": "paths.scores"},
-            params=("demo.scores", "demo.excerpt_seconds", "demo.default_bpm"),
+            params=("data.source",)
+            + _keys("demo", DemoConfig, only=("scores", "excerpt_seconds", "default_bpm")),
             code=("jtm/data/scores.py",),
             workers="demo.workers",
             run=_demo_scores,
@@ -258,7 +208,7 @@ STAGES: dict[str, Stage] = {
             "Produce the raw corpus in MusicNet's layout (data.source=demo: render the parsed scores).",
             inputs={"scores": "paths.scores"},
             outputs={"raw": "paths.raw"},
-            params=_DATA_KEYS + _DEMO_RENDER_KEYS,
+            params=_keys("data", DataConfig) + _RENDER_KEYS,
             code=(
                 "jtm/data/acquire.py",
                 "jtm/data/download.py",
@@ -269,13 +219,14 @@ STAGES: dict[str, Stage] = {
             ),
             workers="demo.workers",
             run=_acquire,
+            input_when={"scores": ("data.source", "demo")},
         ),
         Stage(
             "resample",
             "Check the raw corpus and resample every track 44.1 -> 16 kHz with soxr (streamed).",
             inputs={"raw": "paths.raw"},
             outputs={"audio16k": "paths.audio16k"},
-            params=("resample.sample_rate", "resample.quality", "resample.dtype", "resample.block_seconds"),
+            params=_keys("resample", ResampleConfig),
             code=("jtm/data/resample.py", "jtm/data/musicnet.py"),
             workers="resample.workers",
             run=_resample,
@@ -285,7 +236,7 @@ STAGES: dict[str, Stage] = {
             "Build the tracks/windows/notes Parquet tables and the by-work validation split.",
             inputs={"audio16k": "paths.audio16k"},
             outputs={"index": "paths.index"},
-            params=("index.seed", "index.window", "index.hop", "index.val_fraction"),
+            params=_keys("index", IndexConfig),
             code=("jtm/data/index.py",),
             workers=None,
             run=_index,
@@ -295,10 +246,9 @@ STAGES: dict[str, Stage] = {
             "Train CPC on the train windows (CPU, GPU, or several processes under torchrun); resumable.",
             inputs={"index": "paths.index", "audio16k": "paths.audio16k"},
             outputs={"model": "paths.pretrain"},
-            params=_PRETRAIN_KEYS,
+            params=_keys("pretrain", PretrainConfig),
             code=(
-                "jtm/train/pretrain.py",
-                "jtm/train/infonce.py",
+                "jtm/train",
                 "jtm/data/sampling.py",
                 "jtm/data/windows.py",
                 "jtm/models",
@@ -311,18 +261,18 @@ STAGES: dict[str, Stage] = {
             "Embed every window (cpc, random-init control, log-mel) at 100 Hz, frames and pooled.",
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"embeddings": "paths.embeddings"},
-            params=tuple(f"embed.{f.name}" for f in dataclasses.fields(EmbedConfig)),
-            code=("jtm/eval/embed.py", "jtm/models"),
+            params=_keys("embed", EmbedConfig),
+            code=("jtm/features", "jtm/models"),
             workers=None,
             run=_embed,
         ),
         Stage(
             "probe",
-            "Train and score a task's probes: every frozen feature set and head, fraction and seed.",
+            "Train and score a task's probes: every frozen feature set and probe head, fraction and seed.",
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,
-            code=_CELL_CODE + ("jtm/train/probe.py",),
+            code=_CELL_CODE + ("jtm/downstream/probe.py",),
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.tasks"},
@@ -334,7 +284,7 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"cell": "paths.cells"},
             params=_END_TO_END_KEYS,
-            code=_CELL_CODE + ("jtm/train/end_to_end.py",),
+            code=_CELL_CODE + ("jtm/downstream/end_to_end.py",),
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.end_to_end_tasks", "init": "downstream.end_to_end"},
@@ -346,7 +296,7 @@ STAGES: dict[str, Stage] = {
             inputs={"cells": "paths.cells"},
             outputs={"results": "paths.downstream", "metrics": "paths.metrics"},
             params=_STUDY_KEYS,
-            code=("jtm/eval/collect.py",),
+            code=("jtm/downstream/collect.py", "jtm/downstream/design.py"),
             workers=None,
             run=_downstream,
         ),
@@ -360,63 +310,10 @@ STAGES: dict[str, Stage] = {
                 "results": "paths.downstream",
             },
             outputs={"html": "paths.report", "markdown": "paths.report_md", "figures": "paths.figures"},
-            params=tuple(f"report.{f.name}" for f in dataclasses.fields(ReportConfig)),
+            params=_keys("report", ReportConfig),
             code=("jtm/report",),
             workers=None,
             run=_report,
         ),
     )
 }
-
-
-def stage_items(stage: Stage, params: dict) -> list[dict[str, str]]:
-    """The items a matrix stage runs for (every combination of its params lists); [{}] otherwise."""
-    names = list(stage.matrix)
-    values = [list(get_dotted(params, key)) for key in stage.matrix.values()]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
-
-
-def item_name(item: dict) -> str:
-    """As DVC names a matrix stage's item: the `ensemble-finetune` of `end_to_end@ensemble-finetune`."""
-    return "-".join(str(v) for v in item.values())
-
-
-def stage_paths(
-    stage: Stage, params: dict, item: dict | None = None
-) -> tuple[dict[str, Path], dict[str, Path]]:
-    """The stage's input and output paths as params name them (a matrix item's cell below)."""
-    inputs = {role: Path(get_dotted(params, key)) for role, key in stage.inputs.items()}
-    outputs = {role: Path(get_dotted(params, key)) for role, key in stage.outputs.items()}
-    if stage.matrix:
-        if item is None or set(item) != set(stage.matrix):
-            raise ConfigError(f"stage {stage.name!r} runs per item: give {', '.join(stage.matrix)}")
-        outputs = {role: path / stage.cell.format(**item) for role, path in outputs.items()}
-    return inputs, outputs
-
-
-def run_stage(
-    name: str, params: dict, inputs: dict | None = None, outputs: dict | None = None, item: dict | None = None
-) -> dict:
-    """Run one stage (one item of a matrix stage) inside an MLflow run; paths default to params'."""
-    stage = STAGES[name]
-    item = dict(item or {})
-    default_inputs, default_outputs = stage_paths(stage, params, item)
-    inputs = {k: Path(v) for k, v in (inputs or default_inputs).items()}
-    outputs = {k: Path(v) for k, v in (outputs or default_outputs).items()}
-    for role, path in inputs.items():
-        if not path.exists():
-            raise DataError(
-                path, f"input {role!r} of stage {name!r} not found: run the stage that makes it first"
-            )
-    run_name = f"{name}@{item_name(item)}" if item else name
-    with stage_run(run_name, params["mlflow"], subset(params, list(stage.params))) as tracker:
-        metrics = stage.run(params, inputs, outputs, tracker, item)
-        tracker.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-    return metrics
-
-
-def run_all(params: dict, names: list[str] | None = None) -> None:
-    """Run stages in order (every item of a matrix stage): what `dvc repro` does, in-process."""
-    for name in names or list(STAGES):
-        for item in stage_items(STAGES[name], params):
-            run_stage(name, params, item=item)

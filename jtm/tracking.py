@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator
 
-from jtm.config import params_hash
+from jtm.config.load import params_hash
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,23 @@ class Tracker:
         except Exception as err:
             warnings.warn(f"MLflow: could not log metrics for {self.stage!r}: {err}", stacklevel=2)
 
-    def artifacts(self, folder) -> None:
+    def artifacts(self, folder, artifact_path: str | None = None) -> None:
+        """Every file under `folder`, below `artifact_path` in the run's artifacts."""
         if self._mlflow is None:
             return
         try:
-            self._mlflow.log_artifacts(str(folder))
+            self._mlflow.log_artifacts(str(folder), artifact_path)
         except Exception as err:
             warnings.warn(f"MLflow: could not log artifacts for {self.stage!r}: {err}", stacklevel=2)
+
+    def artifact(self, file) -> None:
+        """One file, at the top of the run's artifacts."""
+        if self._mlflow is None:
+            return
+        try:
+            self._mlflow.log_artifact(str(file))
+        except Exception as err:
+            warnings.warn(f"MLflow: could not log {file} for {self.stage!r}: {err}", stacklevel=2)
 
     def child_run(self, name: str, params: dict, metrics: dict, curves: dict[str, list[float]]) -> None:
         """Record one model of the stage (e.g. a downstream cell and seed) as a nested run.
@@ -86,6 +96,18 @@ class Tracker:
             warnings.warn(f"MLflow: could not record {name!r} of {self.stage!r}: {err}", stacklevel=2)
 
 
+# MLflow 3's UI opens an experiment on the page its kind names; untagged, it guesses GenAI.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def _open_experiment(mlflow, name: str) -> None:
+    """Make `name` the active experiment, tagged as model training so the UI opens on its runs."""
+    experiment = mlflow.set_experiment(name)
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, tracking: dict, values: dict) -> Iterator[Tracker]:
     """Open an MLflow run for `stage`; yield its `Tracker`.
@@ -102,7 +124,7 @@ def stage_run(stage: str, tracking: dict, values: dict) -> Iterator[Tracker]:
         import mlflow
 
         mlflow.set_tracking_uri(tracking["tracking_uri"])
-        mlflow.set_experiment(tracking["experiment"])
+        _open_experiment(mlflow, tracking["experiment"])
         mlflow.start_run(run_name=stage)
         mlflow.set_tags({"stage": stage, "git_commit": git_commit(), "params_hash": params_hash(values)})
         mlflow.log_params({key: str(value)[:6000] for key, value in values.items()})

@@ -13,10 +13,17 @@ from pathlib import Path
 import yaml
 
 from jtm.config import ClusterConfig, ConfigError, get_dotted, section, set_dotted
-from jtm.stages import STAGES, run_stage, stage_items, stage_paths
+from jtm.runner import run_stage, stage_items, stage_paths
+from jtm.stages import STAGES
 
 # What a rule may ask for, as snakemake-executor-plugin-slurm reads it (runtime in minutes).
 RESOURCES = ("mem_mb", "runtime", "gpu", "gres", "constraint")
+
+
+def params_source(workflow) -> str:
+    """The params files Snakemake read (the Snakefile's and any --configfile), for error messages."""
+    files = [str(f) for f in workflow.configfiles]
+    return " + ".join(dict.fromkeys(files)) or "params.yaml"
 
 
 def rule_resources(config: dict, rule: str) -> dict:

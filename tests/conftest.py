@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from jtm.config import load_params
-from jtm.stages import run_all
+from jtm.runner import run_all
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SCORES = ["bach/bwv66.6", "bach/bwv84.5", "bach/bwv117.4", "mozart/k155/movement1.mxl"]

@@ -154,7 +154,7 @@ def single_node_slurm(root: Path) -> Iterator[Cluster]:
             DEFAULT_CONF.unlink()
 
 
-def _wait_until_idle(env: dict, logs: Path, timeout: float = 60) -> None:
+def _wait_until_idle(env: dict, logs: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:

@@ -130,3 +130,39 @@ def test_the_command_exits_non_zero(corpus):
     (raw / "musicnet" / "train_labels" / f"{track_id}.csv").unlink()
     result = subprocess.run([sys.executable, "-m", "jtm.cli", *args], capture_output=True, text=True)
     assert result.returncode == 2 and "no label file" in result.stderr and not out.exists()
+
+
+def _poison(raw, track_id, value) -> Path:
+    """The track's WAV with one non-finite sample at 1.5 s (float WAVs can hold NaN and inf)."""
+    wav = raw / "musicnet" / "train_data" / f"{track_id}.wav"
+    audio, rate = sf.read(wav, dtype="float32")
+    audio[int(1.5 * rate)] = value
+    sf.write(wav, audio, rate, subtype="FLOAT")
+    return wav
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_sample_stops_resample_naming_file_and_time(corpus, capsys, value):
+    raw, track_id, out, args = corpus
+    wav = _poison(raw, track_id, value)
+    _fails(args, out, capsys, wav, "non-finite sample", "at 1.500 s")
+
+
+def test_non_finite_sample_fails_validate(corpus, capsys):
+    raw, track_id, _, _ = corpus
+    wav = _poison(raw, track_id, np.nan)
+    assert main(["validate", str(raw), "--subset"]) == 2
+    err = capsys.readouterr().err
+    assert str(wav) in err and "non-finite sample (nan) at 1.500 s" in err
+
+
+def test_non_finite_sample_in_a_16k_array_fails_index(built, tmp_path, capsys):
+    audio16k = Path(built["paths"]["audio16k"])
+    array = sorted(audio16k.glob("*.npy"))[0]
+    samples = np.load(array)
+    samples[16_000 * 2] = np.inf
+    np.save(array, samples)
+    out = tmp_path / "index-out"
+    args = ["index", "--set", f"paths.audio16k={audio16k}", "--set", f"paths.index={out}"]
+    args += ["--set", f"mlflow.tracking_uri={built['mlflow']['tracking_uri']}"]
+    _fails(args, out, capsys, array, "non-finite sample (inf) at 2.000 s")

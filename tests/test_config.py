@@ -42,3 +42,84 @@ def test_validate_params_catches_a_typo_in_any_section():
     params["index"]["hopp"] = params["index"].pop("hop")
     with pytest.raises(ConfigError, match="'index'.*unknown keys \\['hopp'\\].*missing keys \\['hop'\\]"):
         validate_params(params)
+
+
+def test_a_number_in_exponent_notation_is_a_number():
+    """YAML 1.1 (PyYAML) reads 1e-3 as a string; DVC's YAML 1.2 reads a number: so do we."""
+    params = load_params(REPO / "params.yaml", ["pretrain.lr=1e-3", "downstream.lr=5E-4"])
+    validate_params(params)
+    assert params["pretrain"]["lr"] == 0.001 and params["downstream"]["lr"] == 0.0005
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "allowed"),
+    [
+        ("pretrain.encoder=wavenet", "pretrain.encoder='wavenet'", "use one of ['conv', 'sinc']"),
+        ("pretrain.lr=fast", "pretrain.lr='fast'", "expected number"),
+        ("pretrain.steps=0", "pretrain.steps=0", "must be >= 1"),
+        ("downstream.fractions=[0.1, 1.5]", "downstream.fractions[1]=1.5", "<= 1"),
+        ("downstream.tasks=[ensemble, genre]", "downstream.tasks[1]='genre'", "use one of"),
+        ("resample.quality=best", "resample.quality='best'", "'VHQ'"),
+        ("pretrain.bf16=maybe", "pretrain.bf16='maybe'", "expected boolean"),
+        ("downstream.seeds=[]", "downstream.seeds=[]", "at least 1"),
+    ],
+)
+def test_a_bad_value_names_the_params_file_used_the_key_the_value_and_what_is_allowed(
+    tmp_path, capsys, override, key, allowed
+):
+    from jtm.cli import main
+
+    other = tmp_path / "other.yaml"
+    other.write_text((REPO / "params.yaml").read_text())
+    assert main(["index", "--params", str(other), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert f"{other}: {key}" in err and allowed in err and "params.yaml" not in err.replace(str(other), "")
+
+
+def test_a_stage_time_config_error_names_the_params_file_used(tmp_path, capsys):
+    from jtm.cli import main
+
+    other = tmp_path / "other.yaml"
+    other.write_text((REPO / "params.yaml").read_text())
+    args = ["acquire", "--params", str(other), "--set", "data.source=local"]
+    args += ["--set", f"paths.raw={tmp_path}/r"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{other}: data.source=local needs data.path" in err
+
+
+def test_old_key_names_are_read_under_their_new_names(tmp_path):
+    text = (REPO / "params.yaml").read_text()
+    text = text.replace("  attention_heads:", "  heads:").replace("  probes:", "  heads:")
+    old = tmp_path / "old.yaml"
+    old.write_text(text)
+    with pytest.warns(UserWarning, match="pretrain.heads is now called pretrain.attention_heads"):
+        params = load_params(old, ["pretrain.head=transformer"])
+    validate_params(params)
+    assert params["pretrain"]["attention_heads"] == 4 and params["pretrain"]["predictor"] == "transformer"
+    assert params["downstream"]["probes"] == ["linear", "mlp"]
+
+
+def test_the_schema_offers_exactly_the_registry_names():
+    from jtm import choices
+    from jtm.config import params_schema
+
+    schema = params_schema()["properties"]
+    assert schema["pretrain"]["properties"]["encoder"]["enum"] == list(choices.ENCODERS)
+    assert schema["pretrain"]["properties"]["predictor"]["enum"] == list(choices.PREDICTORS)
+    assert schema["downstream"]["properties"]["probes"]["items"]["enum"] == list(choices.PROBES)
+    assert schema["embed"]["properties"]["features"]["items"]["enum"] == list(choices.FEATURES)
+
+
+def test_a_bookkeeping_key_is_no_stage_param_and_an_output_key_is():
+    from jtm.config import PretrainConfig, output_fields
+    from jtm.stages import STAGES
+
+    pretrain = STAGES["pretrain"].params
+    assert "pretrain.val_batches" in pretrain and "pretrain.val_batches".split(".")[1] in output_fields(
+        PretrainConfig
+    )
+    for key in ("workers", "checkpoint_every", "device", "compile"):
+        assert f"pretrain.{key}" not in pretrain and key not in output_fields(PretrainConfig)
+    assert "data.retries" not in STAGES["acquire"].params
+    assert "resample.workers" not in STAGES["resample"].params

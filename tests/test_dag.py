@@ -9,7 +9,8 @@ import yaml
 
 from jtm.cli import main
 from jtm.config import get_dotted, load_params
-from jtm.stages import STAGES, stage_items, stage_paths
+from jtm.runner import stage_items, stage_paths
+from jtm.stages import STAGES
 from tests.conftest import REPO
 
 PARAMS = load_params(REPO / "params.yaml")

@@ -7,13 +7,14 @@ import json
 import tarfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from jtm.data import musicnet
 from jtm.data.download import RemoteFile, cross_check, download, require_free_space
 from jtm.data.extract import extract
 from jtm.errors import DataError
-from jtm.stages import run_stage
+from jtm.runner import run_stage
 from tests.loopback import Loopback
 
 
@@ -219,6 +220,37 @@ def test_local_source_reads_an_extracted_tree_in_place(built, tmp_path):
     assert (tmp_path / "a16" / "manifest.parquet").is_file()
 
 
+def test_local_source_needs_no_demo_scores(built, tmp_path, capsys):
+    """`jtm acquire` alone, with no parsed demo scores anywhere: only the demo source reads them."""
+    from jtm.cli import main
+
+    args = ["acquire", "--set", "data.source=local", "--set", f"data.path={built['paths']['raw']}"]
+    args += ["--set", f"paths.scores={tmp_path / 'never-parsed'}"]
+    args += ["--set", f"paths.raw={tmp_path / 'linked'}"]
+    args += ["--set", f"mlflow.tracking_uri={built['mlflow']['tracking_uri']}"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert (tmp_path / "linked" / "musicnet").is_symlink()
+
+
+def test_demo_scores_parse_nothing_for_another_source(built, tmp_path):
+    """DVC's DAG is static: for musicnet/local its demo_scores stage writes empty tables at once."""
+    built["data"].update(source="local", path=built["paths"]["raw"])
+    built["paths"].update(scores=str(tmp_path / "scores"))
+    built["demo"].update(scores=["no/such/score.mxl"])  # would fail if parsed
+    metrics = run_stage("demo_scores", built)
+    assert metrics["scores"] == 0 and pd.read_parquet(tmp_path / "scores" / "notes.parquet").empty
+
+
+def test_snakemake_plans_no_demo_scores_for_another_source(built, tmp_path):
+    from tests.projects import make_project, run, set_param
+
+    root = make_project(tmp_path / "project")
+    set_param(root, "data", "source", "local")
+    set_param(root, "data", "path", built["paths"]["raw"])
+    plan = run(["snakemake", "--dry-run", "--cores", "1"], root)
+    assert "acquire" in plan and "demo_scores" not in plan
+
+
 def test_local_source_extracts_an_archive(built, archive, tmp_path):
     (tmp_path / "musicnet.tar.gz").write_bytes(archive)
     (tmp_path / musicnet.METADATA_FILE).write_bytes(
@@ -245,5 +277,6 @@ def test_dvc_repro_acquires_from_the_server_once(server, archive, built, tmp_pat
     assert "Running stage 'acquire'" in output and "Running stage 'index'" in output
     assert (root / "data" / "index" / "tracks.parquet").is_file()
     assert server.sent("musicnet.tar.gz") == len(archive)
+    assert pd.read_parquet(root / "data" / "scores" / "scores.parquet").empty  # nothing parsed
     again = run(["dvc", "repro", "index"], root)
     assert "Running stage" not in again and server.sent("musicnet.tar.gz") == len(archive)

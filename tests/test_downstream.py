@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from jtm.config import ConfigError
-from jtm.eval.metrics import HEADLINE
-from jtm.stages import run_stage
-from jtm.train import end_to_end
-from jtm.train.downstream import fraction_name
+from jtm.downstream import end_to_end
+from jtm.downstream.design import fraction_name
+from jtm.downstream.metrics import HEADLINE
+from jtm.runner import run_stage
 
 METRICS = {
     "ensemble": {"accuracy", "balanced_accuracy", "macro_f1"},
@@ -119,7 +119,7 @@ def test_the_study_gathers_only_the_cells_params_name(built):
     cells = Path(built["paths"]["cells"])
     shutil.copytree(cells / "ensemble" / "probes", cells / "ensemble" / "old")  # a leftover
     built["downstream"].update(
-        tasks=["ensemble"], features=["cpc"], heads=["linear"], end_to_end=["finetune"]
+        tasks=["ensemble"], features=["cpc"], probes=["linear"], end_to_end=["finetune"]
     )
     summary = run_stage("downstream", built)
     results = pd.read_parquet(Path(built["paths"]["downstream"]) / "results.parquet")
@@ -165,16 +165,16 @@ def test_an_unknown_task_method_or_fraction_is_a_clear_error(built, tmp_path, ca
     cell = Path(built["paths"]["cells"]) / "ensemble" / "probes"
     before = (cell / "scores.parquet").read_bytes()
     for args, message in (
-        (["downstream", "--set", "downstream.tasks=[genre]"], "downstream.tasks: unknown ['genre']"),
+        (["downstream", "--set", "downstream.tasks=[genre]"], "downstream.tasks[0]='genre': use one of"),
         (["probe", "genre"], "task 'genre'"),
         (
             ["probe", "ensemble", "--set", "downstream.features=[mfcc]"],
-            "downstream.features: unknown ['mfcc']",
+            "downstream.features[0]='mfcc': use one of ['cpc', 'random', 'logmel']",
         ),
         (["end_to_end", "ensemble", "scratch"], "init 'scratch'"),
         (
             ["probe", "ensemble", "--set", "downstream.fractions=[0.0, 1.0]"],
-            "fractions in (0, 1]",
+            "downstream.fractions[0]=0.0: must be > 0 and <= 1",
         ),
     ):
         assert main([args[0], "--params", str(params), *args[1:]]) == 2, args

@@ -7,8 +7,8 @@ import pandas as pd
 import torch
 
 from jtm import load_encoder
-from jtm.eval.embed import LogMel, load_embeddings
-from jtm.stages import run_stage
+from jtm.features.embed import LogMel, load_embeddings
+from jtm.runner import run_stage
 
 
 def test_every_window_gets_frames_and_pooled_features(built):

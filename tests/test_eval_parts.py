@@ -5,16 +5,16 @@ import pandas as pd
 import pytest
 import torch
 
-from jtm.eval.labels import activity_roll, non_overlapping, task_labels
-from jtm.eval.metrics import (
+from jtm.downstream.labels import activity_roll, non_overlapping, task_labels
+from jtm.downstream.metrics import (
     best_threshold,
     classification_scores,
     multilabel_scores,
     roll_to_notes,
     transcription_scores,
 )
-from jtm.eval.subsets import label_subset
-from jtm.train.probe import fit_probe, predict
+from jtm.downstream.probe import fit_probe, predict
+from jtm.downstream.subsets import label_subset
 
 
 def _notes(rows):

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from jtm.data.index import NOTE_SCHEMA, WINDOW_SCHEMA, validation_split, window_starts
-from jtm.stages import run_stage
+from jtm.runner import run_stage
 
 
 def test_tables_round_trip_with_documented_schemas(built):

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from jtm.choices import PREDICTORS
 from jtm.models.encoder import DOWNSAMPLING, Encoder, SincConv
-from jtm.models.registry import HEADS, ModelSpec, all_combinations, build_cpc
+from jtm.models.registry import all_combinations, build_cpc
+from jtm.models.spec import ModelSpec
 from jtm.train.infonce import draw_negatives, info_nce
 
 SMALL = dict(
@@ -13,8 +15,8 @@ SMALL = dict(
     norm="layer",
     sinc_kernel=31,
     context_layers=1,
-    heads=2,
-    head="linear",
+    attention_heads=2,
+    predictor="linear",
     n_predicts=3,
     reverse=False,
 )
@@ -90,9 +92,9 @@ def test_every_combination_is_causal_and_trains(spec):
     assert losses[-1] < 0.9 * losses[0]
 
 
-@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("head", PREDICTORS)
 def test_heads_and_reverse_mode(head):
-    spec = ModelSpec(encoder="conv", context="gru", **{**SMALL, "head": head, "reverse": True})
+    spec = ModelSpec(encoder="conv", context="gru", **{**SMALL, "predictor": head, "reverse": True})
     model = build_cpc(spec)
     frames, context, predictions, _ = model(tone_batch(2))
     assert predictions.shape == (2, 20, 3, 16)

@@ -16,8 +16,9 @@ from jtm import load_encoder
 from jtm.config import PretrainConfig, section, set_dotted
 from jtm.data.sampling import STRATEGIES
 from jtm.models.registry import build_cpc
-from jtm.stages import run_stage
-from jtm.train.pretrain import model_spec, pretrain
+from jtm.models.spec import spec_of
+from jtm.runner import run_stage
+from jtm.train.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,7 +132,7 @@ def test_a_killed_run_resumes_to_the_same_weights(built, tmp_path):
     params_file = _params_file(killed, tmp_path / "params.yaml")
     process = subprocess.Popen(_cli(params_file), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "ck-b" / "rank0-of-1.pt"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if checkpoint.is_file() and torch.load(checkpoint, weights_only=False)["step"] >= 15:
             break
@@ -178,5 +179,49 @@ def test_two_gloo_processes_match_one(built, tmp_path):
     for key in one:
         torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-6)
     torch.manual_seed(built["pretrain"]["seed"])
-    initial = build_cpc(model_spec(section(built, "pretrain", PretrainConfig))).state_dict()
+    initial = build_cpc(spec_of(section(built, "pretrain", PretrainConfig))).state_dict()
     assert any(not torch.equal(initial[k], one[k]) for k in one), "three steps must move the weights"
+
+
+def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(built, tmp_path, capsys):
+    from jtm.cli import main
+
+    # Adam moves every weight by about lr at step 1: at 1e30 the second forward pass overflows.
+    variant = _variant(built, tmp_path, "nan")
+    for key, value in {"lr": 1e30, "steps": 6, "checkpoint_every": 1, "log_every": 3}.items():
+        set_dotted(variant, f"pretrain.{key}", value)
+    params_file = _params_file(variant, tmp_path / "params.yaml")
+    assert main(["pretrain", "--params", str(params_file)]) == 2
+    err = capsys.readouterr().err
+    assert "loss became non-finite at step 2" in err, err
+    saved = torch.load(tmp_path / "ck-nan" / "rank0-of-1.pt", weights_only=False)
+    assert saved["step"] == 1  # written after step 1, never overwritten by the poisoned weights
+    assert not (tmp_path / "nan").exists()
+
+
+def test_changing_val_batches_retrains_so_curves_and_metrics_agree(built, tmp_path):
+    """A params key DVC reruns the stage for is also part of the checkpoint's fingerprint."""
+    params = _variant(built, tmp_path, "model")
+    set_dotted(params, "pretrain.val_every", params["pretrain"]["steps"])
+    run_stage("pretrain", params)
+    set_dotted(params, "pretrain.val_batches", 1)
+    run_stage("pretrain", params)
+    import pandas as pd
+
+    curves = pd.read_csv(tmp_path / "model" / "curves_val.csv")
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert curves["acc_k1"].iloc[-1] == pytest.approx(metrics["val_acc_k1"])
+    assert curves["loss"].iloc[-1] == pytest.approx(metrics["val_loss"])
+
+
+def test_a_resume_restores_torch_global_rng(tmp_path):
+    from jtm.train.checkpoint import TrainState, restore_training, save_training
+
+    model = torch.nn.Linear(2, 2)
+    torch.manual_seed(123)
+    save_training(tmp_path / "ck.pt", "f", {"model": model}, TrainState(step=3), {})
+    expected = torch.rand(4)
+    torch.manual_seed(999)
+    state = restore_training(tmp_path / "ck.pt", "f", {"model": model}, "cpu")
+    assert state.step == 3 and torch.equal(torch.rand(4), expected)
+    assert restore_training(tmp_path / "ck.pt", "other", {"model": model}, "cpu") is None

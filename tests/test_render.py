@@ -10,7 +10,7 @@ import soundfile as sf
 
 from jtm.cli import main
 from jtm.data import ensembles, musicnet
-from jtm.stages import run_stage
+from jtm.runner import run_stage
 
 
 def _digest(folder):

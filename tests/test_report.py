@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jtm.stages import run_stage
+from jtm.runner import run_stage
 
 FIGURES = ("cpc_curves", "label_efficiency", "confusion", "piano_roll", "projection_pca", "projection_tsne")
 
@@ -62,3 +62,4 @@ def test_report_renders_in_headless_chromium_with_no_failed_request(report):
     assert len(images) == len(FIGURES)
     assert all(complete and width > 100 and height > 100 for complete, width, height in images)
     assert rows >= 4 * 6 and "100% labels" in header
+    assert header[:2] == ["task", "metric"] and "column" not in header and "" not in header

@@ -11,7 +11,8 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from jtm.config import params_hash, subset
-from jtm.stages import STAGES, run_stage
+from jtm.runner import run_stage
+from jtm.stages import STAGES
 
 
 def _free_port() -> int:
@@ -37,12 +38,13 @@ def mlflow_server(tmp_path_factory):
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        # Any request error (refused, read timeout on a busy machine, reset) means "not yet".
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                if requests.get(f"{url}/health", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             assert server.poll() is None, (root / "server.log").read_text()
             time.sleep(0.5)
@@ -69,6 +71,21 @@ def test_stage_run_is_logged_to_a_real_server(built, mlflow_server):
     assert run.data.params["index.window"] == str(params["index"]["window"])
     assert run.data.metrics["windows"] == metrics["windows"] > 0
     assert run.data.metrics["hours"] == pytest.approx(metrics["hours"])
+    # MLflow 3's UI opens an untagged experiment on its GenAI overview; ours opens on the runs.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_report_and_its_figures_are_artifacts_of_the_report_run(built, mlflow_server):
+    built["mlflow"].update(tracking_uri=mlflow_server, experiment="jtm-report")
+    run_stage("report", built)
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("jtm-report")
+    (run,) = client.search_runs([experiment.experiment_id])
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.html", "report.md", "figures"} <= top
+    figures = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert figures == {p.name for p in Path(built["paths"]["figures"]).iterdir()}
+    assert "confusion.png" in figures
 
 
 def test_resample_logs_hours_and_speed(built, tmp_path):

@@ -4,7 +4,7 @@
   then extract safely; the downloads stay in `data.downloads` so nothing is fetched twice.
 - `local`: `data.path` is an extracted tree (linked in place: no 11 GB copy) or the archive
   (with musicnet_metadata.csv beside it), which is extracted.
-- `demo`: render the parsed demo scores (jtm.data.render).
+- `demo`: render the parsed demo scores (jtm.data.render), the only source that reads them.
 """
 
 from __future__ import annotations
@@ -13,13 +13,25 @@ import os
 from pathlib import Path
 
 from jtm.atomic import atomic_dir
-from jtm.config import DataConfig
+from jtm.config import DataConfig, DemoConfig
 from jtm.data import musicnet
 from jtm.data.download import RemoteFile, cross_check, download
 from jtm.data.extract import extract
-from jtm.errors import DataError
+from jtm.errors import ConfigError, DataError
 
 ARCHIVE = "musicnet.tar.gz"
+
+
+def acquire(data: DataConfig, demo: DemoConfig, scores: Path | None, out: Path) -> dict:
+    """Stage `acquire`: the tree at `out` from `data.source`; `scores` (the parsed demo scores)
+    is read by the demo source only."""
+    if data.source == "musicnet":
+        return acquire_musicnet(data, out)
+    if data.source == "local":
+        return acquire_local(data, out)
+    from jtm.data.render import render_parsed
+
+    return render_parsed(scores, demo, out)
 
 
 def acquire_musicnet(cfg: DataConfig, out: Path) -> dict:
@@ -37,7 +49,7 @@ def acquire_musicnet(cfg: DataConfig, out: Path) -> dict:
 
 def acquire_local(cfg: DataConfig, out: Path) -> dict:
     if not cfg.path:
-        raise DataError("params.yaml", "data.source=local needs data.path (an extracted tree or the archive)")
+        raise ConfigError("data.source=local needs data.path (an extracted tree or the archive)")
     source = Path(cfg.path).resolve()
     if source.is_dir():
         for name in ("musicnet", musicnet.METADATA_FILE):

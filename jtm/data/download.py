@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 
 from jtm.errors import DataError
+from jtm.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 18  # bytes per write; a cut transfer loses at most this much
@@ -73,8 +74,6 @@ def download(
     remote: RemoteFile, folder: str | Path, retries: int = 5, timeout: float = 60.0, backoff: float = 1.0
 ) -> DownloadResult:
     """Download `remote` into `folder`, resuming a partial file; return what it took."""
-    from tqdm import tqdm
-
     folder = Path(folder)
     target, part = folder / remote.name, folder / f"{remote.name}.part"
     state_file = folder / f"{remote.name}.part.json"
@@ -116,7 +115,7 @@ def download(
                 expected = remote.size or current["size"]
                 with (
                     open(part, "ab" if resuming else "wb") as handle,
-                    tqdm(
+                    progress_bar(
                         total=expected, initial=have if resuming else 0, unit="B", unit_scale=True,
                         unit_divisor=1024, desc=remote.name,
                     ) as progress,

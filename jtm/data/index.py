@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from jtm.atomic import atomic_dir
 from jtm.config import IndexConfig
 from jtm.data import musicnet
-from jtm.errors import DataError
+from jtm.errors import ConfigError, DataError
 
 WINDOW_SCHEMA = pa.schema([("id", pa.int64()), ("start", pa.int64()), ("length", pa.int64())])
 NOTE_SCHEMA = pa.schema(
@@ -54,7 +54,7 @@ def validation_split(tracks: pd.DataFrame, fraction: float, seed: int) -> pd.Ser
     train = tracks[split == "train"]
     works = train["composer"].astype(str) + " / " + train["catalog_name"].astype(str)
     if works.nunique() < 2:
-        raise DataError("params.yaml", f"index.val_fraction={fraction}: a val split needs 2+ train works")
+        raise ConfigError(f"index.val_fraction={fraction}: a val split needs 2+ train works")
     # At least one work goes to val, so a tiny corpus gets more than `fraction`.
     n_folds = min(max(2, round(1 / fraction)), works.nunique())
     ensembles = train["ensemble"]
@@ -76,11 +76,25 @@ def window_starts(samples: np.ndarray, window: int, hop: int) -> tuple[np.ndarra
     return track, starts
 
 
+def _check_finite(array_file: Path, rate: int) -> None:
+    """Every sample of a resampled array (`rate` Hz) is finite (scanned in blocks of the memory map)."""
+    if not array_file.is_file():
+        raise DataError(array_file, "16 kHz array missing: rerun the resample stage")
+    samples = np.load(array_file, mmap_mode="r")
+    if samples.dtype.kind != "f":
+        return
+    for begin in range(0, len(samples), musicnet.CHECK_BLOCK):
+        bad = musicnet.first_non_finite(samples[begin : begin + musicnet.CHECK_BLOCK])
+        if bad is not None:
+            at = begin + bad
+            raise musicnet.non_finite_error(array_file, at, rate, float(samples[at]))
+
+
 def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict:
     """Write tracks/windows/notes tables for the resampled corpus at `audio16k` (atomically)."""
     audio16k, out = Path(audio16k), Path(out)
     if cfg.window <= 0 or cfg.hop <= 0:
-        raise DataError("params.yaml", f"index.window={cfg.window}, index.hop={cfg.hop}: both must be positive")
+        raise ConfigError(f"index.window={cfg.window}, index.hop={cfg.hop}: both must be positive")
     manifest_path = audio16k / "manifest.parquet"
     if not manifest_path.is_file():
         raise DataError(manifest_path, "no manifest: run the resample stage first")
@@ -88,6 +102,8 @@ def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict
     tracks["split"] = validation_split(tracks, cfg.val_fraction, cfg.seed)
     # Paths relative to the repository (the folder both engines run in), as params name them.
     tracks["path"] = [str(audio16k / f"{i}.npy") for i in tracks["id"]]
+    for path, samples, source in tracks[["path", "samples", "source_samples"]].itertuples(index=False):
+        _check_finite(Path(path), round(samples / source * musicnet.SAMPLE_RATE))
     position, starts = window_starts(tracks["samples"].to_numpy(), cfg.window, cfg.hop)
     windows = pa.table(
         {"id": tracks["id"].to_numpy()[position], "start": starts, "length": np.full(len(starts), cfg.window)},

@@ -192,6 +192,35 @@ def check_wav(path: str | Path) -> sf._SoundFileInfo:
     return info
 
 
+# Subtypes that can hold NaN or infinity (integer PCM cannot).
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+CHECK_BLOCK = 1 << 20  # samples per block when scanning a file for non-finite samples
+
+
+def first_non_finite(samples: np.ndarray) -> int | None:
+    """Index of the first NaN or infinite sample of a 1-D array, or None."""
+    bad = np.flatnonzero(~np.isfinite(samples))
+    return int(bad[0]) if len(bad) else None
+
+
+def non_finite_error(path: str | Path, sample: int, rate: int, value: float) -> DataError:
+    return DataError(path, f"non-finite sample ({value}) at {sample / rate:.3f} s (sample {sample}): damaged audio")
+
+
+def check_finite_wav(path: str | Path, info: sf._SoundFileInfo | None = None) -> None:
+    """Scan a float WAV for NaN or infinite samples, in blocks (bounded memory); raise a
+    DataError naming the file and the first bad sample's time."""
+    info = info or sf.info(str(path))
+    if info.subtype not in FLOAT_SUBTYPES:
+        return
+    offset = 0
+    for block in sf.blocks(str(path), blocksize=CHECK_BLOCK, dtype="float32"):
+        bad = first_non_finite(block)
+        if bad is not None:
+            raise non_finite_error(path, offset + bad, info.samplerate, float(block[bad]))
+        offset += len(block)
+
+
 def _raise(error: DataError) -> None:
     raise error
 

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import DemoConfig
 from jtm.data import ensembles, musicnet
 from jtm.data.synth import resolve_soundfont, synthesize
-from jtm.errors import DataError
+from jtm.errors import ConfigError, DataError
+from jtm.progress import progress
 
 FIRST_ID = 3001  # above MusicNet's own ids (1727-2678), so corpora can be merged
 
@@ -89,7 +91,7 @@ def plan_performances(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig
         elif cfg.ensemble_choice == "original":
             chosen = [None] * cfg.renderings
         else:
-            raise DataError("params.yaml", f"demo.ensemble_choice={cfg.ensemble_choice!r}: use random or original")
+            raise ConfigError(f"demo.ensemble_choice={cfg.ensemble_choice!r}: use one of {choices.ENSEMBLE_CHOICES}")
         split = "test" if (score.composer, score.catalog_name) in test_works else "train"
         for rendering, ensemble in enumerate(chosen):
             if ensemble is None:
@@ -159,12 +161,19 @@ def _perform_task(args):
     return performance.id, len(audio) / cfg.sample_rate
 
 
+def render_parsed(scores_dir: Path, cfg: DemoConfig, out: Path) -> dict:
+    """Render the parsed scores of stage `demo_scores` (at `scores_dir`) into `out`."""
+    scores = pd.read_parquet(scores_dir / "scores.parquet")
+    notes = pd.read_parquet(scores_dir / "notes.parquet")
+    if scores.empty:
+        raise DataError(scores_dir / "scores.parquet", "no parsed scores: run stage demo_scores with data.source=demo")
+    return render_corpus(scores, notes, cfg, out, cfg.workers)
+
+
 def render_corpus(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, out: str | Path, workers: int) -> dict:
     """Write a MusicNet-format corpus at `out` (atomically); return summary figures."""
-    from tqdm import tqdm
-
     if cfg.sample_rate != musicnet.SAMPLE_RATE:
-        raise DataError("params.yaml", f"demo.sample_rate must be {musicnet.SAMPLE_RATE} (MusicNet's rate)")
+        raise ConfigError(f"demo.sample_rate={cfg.sample_rate}: must be {musicnet.SAMPLE_RATE} (MusicNet's rate)")
     resolve_soundfont(cfg.soundfont)  # fail before any work
     plan = plan_performances(scores, notes, cfg)
     by_score = {s: g for s, g in notes.groupby("score")}
@@ -175,9 +184,9 @@ def render_corpus(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, ou
         tasks = [(by_score[p.score], p, cfg, tmp) for p in plan]
         if workers > 1:
             with Pool(min(workers, len(tasks))) as pool:
-                done = dict(tqdm(pool.imap(_perform_task, tasks), total=len(tasks), desc="render"))
+                done = dict(progress(pool.imap(_perform_task, tasks), total=len(tasks), desc="render", unit="tracks"))
         else:
-            done = dict(_perform_task(t) for t in tqdm(tasks, desc="render"))
+            done = dict(_perform_task(t) for t in progress(tasks, desc="render", unit="tracks"))
         soundfont = resolve_soundfont(cfg.soundfont).name
         info = scores.set_index("score")
         metadata = pd.DataFrame(

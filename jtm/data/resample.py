@@ -23,9 +23,8 @@ from jtm.atomic import atomic_dir
 from jtm.config import ResampleConfig
 from jtm.data import musicnet
 from jtm.errors import DataError
+from jtm.progress import progress
 
-DTYPES = ("float32", "int16")
-QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 
 
 def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, str]:
@@ -46,6 +45,9 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
         try:
             while True:
                 chunk = audio.read(block, dtype="float32")
+                bad = musicnet.first_non_finite(chunk)
+                if bad is not None:
+                    raise musicnet.non_finite_error(wav, read + bad, info.samplerate, float(chunk[bad]))
                 read += len(chunk)
                 last = read >= info.frames or len(chunk) == 0
                 resampled = stream.resample_chunk(chunk, last=last)
@@ -89,12 +91,6 @@ def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> di
     """
     import time
 
-    from tqdm import tqdm
-
-    if cfg.dtype not in DTYPES:
-        raise DataError("params.yaml", f"resample.dtype={cfg.dtype!r}: use one of {DTYPES}")
-    if cfg.quality not in QUALITIES:
-        raise DataError("params.yaml", f"resample.quality={cfg.quality!r}: use one of {QUALITIES}")
     metadata, tracks = musicnet.discover(raw)
     began = time.perf_counter()
     with atomic_dir(out) as tmp:
@@ -103,9 +99,9 @@ def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> di
         workers = max(1, min(cfg.workers, len(tasks), os.cpu_count() or 1))
         if workers > 1:
             with Pool(workers) as pool:
-                rows = list(tqdm(pool.imap_unordered(_resample_track, tasks), total=len(tasks), desc="resample"))
+                rows = list(progress(pool.imap_unordered(_resample_track, tasks), total=len(tasks), desc="resample", unit="tracks"))
         else:
-            rows = [_resample_track(task) for task in tqdm(tasks, desc="resample")]
+            rows = [_resample_track(task) for task in progress(tasks, desc="resample", unit="tracks")]
         manifest = metadata.merge(pd.DataFrame(rows), on="id", validate="one_to_one").sort_values("id")
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
     elapsed = time.perf_counter() - began

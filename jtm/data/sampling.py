@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from jtm import choices
 from jtm.data.windows import WindowRef, random_shift
 
-STRATEGIES = ("uniform", "samesequence", "samecategory", "sequential")
+STRATEGIES = choices.SAMPLINGS
 
 
 def _chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:

@@ -22,7 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jtm.atomic import atomic_dir
+from jtm.config import DemoConfig
 from jtm.errors import DataError
+from jtm.progress import progress
 
 NOTE_COLUMNS = ("score", "part", "pitch", "onset_s", "duration_s", "onset_beat", "duration_beat", "note_value")
 SUPPORTED_SUFFIXES = (".mxl", ".xml", ".musicxml", ".mid", ".midi", ".krn", ".abc")
@@ -146,6 +149,33 @@ def read_score(spec: str, excerpt_seconds: float, default_bpm: float) -> tuple[d
     return info, notes.reset_index(drop=True)
 
 
+SCORE_COLUMNS = (
+    "score",
+    "spec",
+    "composer",
+    "composition",
+    "movement",
+    "catalog_name",
+    "n_parts",
+    "part_names",
+    "seconds",
+)
+
+
+def write_scores(cfg: DemoConfig, out: Path, source: str) -> dict:
+    """Stage `demo_scores`: the parsed scores at `out` (scores.parquet, notes.parquet), written
+    atomically. Only the demo source renders them: for any other source the two tables are
+    written empty, without parsing anything (DVC's static DAG still runs this stage first)."""
+    if source == "demo":
+        scores, notes = extract_scores(list(cfg.scores), cfg.excerpt_seconds, cfg.default_bpm, cfg.workers)
+    else:
+        scores, notes = pd.DataFrame(columns=list(SCORE_COLUMNS)), pd.DataFrame(columns=list(NOTE_COLUMNS))
+    with atomic_dir(out) as tmp:
+        scores.to_parquet(tmp / "scores.parquet", index=False)
+        notes.to_parquet(tmp / "notes.parquet", index=False)
+    return {"scores": len(scores), "notes": len(notes), "excerpt_hours": float(scores["seconds"].sum()) / 3600}
+
+
 def _read_score_task(args: tuple[str, float, float]):
     return read_score(*args)
 
@@ -154,15 +184,13 @@ def extract_scores(
     specs: list[str], excerpt_seconds: float, default_bpm: float, workers: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse every score (in parallel) into the scores and notes tables."""
-    from tqdm import tqdm
-
     specs = expand_specs(list(specs))
     tasks = [(spec, excerpt_seconds, default_bpm) for spec in specs]
     if workers > 1 and len(tasks) > 1:
         with Pool(min(workers, len(tasks))) as pool:
-            results = list(tqdm(pool.imap(_read_score_task, tasks), total=len(tasks), desc="scores"))
+            results = list(progress(pool.imap(_read_score_task, tasks), total=len(tasks), desc="scores", unit="scores"))
     else:
-        results = [_read_score_task(t) for t in tqdm(tasks, desc="scores")]
+        results = [_read_score_task(t) for t in progress(tasks, desc="scores", unit="scores")]
     infos, notes = [], []
     for index, (info, frame) in enumerate(results):
         infos.append({"score": index, **info})

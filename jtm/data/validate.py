@@ -1,7 +1,8 @@
 """`jtm validate <path>`: check a MusicNet tree before any stage trusts it.
 
 Checks the layout (every metadata id has a WAV and labels in one split; every WAV has
-metadata), every WAV header (readable, complete, mono, 44.1 kHz), every label file (columns,
+metadata), every WAV header (readable, complete, mono, 44.1 kHz), every float WAV's samples
+(no NaN or infinity: a full read of the float files), every label file (columns,
 numbers, sane rows), and MusicNet's counts: 330 recordings, 320 train and 10 test (the official
 test ids), 11 instrument codes, unless the tree is declared a subset.
 """
@@ -33,6 +34,7 @@ def validate(raw: str | Path, subset: bool = False, stop_at_first: bool = True) 
     for track in tracks:
         try:
             info = musicnet.check_wav(track.wav)
+            musicnet.check_finite_wav(track.wav, info)
             labels = musicnet.read_labels(track.labels, n_samples=info.frames)
             instruments |= set(labels["instrument"])
         except DataError as error:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from jtm import choices
+
 
 class LinearHeads(nn.Module):
     """One linear map per step k, computed as a single (H -> K*H) matmul."""
@@ -22,11 +24,11 @@ class LinearHeads(nn.Module):
 class TransformerHeads(nn.Module):
     """CPC_audio's option: a causal one-layer transformer over c, then the linear maps."""
 
-    def __init__(self, hidden: int, n_predicts: int, heads: int):
+    def __init__(self, hidden: int, n_predicts: int, attention_heads: int):
         super().__init__()
         from jtm.models.context import CausalTransformer
 
-        self.mix = CausalTransformer(hidden, layers=1, heads=heads)
+        self.mix = CausalTransformer(hidden, layers=1, heads=attention_heads)
         self.linear = LinearHeads(hidden, n_predicts)
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
@@ -34,9 +36,9 @@ class TransformerHeads(nn.Module):
         return self.linear(mixed)
 
 
-def build_heads(kind: str, hidden: int, n_predicts: int, heads: int) -> nn.Module:
+def build_heads(kind: str, hidden: int, n_predicts: int, attention_heads: int) -> nn.Module:
     if kind == "linear":
         return LinearHeads(hidden, n_predicts)
     if kind == "transformer":
-        return TransformerHeads(hidden, n_predicts, heads)
-    raise ValueError(f"unknown prediction head {kind!r}: use linear or transformer")
+        return TransformerHeads(hidden, n_predicts, attention_heads)
+    raise ValueError(f"unknown prediction head {kind!r}: use one of {choices.PREDICTORS}")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from jtm.atomic import atomic_dir, atomic_file
 from jtm.config import ReportConfig
-from jtm.eval.metrics import HEADLINE
+from jtm.downstream.metrics import HEADLINE
 from jtm.report import figures
 from jtm.tracking import git_commit
 
@@ -89,7 +89,8 @@ def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
         index=["task", "method"], columns="column", values="cell", aggfunc="first", sort=False
     )
     columns = sorted(table.columns, key=lambda c: float(c.split("%")[0]))
-    table = table[columns].fillna("–").reset_index()
+    # The pivot names its column axis; left in, HTML shows it as an empty first column headed "column".
+    table = table[columns].fillna("–").reset_index().rename_axis(columns=None)
     table.insert(1, "metric", table["task"].map(HEADLINE))
     return table
 
@@ -217,7 +218,9 @@ def build_report(
     table = headline_table(headline)
     everything = summary[summary["fraction"] == 1]
     full = {
-        task: rows.pivot_table(index="method", columns="metric", values="mean", sort=False)
+        task: rows.pivot_table(index="method", columns="metric", values="mean", sort=False).rename_axis(
+            columns=None
+        )
         for task, rows in everything.groupby("task", sort=False)
     }
     context = {

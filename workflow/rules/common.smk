@@ -1,13 +1,16 @@
 # Shared by every rule file: helpers from the jtm package, never defined here.
+from jtm.choices import INITS
 from jtm.config import subset, validate_params
 from jtm.stages import STAGES
-from jtm.train.end_to_end import INITS
-from jtm.workflow import cell_pattern, cells, rule_resources
+from jtm.workflow import cell_pattern, cells, params_source, rule_resources
 
-# Fail at load time on a params typo, not when the stage that reads it finally runs.
-validate_params(config)
+# Fail at load time on a params typo or a bad value, naming the file, not when the stage that
+# reads it finally runs.
+validate_params(config, params_source(workflow))
 for name in STAGES:
     rule_resources(config, name)
+# Only the demo source renders the parsed scores: for musicnet/local, demo_scores never runs.
+needs_scores = STAGES["acquire"].needs("scores", config)
 
 
 # A cell's folder is <task>/probes (probe) or <task>/<init> (end_to_end).

@@ -4,7 +4,7 @@
 
 rule demo_scores:
     input:
-        code=["jtm/data/scores.py"],
+        code=STAGES["demo_scores"].code,
     output:
         scores=directory(config["paths"]["scores"]),
     log:
@@ -15,22 +15,15 @@ rule demo_scores:
     resources:
         **rule_resources(config, "demo_scores"),
     params:
-        read=subset(config, ["demo.scores", "demo.excerpt_seconds", "demo.default_bpm"]),
+        read=subset(config, STAGES["demo_scores"].params),
     script:
         "../scripts/demo_scores.py"
 
 
 rule acquire:
     input:
-        scores=rules.demo_scores.output.scores,
-        code=[
-            "jtm/data/acquire.py",
-            "jtm/data/download.py",
-            "jtm/data/extract.py",
-            "jtm/data/render.py",
-            "jtm/data/synth.py",
-            "jtm/data/ensembles.py",
-        ],
+        scores=rules.demo_scores.output.scores if needs_scores else [],
+        code=STAGES["acquire"].code,
     output:
         raw=directory(config["paths"]["raw"]),
     log:
@@ -41,32 +34,7 @@ rule acquire:
     resources:
         **rule_resources(config, "acquire"),
     params:
-        read=subset(
-            config,
-            [
-                "data.source",
-                "data.path",
-                "data.downloads",
-                "data.archive_url",
-                "data.archive_size",
-                "data.archive_md5",
-                "data.metadata_url",
-                "data.metadata_size",
-                "data.metadata_md5",
-                "demo.seed",
-                "demo.renderings",
-                "demo.ensemble_choice",
-                "demo.test_fraction",
-                "demo.soundfont",
-                "demo.sample_rate",
-                "demo.tempo_jitter",
-                "demo.onset_jitter_ms",
-                "demo.velocity",
-                "demo.velocity_jitter",
-                "demo.tail_seconds",
-                "demo.wav_subtype",
-            ],
-        ),
+        read=subset(config, STAGES["acquire"].params),
     script:
         "../scripts/acquire.py"
 
@@ -74,7 +42,7 @@ rule acquire:
 rule resample:
     input:
         raw=rules.acquire.output.raw,
-        code=["jtm/data/resample.py", "jtm/data/musicnet.py"],
+        code=STAGES["resample"].code,
     output:
         audio16k=directory(config["paths"]["audio16k"]),
     log:
@@ -85,15 +53,7 @@ rule resample:
     resources:
         **rule_resources(config, "resample"),
     params:
-        read=subset(
-            config,
-            [
-                "resample.sample_rate",
-                "resample.quality",
-                "resample.dtype",
-                "resample.block_seconds",
-            ],
-        ),
+        read=subset(config, STAGES["resample"].params),
     script:
         "../scripts/resample.py"
 
@@ -101,7 +61,7 @@ rule resample:
 rule index:
     input:
         audio16k=rules.resample.output.audio16k,
-        code=["jtm/data/index.py"],
+        code=STAGES["index"].code,
     output:
         index=directory(config["paths"]["index"]),
     log:
@@ -111,8 +71,6 @@ rule index:
     resources:
         **rule_resources(config, "index"),
     params:
-        read=subset(
-            config, ["index.seed", "index.window", "index.hop", "index.val_fraction"]
-        ),
+        read=subset(config, STAGES["index"].params),
     script:
         "../scripts/index.py"

@@ -1,4 +1,4 @@
-# Window embeddings for downstream tasks (see jtm/eval/embed.py).
+# Window embeddings for downstream tasks (see jtm/features/embed.py).
 
 
 rule embed:
@@ -6,7 +6,7 @@ rule embed:
         index=rules.index.output.index,
         audio16k=rules.resample.output.audio16k,
         model=rules.pretrain.output.model,
-        code=["jtm/eval/embed.py", "jtm/models"],
+        code=STAGES["embed"].code,
     output:
         embeddings=directory(config["paths"]["embeddings"]),
     log:
@@ -17,35 +17,20 @@ rule embed:
     resources:
         **rule_resources(config, "embed"),
     params:
-        read=subset(
-            config,
-            [
-                "embed.features",
-                "embed.layer",
-                "embed.seed",
-                "embed.batch_size",
-                "embed.threads",
-            ],
-        ),
+        read=subset(config, STAGES["embed"].params),
     script:
         "../scripts/embed.py"
 
 
-# The downstream study, one job per cell (see jtm/train/downstream.py), then gathered
-# (jtm/eval/collect.py). Cells run side by side: locally as --cores allows, on a cluster at once.
+# The downstream study, one job per cell (see jtm/downstream/cell.py), then gathered
+# (jtm/downstream/collect.py). Cells run side by side: locally as --cores allows, on a cluster at once.
 
 
 rule probe:
     input:
         index=rules.index.output.index,
         embeddings=rules.embed.output.embeddings,
-        code=[
-            "jtm/train/downstream.py",
-            "jtm/eval/labels.py",
-            "jtm/eval/subsets.py",
-            "jtm/eval/metrics.py",
-            "jtm/train/probe.py",
-        ],
+        code=STAGES["probe"].code,
     output:
         cell=directory(cell_pattern(config, "probe")),
     log:
@@ -56,25 +41,7 @@ rule probe:
     resources:
         **rule_resources(config, "probe"),
     params:
-        read=subset(
-            config,
-            [
-                "downstream.features",
-                "downstream.heads",
-                "downstream.mlp_hidden",
-                "downstream.fractions",
-                "downstream.seeds",
-                "downstream.transcription_seeds",
-                "downstream.lr",
-                "downstream.weight_decay",
-                "downstream.batch_size",
-                "downstream.frame_batch_size",
-                "downstream.max_epochs",
-                "downstream.patience",
-                "downstream.excerpt_windows",
-                "downstream.threads",
-            ],
-        ),
+        read=subset(config, STAGES["probe"].params),
     script:
         "../scripts/probe.py"
 
@@ -84,13 +51,7 @@ rule end_to_end:
         index=rules.index.output.index,
         audio16k=rules.resample.output.audio16k,
         model=rules.pretrain.output.model,
-        code=[
-            "jtm/train/downstream.py",
-            "jtm/eval/labels.py",
-            "jtm/eval/subsets.py",
-            "jtm/eval/metrics.py",
-            "jtm/train/end_to_end.py",
-        ],
+        code=STAGES["end_to_end"].code,
     output:
         cell=directory(cell_pattern(config, "end_to_end")),
     log:
@@ -101,20 +62,7 @@ rule end_to_end:
     resources:
         **rule_resources(config, "end_to_end"),
     params:
-        read=subset(
-            config,
-            [
-                "downstream.end_to_end_fractions",
-                "downstream.end_to_end_seeds",
-                "downstream.e2e_steps",
-                "downstream.e2e_batch_size",
-                "downstream.e2e_lr",
-                "downstream.e2e_val_every",
-                "downstream.e2e_val_windows",
-                "downstream.excerpt_windows",
-                "downstream.threads",
-            ],
-        ),
+        read=subset(config, STAGES["end_to_end"].params),
     script:
         "../scripts/end_to_end.py"
 
@@ -122,7 +70,7 @@ rule end_to_end:
 rule downstream:
     input:
         cells=cells(config),
-        code=["jtm/eval/collect.py"],
+        code=STAGES["downstream"].code,
     output:
         results=directory(config["paths"]["downstream"]),
         metrics=directory(config["paths"]["metrics"]),
@@ -134,16 +82,7 @@ rule downstream:
     resources:
         **rule_resources(config, "downstream"),
     params:
-        read=subset(
-            config,
-            [
-                "downstream.tasks",
-                "downstream.features",
-                "downstream.heads",
-                "downstream.end_to_end",
-                "downstream.end_to_end_tasks",
-            ],
-        ),
+        read=subset(config, STAGES["downstream"].params),
     script:
         "../scripts/downstream.py"
 
@@ -157,7 +96,7 @@ rule report:
         model=rules.pretrain.output.model,
         embeddings=rules.embed.output.embeddings,
         results=rules.downstream.output.results,
-        code=["jtm/report"],
+        code=STAGES["report"].code,
     output:
         html=config["paths"]["report"],
         markdown=config["paths"]["report_md"],
@@ -170,12 +109,6 @@ rule report:
     resources:
         **rule_resources(config, "report"),
     params:
-        read=subset(
-            config,
-            [
-                "report.seed",
-                "report.projection_windows",
-            ],
-        ),
+        read=subset(config, STAGES["report"].params),
     script:
         "../scripts/report.py"

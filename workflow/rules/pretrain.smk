@@ -5,13 +5,7 @@ rule pretrain:
     input:
         index=rules.index.output.index,
         audio16k=rules.resample.output.audio16k,
-        code=[
-            "jtm/train/pretrain.py",
-            "jtm/train/infonce.py",
-            "jtm/data/sampling.py",
-            "jtm/data/windows.py",
-            "jtm/models",
-        ],
+        code=STAGES["pretrain"].code,
     output:
         model=directory(config["paths"]["pretrain"]),
     log:
@@ -23,38 +17,6 @@ rule pretrain:
     resources:
         **rule_resources(config, "pretrain"),
     params:
-        read=subset(
-            config,
-            [
-                "pretrain.seed",
-                "pretrain.encoder",
-                "pretrain.sinc_kernel",
-                "pretrain.hidden",
-                "pretrain.norm",
-                "pretrain.context",
-                "pretrain.context_layers",
-                "pretrain.heads",
-                "pretrain.head",
-                "pretrain.n_predicts",
-                "pretrain.reverse",
-                "pretrain.n_negatives",
-                "pretrain.sampling",
-                "pretrain.category",
-                "pretrain.batch_size",
-                "pretrain.jitter",
-                "pretrain.lr",
-                "pretrain.betas",
-                "pretrain.eps",
-                "pretrain.warmup_steps",
-                "pretrain.decay_every",
-                "pretrain.decay_gamma",
-                "pretrain.steps",
-                "pretrain.log_every",
-                "pretrain.val_every",
-                "pretrain.val_batches",
-                "pretrain.threads",
-                "pretrain.bf16",
-            ],
-        ),
+        read=subset(config, STAGES["pretrain"].params),
     script:
         "../scripts/pretrain.py"

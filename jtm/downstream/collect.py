@@ -1,4 +1,4 @@
-"""Stage `downstream`: gather the study's cells (jtm/train/downstream.py) into its tables.
+"""Stage `downstream`: gather the study's cells (jtm/downstream/cell.py) into its tables.
 
 Only the cells that params name are read, in report order (task, then method), so a cell
 folder left over from an earlier study never leaks in. Outputs::
@@ -22,14 +22,14 @@ import pandas as pd
 
 from jtm.atomic import atomic_dir
 from jtm.config import DownstreamConfig
+from jtm.downstream.cell import write_json
+from jtm.downstream.design import ALL_METHODS, fraction_name, methods
+from jtm.downstream.metrics import HEADLINE
 from jtm.errors import DataError
-from jtm.eval.metrics import HEADLINE
-from jtm.train.downstream import ALL_METHODS, cell_name, check_config, fraction_name, methods, write_json
 
 
 def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg: DownstreamConfig) -> dict:
     """Write the folders described above (atomically) from the cells params name."""
-    check_config(cfg)
     cells = Path(cells)
     summary: dict[str, float] = {}
     tables, read = [], {}
@@ -38,12 +38,10 @@ def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg
         for task in cfg.tasks:
             curves: dict[str, dict[float, float]] = {}
             for method in methods(cfg, task):
-                folder = cells / task / cell_name(method)
+                folder = cells / task / method.cell
                 if folder not in read:
                     if not (folder / "scores.parquet").is_file():
-                        raise DataError(
-                            folder, f"cell {task}/{cell_name(method)} not built: run its stage first"
-                        )
+                        raise DataError(folder, f"cell {task}/{method.cell} not built: run its stage first")
                     read[folder] = pd.read_parquet(folder / "scores.parquet")
                 rows = read[folder][read[folder]["method"] == method.name]
                 if rows.empty:
@@ -51,9 +49,9 @@ def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg
                 tables.append(rows)
                 curves[method.name] = {}
                 for fraction, at in rows.groupby("fraction", sort=True):
-                    cell = _summarize(at)
-                    write_json(metrics_out / task / method.name / f"{fraction_name(fraction)}.json", cell)
-                    mean = cell["mean"][HEADLINE[task]]
+                    stats = _summarize(at)
+                    write_json(metrics_out / task / method.name / f"{fraction_name(fraction)}.json", stats)
+                    mean = stats["mean"][HEADLINE[task]]
                     curves[method.name][fraction] = mean
                     summary[f"{task}_{method.name}_{fraction_name(fraction)}"] = mean
                 confusion = folder / "confusion" / f"{method.name}.json"

@@ -1,13 +1,11 @@
-"""Stages `probe` and `end_to_end`: one cell of the downstream study per job.
+"""Stages `probe` and `end_to_end`: one cell of the downstream study (jtm/downstream/design.py)
+per job.
 
-A method is a frozen feature set with a probe head (`cpc-linear`, `logmel-mlp`, ...) or an
-end-to-end baseline (`supervised`, `finetune`). A cell is a task's probes (every feature set
-and head: they share the loaded labels, and each trains in well under a second on the demo) or
-a task and one end-to-end init; it trains one model per method, label fraction and seed on a
-seeded, stratified, by-track subset of the labelled train windows, selects on the validation
-split, and scores the test split once. Cells are independent jobs (a DVC matrix, Snakemake
-wildcards), so a cluster runs them side by side; stage `downstream` (jtm/eval/collect.py)
-gathers them.
+A cell trains one model per method, label fraction and seed on a seeded, stratified, by-track
+subset of the labelled train windows, selects on the validation split, and scores the test
+split once. A task's probes share a cell (they share the loaded labels, and each trains in well
+under a second on the demo). Cells are independent jobs (a DVC matrix, Snakemake wildcards), so
+a cluster runs them side by side; stage `downstream` (jtm/downstream/collect.py) gathers them.
 
 A cell's folder, ``<cells>/<task>/<probes or init>/``::
 
@@ -23,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,74 +28,25 @@ import pandas as pd
 import torch
 
 from jtm.atomic import atomic_dir
-from jtm.config import ConfigError, DownstreamConfig
+from jtm.config import DownstreamConfig
 from jtm.data.windows import load_windows
-from jtm.errors import DataError
-from jtm.eval.embed import load_embeddings
-from jtm.eval.labels import SAMPLE_RATE, TASKS, TaskLabels, non_overlapping, task_labels
-from jtm.eval.metrics import (
+from jtm.downstream import end_to_end
+from jtm.downstream.design import Method, budget, fraction_name
+from jtm.downstream.labels import SAMPLE_RATE, TaskLabels, non_overlapping, task_labels
+from jtm.downstream.metrics import (
     HEADLINE,
     best_threshold,
     classification_scores,
     multilabel_scores,
     transcription_scores,
 )
-from jtm.eval.subsets import label_subset
+from jtm.downstream.probe import fit_probe, predict
+from jtm.downstream.subsets import label_subset
+from jtm.errors import DataError
+from jtm.features.embed import load_embeddings
 from jtm.models.encoder import DOWNSAMPLING
-from jtm.train import end_to_end
-from jtm.train.probe import fit_probe, predict
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    feature: str  # an embed feature set, or "audio" for end-to-end training
-    head: str
-    kind: str  # "probe", "supervised" or "finetune"
-
-
-def _all_methods() -> list[str]:
-    from jtm.eval.embed import FEATURES
-    from jtm.train.probe import HEADS
-
-    return [f"{f}-{h}" for f in FEATURES for h in HEADS] + list(end_to_end.INITS)
-
-
-ALL_METHODS = _all_methods()
-
-
-def methods(cfg: DownstreamConfig, task: str) -> list[Method]:
-    """The methods a task is studied with, in report order."""
-    found = [Method(f"{f}-{h}", f, h, "probe") for f in cfg.features for h in cfg.heads]
-    if task in cfg.end_to_end_tasks:
-        found += [Method(kind, "audio", "linear", kind) for kind in cfg.end_to_end]
-    return found
-
-
-def fraction_name(fraction: float) -> str:
-    return f"{fraction * 100:g}pct"
-
-
-def check_config(cfg: DownstreamConfig) -> None:
-    from jtm.eval.embed import FEATURES
-    from jtm.train.probe import HEADS
-
-    for name, values, known in (
-        ("tasks", cfg.tasks, TASKS),
-        ("end_to_end_tasks", cfg.end_to_end_tasks, TASKS),
-        ("features", cfg.features, FEATURES),
-        ("heads", cfg.heads, HEADS),
-        ("end_to_end", cfg.end_to_end, end_to_end.INITS),
-    ):
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"downstream.{name}: unknown {unknown}; known: {list(known)}")
-    if not (cfg.seeds and cfg.transcription_seeds and cfg.end_to_end_seeds) or any(
-        not 0 < f <= 1 for f in cfg.fractions + cfg.end_to_end_fractions
-    ):
-        raise ConfigError("downstream: needs at least one seed and fractions in (0, 1]")
 
 
 class TaskData:
@@ -182,7 +130,7 @@ def score(data: TaskData, val: np.ndarray, p_val: np.ndarray, test: np.ndarray, 
     return transcription_scores(rolls_true, rolls_prob, [notes for _, notes in excerpts], threshold), None
 
 
-def train_cell(
+def train_model(
     data: TaskData,
     method: Method,
     train: np.ndarray,
@@ -246,22 +194,6 @@ def train_cell(
     return fit, p_val, end_to_end.predict_audio(model, audio, data.rows[test], labels.multilabel)
 
 
-def cell_methods(item: dict[str, str], cfg: DownstreamConfig) -> list[Method]:
-    """The methods a matrix item trains: {task} (every probe) or {task, init}."""
-    if item["task"] not in TASKS:
-        raise ConfigError(f"task {item['task']!r}: known tasks are {list(TASKS)}")
-    if "init" not in item:
-        return [m for m in methods(cfg, item["task"]) if m.kind == "probe"]
-    if item["init"] not in end_to_end.INITS:
-        raise ConfigError(f"init {item['init']!r}: known inits are {list(end_to_end.INITS)}")
-    return [Method(item["init"], "audio", "linear", item["init"])]
-
-
-def cell_name(method: Method) -> str:
-    """The folder of the cell a method is trained in: `probes`, or its end-to-end init."""
-    return "probes" if method.kind == "probe" else method.name
-
-
 def run_cell(
     index_dir: str | Path,
     embeddings: str | Path | None,
@@ -277,7 +209,6 @@ def run_cell(
 
     Probes read `embeddings`; end-to-end baselines read the audio and (finetune) `model_dir`.
     """
-    check_config(cfg)
     index_dir = Path(index_dir)
     embeddings = Path(embeddings) if embeddings else None
     model_dir = Path(model_dir) if model_dir else None
@@ -301,17 +232,17 @@ def run_cell(
     with atomic_dir(out_dir) as out:
         tracks_of, strata = data.keys["id"].to_numpy()[train], data.labels.strata[train]
         for method in trained:
-            seeds, fractions = _budget(cfg, method, data.labels.framewise)
+            seeds, fractions = budget(cfg, method, data.labels.framewise)
             for fraction in fractions:
                 headline = []
                 for seed in seeds:
                     labelled = train[label_subset(tracks_of, strata, fraction, seed)]
-                    fit, p_val, p_test = train_cell(
+                    fit, p_val, p_test = train_model(
                         data, method, labelled, val, test, cfg, seed, embeddings, model_dir, cache, audio
                     )
                     scores, confusion = score(data, val, p_val, test, p_test)
                     headline.append(scores[HEADLINE[task]])
-                    cell = {
+                    record = {
                         "task": task,
                         "method": method.name,
                         "feature": method.feature,
@@ -322,12 +253,12 @@ def run_cell(
                         "train_tracks": int(data.keys["id"].iloc[labelled].nunique()),
                         "best_epoch": fit.best,
                     }
-                    records += [cell | {"metric": k, "value": v} for k, v in scores.items()]
+                    records += [record | {"metric": k, "value": v} for k, v in scores.items()]
                     summary["models"] += 1
                     if tracker is not None:
                         tracker.child_run(
                             f"{task}/{method.name}/{fraction_name(fraction)}/seed{seed}",
-                            {k: v for k, v in cell.items() if k != "best_epoch"},
+                            {k: v for k, v in record.items() if k != "best_epoch"},
                             scores | {"best_epoch": fit.best},
                             fit.curves,
                         )
@@ -354,15 +285,6 @@ def run_cell(
             np.savez_compressed(out / "excerpt.npz", **excerpt)
     summary["minutes"] = (time.perf_counter() - began) / 60
     return summary
-
-
-def _budget(
-    cfg: DownstreamConfig, method: Method, framewise: bool
-) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """(seeds, label fractions) a method is trained at: the demo's budget lives in params."""
-    if method.kind != "probe":
-        return cfg.end_to_end_seeds, cfg.end_to_end_fractions
-    return (cfg.transcription_seeds if framewise else cfg.seeds), cfg.fractions
 
 
 def _keep_excerpt(

@@ -9,7 +9,6 @@ validation pass's weights are kept, as for the probes.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +16,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from jtm import choices
 from jtm.data.windows import WindowDataset, WindowRef
+from jtm.downstream.probe import Fit, loss_function, probabilities
+from jtm.models.artifact import load_model, load_spec
 from jtm.models.cpc import AudioEmbedder
-from jtm.models.registry import ModelSpec, build_cpc
-from jtm.train.probe import Fit, loss_function, probabilities
-
-INITS = ("supervised", "finetune")
 
 
 class EndToEnd(nn.Module):
@@ -39,14 +37,11 @@ class EndToEnd(nn.Module):
 
 def build_model(init: str, model_dir: Path, outputs: int, framewise: bool, seed: int) -> EndToEnd:
     """The pretrained model's architecture, randomly initialised (`supervised`) or loaded."""
-    if init not in INITS:
-        raise ValueError(f"unknown end-to-end baseline {init!r}: use one of {INITS}")
-    spec = ModelSpec(**json.loads((model_dir / "config.json").read_text())["model"])
+    if init not in choices.INITS:
+        raise ValueError(f"unknown end-to-end baseline {init!r}: use one of {choices.INITS}")
     torch.manual_seed(seed)
-    cpc = build_cpc(spec)
-    if init == "finetune":
-        cpc.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
-    return EndToEnd(AudioEmbedder(cpc, "context"), spec.hidden, outputs, framewise)
+    cpc = load_model(model_dir, weights=init == "finetune")
+    return EndToEnd(AudioEmbedder(cpc, "context"), load_spec(model_dir).hidden, outputs, framewise)
 
 
 class AudioBatches:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-HEADS = ("linear", "mlp")
+from jtm import choices
+
 # A few labelled windows would make an epoch one step, and early stopping after `patience`
 # epochs meaningless: an epoch is at least this many steps (the subset cycled through).
 MIN_STEPS_PER_EPOCH = 10
@@ -37,7 +38,7 @@ def build_head(kind: str, dim: int, outputs: int, hidden: int) -> nn.Module:
         return nn.Linear(dim, outputs)
     if kind == "mlp":
         return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
-    raise ValueError(f"unknown head {kind!r}: use one of {HEADS}")
+    raise ValueError(f"unknown probe head {kind!r}: use one of {choices.PROBES}")
 
 
 def loss_function(multilabel: bool) -> nn.Module:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from jtm import choices
 from jtm.data.musicnet import INSTRUMENTS
 from jtm.models.encoder import DOWNSAMPLING
 
-TASKS = ("ensemble", "composer", "instruments", "transcription")
 WINDOW_CLASS_TASKS = ("ensemble", "composer")
 PITCHES = 128
 SAMPLE_RATE = 16_000
@@ -110,7 +110,7 @@ def task_labels(task: str, keys: pd.DataFrame, tracks: pd.DataFrame, notes: pd.D
         return TaskLabels(
             task, tuple(str(p) for p in range(PITCHES)), window_frames(keys, rolls, frames), strata
         )
-    raise ValueError(f"unknown task {task!r}: use one of {TASKS}")
+    raise ValueError(f"unknown task {task!r}: use one of {choices.TASKS}")
 
 
 def non_overlapping(keys: pd.DataFrame) -> np.ndarray:

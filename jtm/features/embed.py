@@ -22,12 +22,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import EmbedConfig
 from jtm.data.windows import WindowDataset, WindowRef, load_windows
+from jtm.models.artifact import load_encoder, load_model
+from jtm.models.cpc import AudioEmbedder
 from jtm.models.encoder import DOWNSAMPLING
+from jtm.progress import progress
 
-FEATURES = ("cpc", "random", "logmel")
 SAMPLE_RATE = 16_000
 
 
@@ -48,21 +51,15 @@ class LogMel(torch.nn.Module):
 
 
 def build_extractor(name: str, model_dir: Path, cfg: EmbedConfig) -> torch.nn.Module:
-    from jtm.models.cpc import AudioEmbedder
-    from jtm.models.registry import ModelSpec, build_cpc
-    from jtm.train.pretrain import load_encoder
-
+    """The module that turns audio (B, L) into feature set `name`'s frames (B, L // 160, dim)."""
     if name == "cpc":
         return load_encoder(model_dir, cfg.layer)
     if name == "random":
-        import json
-
-        spec = ModelSpec(**json.loads((model_dir / "config.json").read_text())["model"])
         torch.manual_seed(cfg.seed)
-        return AudioEmbedder(build_cpc(spec), cfg.layer).eval()
+        return AudioEmbedder(load_model(model_dir, weights=False), cfg.layer).eval()
     if name == "logmel":
         return LogMel().eval()
-    raise ValueError(f"unknown feature set {name!r}: use one of {FEATURES}")
+    raise ValueError(f"unknown feature set {name!r}: use one of {choices.FEATURES}")
 
 
 @torch.no_grad()
@@ -70,8 +67,6 @@ def embed(
     index_dir: str | Path, model_dir: str | Path, out_dir: str | Path, cfg: EmbedConfig, tracker=None
 ) -> dict:
     """Embed every window of every split; write the folder described above (atomically)."""
-    from tqdm import tqdm
-
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     windows, tracks = load_windows(index_dir, ("train", "val", "test"))
@@ -86,7 +81,9 @@ def embed(
             extractor = build_extractor(name, Path(model_dir), cfg)
             began = time.perf_counter()
             frames_file = frames = pooled = None
-            for begin in tqdm(range(0, len(windows), cfg.batch_size), desc=f"embed {name}"):
+            for begin in progress(
+                range(0, len(windows), cfg.batch_size), desc=f"embed {name}", unit="batches"
+            ):
                 rows = range(begin, min(begin + cfg.batch_size, len(windows)))
                 audio = torch.stack([dataset[WindowRef(i, 0)][0] for i in rows])
                 features = extractor(audio).float()

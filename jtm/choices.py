@@ -1,0 +1,25 @@
+"""Every name a params choice can take, listed once.
+
+The params schema (jtm/config/schema.py) offers exactly these, and each builder reads its
+list from here (the models registry, the sampling strategies, the feature sets, the probes,
+...), so a name can never be valid in one place and unknown in the other.
+"""
+
+from __future__ import annotations
+
+SOURCES = ("demo", "musicnet", "local")  # data.source
+ENSEMBLE_CHOICES = ("random", "original")  # demo.ensemble_choice
+RESAMPLE_DTYPES = ("float32", "int16")  # resample.dtype
+RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")  # resample.quality (soxr)
+ENCODERS = ("conv", "sinc")  # pretrain.encoder
+CONTEXTS = ("gru", "lstm", "rnn", "transformer")  # pretrain.context
+PREDICTORS = ("linear", "transformer")  # pretrain.predictor: the prediction heads W_k
+NORMS = ("layer", "batch", "instance", "none")  # pretrain.norm
+SAMPLINGS = ("uniform", "samesequence", "samecategory", "sequential")  # pretrain.sampling
+CATEGORIES = ("ensemble", "composer")  # pretrain.category
+DEVICES = ("auto", "cpu", "cuda")  # pretrain.device
+FEATURES = ("cpc", "random", "logmel")  # embed.features, downstream.features
+LAYERS = ("context", "encoder")  # embed.layer
+TASKS = ("ensemble", "composer", "instruments", "transcription")  # downstream.tasks
+PROBES = ("linear", "mlp")  # downstream.probes: the probe heads on frozen features
+INITS = ("supervised", "finetune")  # downstream.end_to_end

@@ -1,0 +1,89 @@
+"""Read a params file, apply dotted `--set key=value` overrides, and reach keys by dotted name.
+
+Values are parsed as YAML. Keys renamed since an older params file are read under their new
+name, with a warning (`RENAMED`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jtm.errors import ConfigError
+
+# old dotted key -> new: what an older params file (or --set) may still say
+RENAMED = {
+    "pretrain.heads": "pretrain.attention_heads",
+    "pretrain.head": "pretrain.predictor",
+    "downstream.heads": "downstream.probes",
+}
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> dict:
+    """Read a params file and apply `key.sub=value` overrides (values parsed as YAML)."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read params: {err}", source=path) from err
+    if not isinstance(params, dict):
+        raise ConfigError("expected a mapping at the top level", source=path)
+    upgrade_names(params, path)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value", source=path)
+        set_dotted(params, RENAMED.get(key, key), yaml.safe_load(raw), source=path)
+    return params
+
+
+def upgrade_names(params: dict, source: str | Path) -> None:
+    """Rename, in place, the keys `RENAMED` lists (a warning each)."""
+    for old, new in RENAMED.items():
+        section, old_leaf = old.split(".")
+        node = params.get(section)
+        if isinstance(node, dict) and old_leaf in node:
+            new_leaf = new.split(".")[1]
+            if new_leaf in node:
+                raise ConfigError(f"both {old} (its old name) and {new} are set", source=source)
+            warnings.warn(f"{source or 'params'}: {old} is now called {new}", stacklevel=3)
+            node[new_leaf] = node.pop(old_leaf)
+
+
+def set_dotted(params: dict, key: str, value: Any, source: str | Path | None = None) -> None:
+    """Set `a.b.c` in a nested dict; every level but the last must already exist."""
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"--set {key}: no section {part!r} in params", source=source)
+        node = node[part]
+    if leaf not in node:
+        raise ConfigError(f"--set {key}: unknown key {leaf!r} (known: {', '.join(node)})", source=source)
+    node[leaf] = value
+
+
+def get_dotted(params: dict, key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"params has no key {key!r}")
+        node = node[part]
+    return node
+
+
+def subset(params: dict, keys: list[str] | tuple[str, ...]) -> dict:
+    """The values of dotted `keys`, as {key: value}: what one stage reads."""
+    return {key: copy.deepcopy(get_dotted(params, key)) for key in keys}
+
+
+def params_hash(values: dict) -> str:
+    """A short stable hash of a params subset, for MLflow tags."""
+    blob = json.dumps(values, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,216 @@
+"""The params file's sections as frozen dataclasses: each field's type, allowed values and range.
+
+A field's metadata says what the schema (jtm/config/schema.py) allows beyond its type:
+`choices` (a list from jtm.choices), `minimum`/`maximum`, `exclusive_minimum`, and
+`reruns=False` for a key that cannot change what its stage writes (worker counts, retries,
+devices): the stage table leaves those out of the stage's params, so changing one reruns
+nothing, and pretraining leaves them out of a checkpoint's fingerprint. Defaults live in
+params.yaml only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jtm import choices
+from jtm.models.spec import ModelSpec
+
+
+def choice(names: tuple[str, ...], **more) -> dataclasses.Field:
+    return dataclasses.field(metadata={"choices": names, **more})
+
+
+def at_least(minimum: float, **more) -> dataclasses.Field:
+    return dataclasses.field(metadata={"minimum": minimum, **more})
+
+
+def positive(**more) -> dataclasses.Field:
+    return dataclasses.field(metadata={"exclusive_minimum": 0, **more})
+
+
+def share() -> dataclasses.Field:
+    """A fraction in (0, 1]."""
+    return dataclasses.field(metadata={"exclusive_minimum": 0, "maximum": 1})
+
+
+def bookkeeping(**more) -> dataclasses.Field:
+    """A key that changes how a stage runs, never what it writes."""
+    return dataclasses.field(metadata={"reruns": False, **more})
+
+
+def output_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a section that can change its stage's output (bookkeeping left out)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("reruns", True))
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    scores: str
+    raw: str
+    audio16k: str
+    index: str
+    pretrain: str
+    checkpoints: str
+    embeddings: str
+    cells: str
+    downstream: str
+    metrics: str
+    report: str
+    report_md: str
+    figures: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str = choice(choices.SOURCES)
+    path: str | None
+    downloads: str
+    archive_url: str
+    archive_size: int | None = at_least(0)
+    archive_md5: str | None
+    metadata_url: str
+    metadata_size: int | None = at_least(0)
+    metadata_md5: str | None
+    record_url: str | None = bookkeeping()
+    retries: int = bookkeeping(minimum=0)
+    timeout: float = bookkeeping(exclusive_minimum=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    seed: int
+    scores: tuple[str, ...]
+    excerpt_seconds: float = positive()
+    default_bpm: float = positive()
+    renderings: int = at_least(1)
+    ensemble_choice: str = choice(choices.ENSEMBLE_CHOICES)
+    test_fraction: float = dataclasses.field(metadata={"minimum": 0, "exclusive_maximum": 1})
+    soundfont: str | None
+    sample_rate: int = at_least(8000)
+    tempo_jitter: float = dataclasses.field(metadata={"minimum": 0, "exclusive_maximum": 1})
+    onset_jitter_ms: float = at_least(0)
+    velocity: int = dataclasses.field(metadata={"minimum": 1, "maximum": 127})
+    velocity_jitter: float = at_least(0)
+    tail_seconds: float = at_least(0)
+    wav_subtype: str
+    workers: int = bookkeeping(minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResampleConfig:
+    sample_rate: int = at_least(1000)
+    quality: str = choice(choices.RESAMPLE_QUALITIES)
+    dtype: str = choice(choices.RESAMPLE_DTYPES)
+    block_seconds: float = positive()
+    workers: int = bookkeeping(minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig:
+    seed: int
+    window: int = at_least(160)
+    hop: int = at_least(1)
+    val_fraction: float = dataclasses.field(metadata={"minimum": 0, "exclusive_maximum": 1})
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig(ModelSpec):
+    """The model's fields (ModelSpec: encoder ... reverse) and how it is trained."""
+
+    seed: int
+    n_negatives: int = at_least(1)
+    sampling: str = choice(choices.SAMPLINGS)
+    category: str = choice(choices.CATEGORIES)
+    batch_size: int = at_least(1)
+    jitter: int = at_least(0)
+    lr: float = positive()
+    betas: tuple[float, float] = dataclasses.field(metadata={"minimum": 0, "exclusive_maximum": 1})
+    eps: float = positive()
+    warmup_steps: int = at_least(0)
+    decay_every: int = at_least(0)
+    decay_gamma: float = positive()
+    steps: int = at_least(1)
+    log_every: int = at_least(1)
+    val_every: int = at_least(1)
+    val_batches: int = at_least(1)
+    checkpoint_every: int = bookkeeping(minimum=1)
+    workers: int = bookkeeping(minimum=0)
+    threads: int = at_least(0)  # 0: torch's default; float sums depend on the count
+    device: str = bookkeeping(choices=choices.DEVICES)
+    bf16: bool
+    compile: bool = bookkeeping()
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedConfig:
+    features: tuple[str, ...] = choice(choices.FEATURES)
+    layer: str = choice(choices.LAYERS)
+    seed: int
+    batch_size: int = at_least(1)
+    threads: int = at_least(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DownstreamConfig:
+    tasks: tuple[str, ...] = choice(choices.TASKS)
+    features: tuple[str, ...] = choice(choices.FEATURES)
+    probes: tuple[str, ...] = choice(choices.PROBES)
+    mlp_hidden: int = at_least(1)
+    end_to_end: tuple[str, ...] = choice(choices.INITS)
+    end_to_end_tasks: tuple[str, ...] = choice(choices.TASKS)
+    end_to_end_fractions: tuple[float, ...] = share()
+    fractions: tuple[float, ...] = share()
+    seeds: tuple[int, ...] = dataclasses.field(metadata={"min_items": 1})
+    transcription_seeds: tuple[int, ...] = dataclasses.field(metadata={"min_items": 1})
+    end_to_end_seeds: tuple[int, ...] = dataclasses.field(metadata={"min_items": 1})
+    lr: float = positive()
+    weight_decay: float = at_least(0)
+    batch_size: int = at_least(1)
+    frame_batch_size: int = at_least(1)
+    max_epochs: int = at_least(1)
+    patience: int = at_least(1)
+    e2e_steps: int = at_least(1)
+    e2e_batch_size: int = at_least(1)
+    e2e_lr: float = positive()
+    e2e_val_every: int = at_least(1)
+    e2e_val_windows: int = at_least(1)
+    excerpt_windows: int = at_least(1)
+    threads: int = at_least(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    seed: int
+    projection_windows: int = at_least(2)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """What Snakemake asks a scheduler (or the local machine) for; see jtm/workflow.py."""
+
+    partition: str | None
+    account: str | None
+    mem_mb: int = at_least(1)
+    runtime: int = at_least(1)
+    rules: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class MlflowConfig:
+    tracking_uri: str
+    experiment: str
+
+
+SECTIONS = {
+    "paths": Paths,
+    "data": DataConfig,
+    "demo": DemoConfig,
+    "resample": ResampleConfig,
+    "index": IndexConfig,
+    "pretrain": PretrainConfig,
+    "embed": EmbedConfig,
+    "downstream": DownstreamConfig,
+    "report": ReportConfig,
+    "cluster": ClusterConfig,
+    "mlflow": MlflowConfig,
+}

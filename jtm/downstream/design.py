@@ -1,0 +1,63 @@
+"""The study's design: which methods a task is studied with, at which label fractions and seeds,
+and in which cell (job) each is trained. Torch-free: the workflow and the gatherer read it too.
+
+A method is a frozen feature set with a probe head (`cpc-linear`, `logmel-mlp`, ...) or an
+end-to-end baseline (`supervised`, `finetune`). A cell is one job of the study: a task's probes
+(`<task>/probes`: every feature set and probe head) or a task and one end-to-end init
+(`<task>/<init>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jtm import choices
+from jtm.config import ConfigError, DownstreamConfig
+
+# Every method the study knows, in report order: dvc.yaml's plots name them all.
+ALL_METHODS = [f"{f}-{p}" for f in choices.FEATURES for p in choices.PROBES] + list(choices.INITS)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    feature: str  # an embed feature set, or "audio" for end-to-end training
+    head: str  # a probe head (linear | mlp); end-to-end baselines use a linear one
+    kind: str  # "probe", "supervised" or "finetune"
+
+    @property
+    def cell(self) -> str:
+        """The folder, below the task, of the cell this method is trained in."""
+        return "probes" if self.kind == "probe" else self.name
+
+
+def methods(cfg: DownstreamConfig, task: str) -> list[Method]:
+    """The methods a task is studied with, in report order."""
+    found = [Method(f"{f}-{p}", f, p, "probe") for f in cfg.features for p in cfg.probes]
+    if task in cfg.end_to_end_tasks:
+        found += [Method(init, "audio", "linear", init) for init in cfg.end_to_end]
+    return found
+
+
+def item_methods(item: dict[str, str], cfg: DownstreamConfig) -> list[Method]:
+    """The methods one cell (a matrix item: {task} or {task, init}) trains."""
+    if item["task"] not in choices.TASKS:
+        raise ConfigError(f"task {item['task']!r}: known tasks are {list(choices.TASKS)}")
+    if "init" not in item:
+        return [m for m in methods(cfg, item["task"]) if m.kind == "probe"]
+    if item["init"] not in choices.INITS:
+        raise ConfigError(f"init {item['init']!r}: known inits are {list(choices.INITS)}")
+    return [Method(item["init"], "audio", "linear", item["init"])]
+
+
+def budget(
+    cfg: DownstreamConfig, method: Method, framewise: bool
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """(seeds, label fractions) a method is trained at: the demo's budget lives in params."""
+    if method.kind != "probe":
+        return cfg.end_to_end_seeds, cfg.end_to_end_fractions
+    return (cfg.transcription_seeds if framewise else cfg.seeds), cfg.fractions
+
+
+def fraction_name(fraction: float) -> str:
+    return f"{fraction * 100:g}pct"

@@ -1,1 +1,0 @@
-"""Evaluation: window embeddings for downstream tasks (and, next, their metrics)."""

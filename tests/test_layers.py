@@ -1,0 +1,104 @@
+"""The package's layers: no module imports from a layer above its own (lazy imports included),
+and every name params may choose (jtm.choices) is one its builder knows."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from jtm import choices
+from tests.conftest import REPO
+
+# Lowest first; a module may import its own layer or any below it. Data and models sit side by
+# side and never import each other (data code never imports models).
+LAYERS = [
+    ("jtm.errors", "jtm.choices", "jtm.progress", "jtm.atomic", "jtm.models.spec"),
+    ("jtm.config",),
+    ("jtm.tracking",),
+    ("jtm.data", "jtm.models"),
+    ("jtm.train", "jtm.features"),
+    ("jtm.downstream",),
+    ("jtm.report",),
+    ("jtm.stages", "jtm.runner"),
+    ("jtm.cli", "jtm.workflow", "jtm"),
+]
+APART = [("jtm.data", "jtm.models"), ("jtm.train", "jtm.features")]
+
+
+def _layer(module: str) -> tuple[int, str]:
+    """(rank, prefix) of the most specific layer prefix that `module` falls under."""
+    best = (-1, "")
+    for rank, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best[1]):
+                best = (rank, prefix)
+    assert best[0] >= 0, f"{module} is in no layer: add it to LAYERS"
+    return best
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted((REPO / "jtm").rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            full = {f"{node.module}.{a.name}" for a in node.names}
+            names |= full & set(_modules())
+    return {n for n in names if n == "jtm" or n.startswith("jtm.")}
+
+
+@pytest.mark.parametrize("module", list(_modules()))
+def test_no_module_imports_from_a_layer_above_it(module):
+    rank, prefix = _layer(module)
+    for imported in _imports(_modules()[module], module):
+        if imported == "jtm":  # the package itself: its version, nothing else
+            continue
+        their_rank, their_prefix = _layer(imported)
+        assert their_rank <= rank, f"{module} ({prefix}) imports {imported} ({their_prefix}, a layer above)"
+        for a, b in APART:
+            assert {prefix, their_prefix} != {a, b}, f"{module} imports {imported}: {a} and {b} stay apart"
+
+
+def test_every_model_choice_builds():
+    import torch
+
+    from jtm.models.registry import build_cpc
+    from jtm.models.spec import ModelSpec
+
+    for encoder in choices.ENCODERS:
+        for context in choices.CONTEXTS:
+            for predictor in choices.PREDICTORS:
+                for norm in choices.NORMS:
+                    spec = ModelSpec(encoder, 31, 8, norm, context, 1, 2, predictor, 2, False)
+                    frames, _, predictions, _ = build_cpc(spec)(torch.randn(2, 3200))
+                    assert frames.shape == (2, 20, 8) and predictions.shape == (2, 20, 2, 8)
+
+
+def test_every_probe_feature_and_sampling_choice_is_known_to_its_builder(built):
+    import numpy as np
+
+    from jtm.config import EmbedConfig, section
+    from jtm.data.sampling import plan_epoch
+    from jtm.data.windows import load_windows
+    from jtm.downstream.probe import build_head
+    from jtm.features.embed import build_extractor
+
+    for probe in choices.PROBES:
+        assert build_head(probe, 4, 3, 5)(__import__("torch").zeros(2, 4)).shape == (2, 3)
+    cfg = section(built, "embed", EmbedConfig)
+    for feature in choices.FEATURES:
+        build_extractor(feature, Path(built["paths"]["pretrain"]), cfg)
+    windows, _ = load_windows(built["paths"]["index"], ("train",))
+    for sampling in choices.SAMPLINGS:
+        for category in choices.CATEGORIES:
+            batches = plan_epoch(windows, sampling, 4, 0, 0, category, 0)
+            assert sum(len(b) for b in batches) > 0 and np.all([len(b) > 0 for b in batches])
