@@ -19,10 +19,20 @@ from jtm.errors import JtmError
 from jtm.stages import STAGES
 
 
+def _condition(stage, role: str) -> str:
+    if role not in stage.input_when:
+        return ""
+    key, value = stage.input_when[role]
+    return f" (read only when {key} is {value})"
+
+
 def _stage_help(name: str) -> str:
     stage = STAGES[name]
     lines = [stage.summary, "", "inputs:"]
-    lines += [f"  {role}: the path in params key {key}" for role, key in stage.inputs.items()] or ["  (none)"]
+    lines += [
+        f"  {role}: the path in params key {key}" + _condition(stage, role)
+        for role, key in stage.inputs.items()
+    ] or ["  (none)"]
     below = f", then /{stage.cell}" if stage.cell else ""
     lines += ["outputs:"]
     lines += [f"  {role}: the path in params key {key}{below}" for role, key in stage.outputs.items()]
@@ -136,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Report: {report.resolve()} (Markdown: {get_dotted(params, 'paths.report_md')})")
             else:
                 print("no report yet: run the pipeline to its end (make demo, or dvc repro)")
-            print(f"MLflow runs: mlflow ui --backend-store-uri {get_dotted(params, 'mlflow.tracking_uri')}")
+            from jtm.tracking import runs_page
+
+            uri, page = get_dotted(params, "mlflow.tracking_uri"), runs_page(params["mlflow"])
+            print(
+                f"MLflow runs: mlflow ui --backend-store-uri {uri}" + (f", then open {page}" if page else "")
+            )
             return 0
         if args.command == "render":
             metrics = _render(args, params)

@@ -96,8 +96,24 @@ class Tracker:
             warnings.warn(f"MLflow: could not record {name!r} of {self.stage!r}: {err}", stacklevel=2)
 
 
-# MLflow 3's UI opens an experiment on the page its kind names; untagged, it guesses GenAI.
+# MLflow 3's UI opens an experiment on its GenAI overview unless told otherwise: the experiment
+# is tagged as model training, and the link jtm prints asks for the training runs page (the
+# UI's GenAI / Model training switch is a per-browser setting that a URL parameter overrides).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+RUNS_PAGE = "#/experiments/{id}/runs?workflowType=machine_learning"
+
+
+def runs_page(tracking: dict, ui: str = "http://127.0.0.1:5000") -> str | None:
+    """The UI page listing the experiment's training runs (None if the store has no such
+    experiment yet, or cannot be read). `tracking`: params' mlflow section; `ui`: where
+    `mlflow ui` serves (its default address)."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        experiment = MlflowClient(tracking["tracking_uri"]).get_experiment_by_name(tracking["experiment"])
+    except Exception:
+        return None
+    return None if experiment is None else f"{ui}/{RUNS_PAGE.format(id=experiment.experiment_id)}"
 
 
 def _open_experiment(mlflow, name: str) -> None:

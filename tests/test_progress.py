@@ -19,3 +19,18 @@ def test_progress_in_a_log_is_a_few_plain_lines(monkeypatch):
     lines = text.splitlines()
     assert "\r" not in text and 1 <= len(lines) <= 3, lines
     assert lines[-1].startswith("resample: 10000/10000 tracks, 100%")
+
+
+def test_a_stage_logged_to_a_file_writes_lines_not_carriage_returns(built, tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "resample.log"
+    command = [sys.executable, "-m", "jtm.cli", "resample", "--set", f"paths.raw={built['paths']['raw']}"]
+    command += ["--set", f"paths.audio16k={tmp_path / 'a16'}", "--set", "resample.workers=1"]
+    command += ["--set", f"mlflow.tracking_uri={built['mlflow']['tracking_uri']}"]
+    with open(log, "w") as handle:
+        subprocess.run(command, stdout=handle, stderr=handle, check=True)
+    text = log.read_text()
+    assert "\r" not in text
+    assert any(line.startswith("resample: ") and "100%" in line for line in text.splitlines()), text

@@ -1,12 +1,12 @@
 """Stage `report`: a self-contained HTML page and a Markdown twin, opened in a real browser."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from jtm.runner import run_stage
+from tests.browser import chromium_path
 
 FIGURES = ("cpc_curves", "label_efficiency", "confusion", "piano_roll", "projection_pca", "projection_tsne")
 
@@ -33,18 +33,12 @@ def test_report_has_the_table_verdicts_and_every_figure(report):
         assert (Path(report["figures"]) / f"{name}.png").stat().st_size > 1000
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "Debian's chromium is needed for this test: apt-get install chromium (.ci/run does)"
-    return path
-
-
 def test_report_renders_in_headless_chromium_with_no_failed_request(report):
     from playwright.sync_api import sync_playwright
 
     requested, failed = [], []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         page = browser.new_page()
         page.on("request", lambda request: requested.append(request.url))
         page.on("requestfailed", lambda request: failed.append(request.url))

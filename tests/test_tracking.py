@@ -75,6 +75,26 @@ def test_stage_run_is_logged_to_a_real_server(built, mlflow_server):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
+def test_the_printed_ui_link_opens_the_training_runs_in_a_browser(built, mlflow_server):
+    from playwright.sync_api import sync_playwright
+
+    from jtm.tracking import runs_page
+    from tests.browser import chromium_path
+
+    built["mlflow"].update(tracking_uri=mlflow_server, experiment="jtm-ui")
+    run_stage("index", built)
+    page_url = runs_page(built["mlflow"], ui=mlflow_server)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(page_url, wait_until="load")
+        # The runs table lists the stage's run; MLflow 3's default would be the GenAI overview.
+        page.get_by_text("index", exact=True).first.wait_for(timeout=120_000)
+        landed = page.url
+        browser.close()
+    assert "/runs" in landed and "overview" not in landed
+
+
 def test_the_report_and_its_figures_are_artifacts_of_the_report_run(built, mlflow_server):
     built["mlflow"].update(tracking_uri=mlflow_server, experiment="jtm-report")
     run_stage("report", built)

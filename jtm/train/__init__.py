@@ -1,1 +1,1 @@
-"""Training: the InfoNCE loss, CPC pretraining, checkpoints and seeding."""
+"""Training: CPC pretraining (the loop), its checkpoints, DDP setup, carried streams and the InfoNCE loss."""
