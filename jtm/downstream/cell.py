@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -130,20 +131,42 @@ def score(data: TaskData, val: np.ndarray, p_val: np.ndarray, test: np.ndarray, 
     return transcription_scores(rolls_true, rolls_prob, [notes for _, notes in excerpts], threshold), None
 
 
-def train_model(
-    data: TaskData,
-    method: Method,
-    train: np.ndarray,
-    val: np.ndarray,
-    test: np.ndarray,
-    cfg: DownstreamConfig,
-    seed: int,
-    embeddings: Path,
-    model_dir: Path,
-    cache: dict,
-    audio,
-):
+@dataclass
+class CellInputs:
+    """What every model of a cell reads: the task's windows and splits (rows of `data`), the
+    embeddings folder (probes), the model folder and audio (end-to-end), loaded features."""
+
+    data: TaskData
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    embeddings: Path | None
+    model_dir: Path | None
+    audio: end_to_end.AudioBatches | None
+    cache: dict = field(default_factory=dict)
+
+
+def load_cell(index_dir: Path, embeddings: Path | None, model_dir: Path | None, task: str, probes: bool):
+    """The CellInputs of a task: probes read `embeddings` (checked against the index), end-to-end
+    baselines the audio."""
+    windows, tracks = load_windows(index_dir, ("train", "val", "test"))
+    keys = windows[["id", "start", "length", "split"]]
+    if probes:
+        embedded = pd.read_parquet(embeddings / "keys.parquet")
+        if not embedded[["id", "start"]].equals(keys[["id", "start"]]):
+            raise DataError(embeddings, "its windows are not the index's: rerun the embed stage")
+    data = TaskData(task, keys, tracks, pd.read_parquet(index_dir / "notes.parquet"))
+    train, val, test = data.part("train"), data.part("val"), data.part("test")
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(index_dir, f"task {task!r} needs train and test windows")
+    audio = None if probes else end_to_end.AudioBatches(windows, tracks)
+    return CellInputs(data, train, val, test, embeddings, model_dir, audio)
+
+
+def train_model(cell: CellInputs, method: Method, train: np.ndarray, cfg: DownstreamConfig, seed: int):
     """(fit, val probabilities, test probabilities) of one model on the labelled rows `train`."""
+    data, val, test, cache, audio = cell.data, cell.val, cell.test, cell.cache, cell.audio
+    embeddings, model_dir = cell.embeddings, cell.model_dir
     labels = data.labels
     outputs = len(labels.classes)
     framewise = labels.framewise
@@ -209,67 +232,32 @@ def run_cell(
 
     Probes read `embeddings`; end-to-end baselines read the audio and (finetune) `model_dir`.
     """
-    index_dir = Path(index_dir)
-    embeddings = Path(embeddings) if embeddings else None
-    model_dir = Path(model_dir) if model_dir else None
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    windows, tracks = load_windows(index_dir, ("train", "val", "test"))
-    keys = windows[["id", "start", "length", "split"]]
-    probes = trained[0].kind == "probe"
-    if probes:
-        embedded = pd.read_parquet(embeddings / "keys.parquet")
-        if not embedded[["id", "start"]].equals(keys[["id", "start"]]):
-            raise DataError(embeddings, "its windows are not the index's: rerun the embed stage")
-    data = TaskData(task, keys, tracks, pd.read_parquet(index_dir / "notes.parquet"))
-    train, val, test = data.part("train"), data.part("val"), data.part("test")
-    if len(train) == 0 or len(test) == 0:
-        raise DataError(index_dir, f"task {task!r} needs train and test windows")
-    audio = None if probes else end_to_end.AudioBatches(windows, tracks)
-    cache: dict = {}
+    cell = load_cell(
+        Path(index_dir),
+        Path(embeddings) if embeddings else None,
+        Path(model_dir) if model_dir else None,
+        task,
+        probes=trained[0].kind == "probe",
+    )
     records, summary, excerpt = [], {"models": 0}, {}
     began = time.perf_counter()
     with atomic_dir(out_dir) as out:
-        tracks_of, strata = data.keys["id"].to_numpy()[train], data.labels.strata[train]
+        tracks_of, strata = cell.data.keys["id"].to_numpy()[cell.train], cell.data.labels.strata[cell.train]
         for method in trained:
-            seeds, fractions = budget(cfg, method, data.labels.framewise)
+            seeds, fractions = budget(cfg, method, cell.data.labels.framewise)
             for fraction in fractions:
                 headline = []
                 for seed in seeds:
-                    labelled = train[label_subset(tracks_of, strata, fraction, seed)]
-                    fit, p_val, p_test = train_model(
-                        data, method, labelled, val, test, cfg, seed, embeddings, model_dir, cache, audio
+                    labelled = cell.train[label_subset(tracks_of, strata, fraction, seed)]
+                    rows, scores, confusion, p_test = _one_model(
+                        cell, method, labelled, fraction, seed, cfg, tracker
                     )
-                    scores, confusion = score(data, val, p_val, test, p_test)
+                    records += rows
                     headline.append(scores[HEADLINE[task]])
-                    record = {
-                        "task": task,
-                        "method": method.name,
-                        "feature": method.feature,
-                        "head": method.head,
-                        "fraction": fraction,
-                        "seed": seed,
-                        "train_windows": len(labelled),
-                        "train_tracks": int(data.keys["id"].iloc[labelled].nunique()),
-                        "best_epoch": fit.best,
-                    }
-                    records += [record | {"metric": k, "value": v} for k, v in scores.items()]
-                    summary["models"] += 1
-                    if tracker is not None:
-                        tracker.child_run(
-                            f"{task}/{method.name}/{fraction_name(fraction)}/seed{seed}",
-                            {k: v for k, v in record.items() if k != "best_epoch"},
-                            scores | {"best_epoch": fit.best},
-                            fit.curves,
-                        )
                     if fraction == 1 and seed == seeds[0]:
-                        if confusion is not None:
-                            write_json(
-                                out / "confusion" / f"{method.name}.json",
-                                {"classes": list(data.labels.classes), "matrix": confusion.tolist()},
-                            )
-                        if task == "transcription":
-                            _keep_excerpt(excerpt, data, test, p_test, method, cfg.excerpt_windows)
+                        _keep_examples(out, excerpt, cell, method, confusion, p_test, cfg.excerpt_windows)
                 key = f"{method.name}_{HEADLINE[task]}_{fraction_name(fraction)}"
                 summary[key] = float(np.mean(headline))
                 log.info(
@@ -280,11 +268,55 @@ def run_cell(
                     HEADLINE[task],
                     summary[key],
                 )
+            summary["models"] += len(seeds) * len(fractions)
         pd.DataFrame(records).to_parquet(out / "scores.parquet", index=False)
         if excerpt:
             np.savez_compressed(out / "excerpt.npz", **excerpt)
     summary["minutes"] = (time.perf_counter() - began) / 60
     return summary
+
+
+def _one_model(
+    cell: CellInputs, method: Method, labelled: np.ndarray, fraction: float, seed: int, cfg, tracker
+):
+    """Train one model on the rows `labelled`, score it on test, record it (an MLflow child run):
+    (its long rows of scores.parquet, scores, confusion matrix or None, test probabilities)."""
+    fit, p_val, p_test = train_model(cell, method, labelled, cfg, seed)
+    scores, confusion = score(cell.data, cell.val, p_val, cell.test, p_test)
+    task = cell.data.labels.task
+    record = {
+        "task": task,
+        "method": method.name,
+        "feature": method.feature,
+        "head": method.head,
+        "fraction": fraction,
+        "seed": seed,
+        "train_windows": len(labelled),
+        "train_tracks": int(cell.data.keys["id"].iloc[labelled].nunique()),
+        "best_epoch": fit.best,
+    }
+    if tracker is not None:
+        tracker.child_run(
+            f"{task}/{method.name}/{fraction_name(fraction)}/seed{seed}",
+            {k: v for k, v in record.items() if k != "best_epoch"},
+            scores | {"best_epoch": fit.best},
+            fit.curves,
+        )
+    return [record | {"metric": k, "value": v} for k, v in scores.items()], scores, confusion, p_test
+
+
+def _keep_examples(
+    out: Path, excerpt: dict, cell: CellInputs, method: Method, confusion, p_test, n: int
+) -> None:
+    """What the report shows of a method (all labels, first seed): its confusion matrix, or its
+    transcription of a test excerpt."""
+    if confusion is not None:
+        write_json(
+            out / "confusion" / f"{method.name}.json",
+            {"classes": list(cell.data.labels.classes), "matrix": confusion.tolist()},
+        )
+    if cell.data.labels.task == "transcription":
+        _keep_excerpt(excerpt, cell.data, cell.test, p_test, method, n)
 
 
 def _keep_excerpt(
