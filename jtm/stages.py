@@ -146,8 +146,8 @@ def _report(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) ->
     )
     if tracker is not None:  # the study itself, browsable in MLflow beside its runs
         tracker.artifacts(outputs["figures"], "figures")
-        tracker.artifact(outputs["html"])
-        tracker.artifact(outputs["markdown"])
+        tracker.artifacts(outputs["html"])
+        tracker.artifacts(outputs["markdown"])
     print(f"report: {outputs['html']} (and {outputs['markdown']})")
     return metrics
 

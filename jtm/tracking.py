@@ -46,23 +46,15 @@ class Tracker:
         except Exception as err:
             warnings.warn(f"MLflow: could not log metrics for {self.stage!r}: {err}", stacklevel=2)
 
-    def artifacts(self, folder, artifact_path: str | None = None) -> None:
-        """Every file under `folder`, below `artifact_path` in the run's artifacts."""
+    def artifacts(self, path, artifact_path: str | None = None) -> None:
+        """A file, or every file under a folder, below `artifact_path` in the run's artifacts."""
         if self._mlflow is None:
             return
+        log = self._mlflow.log_artifacts if os.path.isdir(path) else self._mlflow.log_artifact
         try:
-            self._mlflow.log_artifacts(str(folder), artifact_path)
+            log(str(path), artifact_path)
         except Exception as err:
-            warnings.warn(f"MLflow: could not log artifacts for {self.stage!r}: {err}", stacklevel=2)
-
-    def artifact(self, file) -> None:
-        """One file, at the top of the run's artifacts."""
-        if self._mlflow is None:
-            return
-        try:
-            self._mlflow.log_artifact(str(file))
-        except Exception as err:
-            warnings.warn(f"MLflow: could not log {file} for {self.stage!r}: {err}", stacklevel=2)
+            warnings.warn(f"MLflow: could not log {path} for {self.stage!r}: {err}", stacklevel=2)
 
     def child_run(self, name: str, params: dict, metrics: dict, curves: dict[str, list[float]]) -> None:
         """Record one model of the stage (e.g. a downstream cell and seed) as a nested run.

@@ -1,9 +1,10 @@
 """Params checked by value, in one place: a JSON Schema made from the section dataclasses.
 
 Each field's type gives its JSON type; its metadata (jtm/config/sections.py) the allowed names
-(from jtm.choices) and ranges. The CLI and the Snakefile both call `check_params` right after
-loading, so a bad value fails before any stage runs, as one `ConfigError` (exit status 2) that
-names the params file, the key, the value and what is allowed. `jtm schema` prints the schema.
+(from jtm.choices) and ranges. The CLI, the Snakefile and the stage runner all check params
+right after loading (`validate_params`), so a bad value fails before any stage runs, as one
+`ConfigError` (exit status 2) that names the params file, the key, the value and what is
+allowed. `jtm schema` prints the schema.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import jsonschema
 
 from jtm.config.load import upgrade_names
-from jtm.config.sections import SECTIONS
+from jtm.config.sections import SECTIONS, check_keys
 from jtm.errors import ConfigError
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", dict: "object"}
@@ -105,25 +106,14 @@ def _coerce_numbers(params: dict) -> None:
                     node[key] = [float(v) if isinstance(v, str) and _FLOAT.match(v) else v for v in node[key]]
 
 
-def _check_keys(params: dict, source) -> None:
-    """Unknown and missing keys of every section, named together (a typo is usually both)."""
-    for name, cls in SECTIONS.items():
-        node = params.get(name)
-        if not isinstance(node, dict):
-            raise ConfigError(f"params has no section {name!r}", source=source)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(node) - fields), sorted(fields - set(node))
-        if unknown or missing:
-            raise ConfigError(
-                f"params section {name!r}: unknown keys {unknown}, missing keys {missing}", source
-            )
-
-
-def check_params(params: dict, source: str | Path | None = "params.yaml") -> None:
-    """Check every key's type, name and range in place (old key names renamed, YAML 1.1 number
-    strings read as numbers); raise one ConfigError naming `source` and the first bad key."""
+def validate_params(params: dict, source: str | Path | None = "params.yaml") -> None:
+    """Check every section's keys and every value's type, name and range, in place (old key
+    names renamed, YAML 1.1 number strings read as numbers), so a typo or a bad value fails when
+    the workflow loads rather than when its stage finally runs. Raise one ConfigError naming
+    `source` (the params file; None: the caller names it) and the first bad key."""
     upgrade_names(params, source)
-    _check_keys(params, source)
+    for name, cls in SECTIONS.items():
+        check_keys(params, name, cls, source)
     _coerce_numbers(params)
     validator = jsonschema.Draft202012Validator(params_schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: [str(p) for p in e.absolute_path])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from jtm import choices
+from jtm.errors import ConfigError
 from jtm.models.spec import ModelSpec
 
 
@@ -36,6 +37,19 @@ def share() -> dataclasses.Field:
 def bookkeeping(**more) -> dataclasses.Field:
     """A key that changes how a stage runs, never what it writes."""
     return dataclasses.field(metadata={"reruns": False, **more})
+
+
+def check_keys(params: dict, name: str, cls: type, source=None) -> dict:
+    """`params[name]`, checked to hold exactly the fields of `cls` (unknown and missing keys are
+    named together: a typo is usually both)."""
+    node = params.get(name)
+    if not isinstance(node, dict):
+        raise ConfigError(f"params has no section {name!r}", source=source)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown, missing = sorted(set(node) - fields), sorted(fields - set(node))
+    if unknown or missing:
+        raise ConfigError(f"params section {name!r}: unknown keys {unknown}, missing keys {missing}", source)
+    return node
 
 
 def output_fields(cls: type) -> tuple[str, ...]:

@@ -81,13 +81,10 @@ def _check_finite(array_file: Path, rate: int) -> None:
     if not array_file.is_file():
         raise DataError(array_file, "16 kHz array missing: rerun the resample stage")
     samples = np.load(array_file, mmap_mode="r")
-    if samples.dtype.kind != "f":
-        return
-    for begin in range(0, len(samples), musicnet.CHECK_BLOCK):
-        bad = musicnet.first_non_finite(samples[begin : begin + musicnet.CHECK_BLOCK])
-        if bad is not None:
-            at = begin + bad
-            raise musicnet.non_finite_error(array_file, at, rate, float(samples[at]))
+    if samples.dtype.kind == "f":
+        step = musicnet.CHECK_BLOCK
+        blocks = (samples[begin : begin + step] for begin in range(0, len(samples), step))
+        musicnet.check_finite_blocks(array_file, blocks, rate)
 
 
 def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -207,18 +207,23 @@ def non_finite_error(path: str | Path, sample: int, rate: int, value: float) -> 
     return DataError(path, f"non-finite sample ({value}) at {sample / rate:.3f} s (sample {sample}): damaged audio")
 
 
-def check_finite_wav(path: str | Path, info: sf._SoundFileInfo | None = None) -> None:
-    """Scan a float WAV for NaN or infinite samples, in blocks (bounded memory); raise a
-    DataError naming the file and the first bad sample's time."""
-    info = info or sf.info(str(path))
-    if info.subtype not in FLOAT_SUBTYPES:
-        return
+def check_finite_blocks(path: str | Path, blocks: Iterable[np.ndarray], rate: int) -> None:
+    """Raise a DataError naming `path` and the time of its first NaN or infinite sample, reading
+    the file's consecutive 1-D `blocks` (`rate` Hz) one at a time (bounded memory)."""
     offset = 0
-    for block in sf.blocks(str(path), blocksize=CHECK_BLOCK, dtype="float32"):
+    for block in blocks:
         bad = first_non_finite(block)
         if bad is not None:
-            raise non_finite_error(path, offset + bad, info.samplerate, float(block[bad]))
+            raise non_finite_error(path, offset + bad, rate, float(block[bad]))
         offset += len(block)
+
+
+def check_finite_wav(path: str | Path, info: sf._SoundFileInfo | None = None) -> None:
+    """Scan a float WAV for NaN or infinite samples (integer PCM cannot hold them)."""
+    info = info or sf.info(str(path))
+    if info.subtype in FLOAT_SUBTYPES:
+        blocks = sf.blocks(str(path), blocksize=CHECK_BLOCK, dtype="float32")
+        check_finite_blocks(path, blocks, info.samplerate)
 
 
 def _raise(error: DataError) -> None:

@@ -66,7 +66,9 @@ def save_training(path: Path, fingerprint: str, parts: dict, state: TrainState, 
         {
             "fingerprint": fingerprint,
             **{name: part.state_dict() for name, part in parts.items()},
-            **dataclasses.asdict(state) | {"carried": move_state(state.carried, "cpu")},
+            # a shallow copy: asdict would deep-copy the carried state on its device first
+            **{f.name: getattr(state, f.name) for f in dataclasses.fields(state)},
+            "carried": move_state(state.carried, "cpu"),
             "torch_rng": torch.get_rng_state(),
             "config": config,
         },
