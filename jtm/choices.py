@@ -8,7 +8,7 @@ list from here (the models registry, the sampling strategies, the feature sets, 
 from __future__ import annotations
 
 SOURCES = ("demo", "musicnet", "local")  # data.source
-ENSEMBLE_CHOICES = ("random", "original")  # demo.ensemble_choice
+ENSEMBLE_CHOICES = ("balanced", "random", "original")  # demo.ensemble_choice
 RESAMPLE_DTYPES = ("float32", "int16")  # resample.dtype
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")  # resample.quality (soxr)
 ENCODERS = ("conv", "sinc")  # pretrain.encoder

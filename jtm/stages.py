@@ -67,7 +67,8 @@ def _demo_scores(params: dict, inputs: Paths, outputs: Paths, tracker, item: dic
     from jtm.data.scores import write_scores
 
     demo = section(params, "demo", DemoConfig)
-    return write_scores(demo, outputs["scores"], get_dotted(params, "data.source"))
+    cache = Path(get_dotted(params, "paths.score_cache"))
+    return write_scores(demo, outputs["scores"], get_dotted(params, "data.source"), cache)
 
 
 def _acquire(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -152,7 +153,7 @@ def _report(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) ->
     return metrics
 
 
-_SCORE_KEYS = _keys("demo", DemoConfig, only=("scores", "excerpt_seconds", "default_bpm"))
+_SCORE_KEYS = _keys("demo", DemoConfig, only=("scores", "excerpt_seconds", "excerpts", "default_bpm"))
 _RENDER_KEYS = _keys(
     "demo",
     DemoConfig,
@@ -198,7 +199,7 @@ STAGES: dict[str, Stage] = {
             inputs={},
             outputs={"scores": "paths.scores"},
             params=("data.source",)
-            + _keys("demo", DemoConfig, only=("scores", "excerpt_seconds", "default_bpm")),
+            + _keys("demo", DemoConfig, only=("scores", "excerpt_seconds", "excerpts", "default_bpm")),
             code=("jtm/data/scores.py",),
             workers="demo.workers",
             run=_demo_scores,

@@ -29,6 +29,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         f"paths.index={root / 'index'}",
         f"paths.pretrain={root / 'pretrain'}",
         f"paths.checkpoints={root / 'checkpoints'}",
+        f"paths.score_cache={root / 'score_cache'}",
         f"paths.embeddings={root / 'embeddings'}",
         f"paths.cells={root / 'cells'}",
         f"paths.downstream={root / 'downstream'}",

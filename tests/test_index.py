@@ -78,6 +78,23 @@ def test_validation_split_keeps_works_whole_and_is_seeded():
     assert per_work.max() == 1
     assert 0.1 < (split == "val").sum() / (tracks["split"] == "train").sum() < 0.3
     assert set(tracks.loc[split == "val", "ensemble"]) == {"Solo Piano", "String Quartet", "Piano Trio"}
+    assert set(tracks.loc[split == "val", "composer"]) == {"C0", "C1", "C2", "C3"}
+
+
+def test_validation_split_covers_classes_train_keeps():
+    rows = [{"composer": "Rare", "catalog_name": "R1", "ensemble": "Solo Piano", "split": "train"}]
+    rows += [
+        {"composer": "Two", "catalog_name": f"T{w}", "ensemble": "Piano Trio", "split": "train"}
+        for w in range(2)
+    ]
+    rows += [
+        {"composer": "Many", "catalog_name": f"M{w}", "ensemble": "String Quartet", "split": "train"}
+        for w in range(20)
+    ]
+    tracks = pd.DataFrame(rows)
+    split = validation_split(tracks, 0.1, seed=0)
+    assert split[tracks["composer"] == "Rare"].eq("train").all()  # its only work stays in train
+    assert set(split[tracks["composer"] == "Two"]) == {"train", "val"}  # one work each side
 
 
 def test_index_is_deterministic(tiny_params, built):

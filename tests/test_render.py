@@ -9,7 +9,8 @@ import pretty_midi
 import soundfile as sf
 
 from jtm.cli import main
-from jtm.data import ensembles, musicnet
+from jtm.data import ensembles, musicnet, scores
+from jtm.data.render import choose_ensembles, choose_test_works
 from jtm.runner import run_stage
 
 
@@ -108,6 +109,8 @@ def test_jtm_render_turns_a_midi_folder_into_a_corpus(tmp_path, tracking_uri):
             "--set",
             "demo.ensemble_choice=original",
             "--set",
+            "demo.renderings=2",
+            "--set",
             f"mlflow.tracking_uri={tracking_uri}",
         ]
     )
@@ -124,3 +127,76 @@ def test_jtm_render_refuses_to_replace_a_folder_with_content(tmp_path, capsys):
     assert main(["render", "bach/bwv66.6", "--out", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_a_score_gives_non_overlapping_excerpts_spread_over_it():
+    table, notes = scores.extract_scores(["mozart/k155/movement1.mxl"], 6.0, 90.0, workers=1, excerpts=3)
+    assert list(table["excerpt"]) == [0, 1, 2]
+    starts, ends = table["start_s"].to_numpy(), (table["start_s"] + table["seconds"]).to_numpy()
+    assert starts[0] == 0 and (starts[1:] >= ends[:-1] - 1e-9).all()  # in order, never overlapping
+    assert (table["seconds"] >= 6.0 - 1e-9).all()
+    assert starts[-1] > 0.5 * ends[-1]  # the last one well into the movement, not right after the first
+    for row in table.itertuples():  # notes are timed from their excerpt's start
+        mine = notes[notes["score"] == row.score]
+        assert len(mine) and mine["onset_s"].min() >= 0 and mine["onset_s"].max() < row.seconds
+
+
+def test_parsed_excerpts_are_cached_by_content(tmp_path, monkeypatch):
+    spec = ["bach/bwv66.6"]
+    first = scores.extract_scores(spec, 4.0, 90.0, workers=1, excerpts=2, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+    def refuse(spec):
+        raise AssertionError(f"{spec} parsed again")
+
+    monkeypatch.setattr(scores, "_parse", refuse)
+    again = scores.extract_scores(spec, 4.0, 90.0, workers=1, excerpts=2, cache=tmp_path)
+    for a, b in zip(first, again, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    try:  # other settings are another entry: parsed
+        scores.extract_scores(spec, 5.0, 90.0, workers=1, excerpts=2, cache=tmp_path)
+    except AssertionError as err:
+        assert "parsed again" in str(err)
+    else:
+        raise AssertionError("a changed excerpt length must not reuse the cache")
+
+
+def _catalog(n_works: dict, excerpts: int, parts: dict) -> pd.DataFrame:
+    """A scores table: `n_works[composer]` works of `excerpts` rows each."""
+    rows = [
+        {"composer": c, "catalog_name": f"{c}{w}", "n_parts": parts[c], "spec": "x"}
+        for c in n_works
+        for w in range(n_works[c])
+        for _ in range(excerpts)
+    ]
+    return pd.DataFrame(rows).assign(score=lambda t: range(len(t)))
+
+
+def test_test_works_take_each_composers_share_and_leave_two_in_train():
+    table = _catalog({"Bach": 20, "Mozart": 4, "Haydn": 2}, 3, {"Bach": 4, "Mozart": 4, "Haydn": 4})
+    chosen = choose_test_works(table, 0.2, seed=0)
+    by_composer = pd.Series([c for c, _ in chosen]).value_counts()
+    assert by_composer["Bach"] == 4 and by_composer["Mozart"] == 1 and "Haydn" not in by_composer
+    assert chosen == choose_test_works(table, 0.2, seed=0) != choose_test_works(table, 0.2, seed=1)
+
+
+def test_balanced_ensembles_fit_every_score_and_are_spread_evenly(tiny_params):
+    from jtm.config import DemoConfig, section
+
+    cfg = section(tiny_params, "demo", DemoConfig)
+    table = _catalog({"Bach": 30, "Monteverdi": 30}, 2, {"Bach": 4, "Monteverdi": 5})
+    splits = {int(s): "test" if s % 5 == 0 else "train" for s in table["score"]}
+    chosen = choose_ensembles(table, splits, cfg)
+    common = [e for e in ensembles.ENSEMBLES if ensembles.fits(e, 4) and ensembles.fits(e, 5)]
+    assert set(chosen.values()) == set(common)  # no quintet only a 5-part score could get
+    frame = pd.DataFrame(
+        [
+            {"ensemble": e, "split": splits[s], "composer": table.at[s, "composer"]}
+            for (s, _), e in chosen.items()
+        ]
+    )
+    for _, counts in frame.groupby("split")["ensemble"]:
+        assert counts.value_counts().max() - counts.value_counts().min() <= 1
+    assert (
+        pd.crosstab(frame["ensemble"], frame["composer"]).min().min() >= 2
+    )  # both composers in every ensemble

@@ -65,6 +65,7 @@ class Paths:
     index: str
     pretrain: str
     checkpoints: str
+    score_cache: str
     embeddings: str
     cells: str
     downstream: str
@@ -95,6 +96,7 @@ class DemoConfig:
     seed: int
     scores: tuple[str, ...]
     excerpt_seconds: float = positive()
+    excerpts: int = at_least(1)
     default_bpm: float = positive()
     renderings: int = at_least(1)
     ensemble_choice: str = choice(choices.ENSEMBLE_CHOICES)

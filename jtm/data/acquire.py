@@ -54,7 +54,9 @@ def acquire_local(cfg: DataConfig, out: Path) -> dict:
     if source.is_dir():
         for name in ("musicnet", musicnet.METADATA_FILE):
             if not (source / name).exists():
-                raise DataError(source / name, "not found: data.path must hold musicnet/ and the metadata CSV")
+                raise DataError(
+                    source / name, "not found: data.path must hold musicnet/ and the metadata CSV"
+                )
         with atomic_dir(out) as tmp:  # links, not copies: the tree is read in place
             os.symlink(source / "musicnet", tmp / "musicnet", target_is_directory=True)
             os.symlink(source / musicnet.METADATA_FILE, tmp / musicnet.METADATA_FILE)

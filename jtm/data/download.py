@@ -62,7 +62,9 @@ def require_free_space(folder: Path, needed: int, what: str) -> None:
 
 
 def _validators(response: requests.Response) -> dict:
-    total = response.headers.get("Content-Range", "").rpartition("/")[2] or response.headers.get("Content-Length")
+    total = response.headers.get("Content-Range", "").rpartition("/")[2] or response.headers.get(
+        "Content-Length"
+    )
     return {
         "etag": response.headers.get("ETag"),
         "last_modified": response.headers.get("Last-Modified"),
@@ -93,9 +95,13 @@ def download(
         if have and (saved.get("etag") or saved.get("last_modified")):
             headers["If-Range"] = saved.get("etag") or saved["last_modified"]
         try:
-            with session.get(remote.url, headers=headers, stream=True, timeout=(timeout, timeout)) as response:
+            with session.get(
+                remote.url, headers=headers, stream=True, timeout=(timeout, timeout)
+            ) as response:
                 if 400 <= response.status_code < 500 and response.status_code != 416:
-                    raise DataError(remote.url, f"HTTP {response.status_code} {response.reason}: not retrying")
+                    raise DataError(
+                        remote.url, f"HTTP {response.status_code} {response.reason}: not retrying"
+                    )
                 if response.status_code == 416 and remote.size is not None and have >= remote.size:
                     break  # already complete: verify below
                 if response.status_code >= 500 or response.status_code == 416:
@@ -103,21 +109,29 @@ def download(
                 current = _validators(response)
                 resuming = response.status_code == 206 and have > 0
                 if resuming and any(saved.get(k) and current[k] and saved[k] != current[k] for k in current):
-                    log.warning("%s changed on the server since the partial download: starting over", remote.url)
+                    log.warning(
+                        "%s changed on the server since the partial download: starting over", remote.url
+                    )
                     resuming = False
                     response.close()
                     part.unlink(missing_ok=True)
                     continue
                 if not resuming and have:
-                    log.warning("%s: server sent the whole file (Range not honoured): starting over", remote.url)
+                    log.warning(
+                        "%s: server sent the whole file (Range not honoured): starting over", remote.url
+                    )
                 result.resumed = result.resumed or resuming
                 state_file.write_text(json.dumps(current))
                 expected = remote.size or current["size"]
                 with (
                     open(part, "ab" if resuming else "wb") as handle,
                     progress_bar(
-                        total=expected, initial=have if resuming else 0, unit="B", unit_scale=True,
-                        unit_divisor=1024, desc=remote.name,
+                        total=expected,
+                        initial=have if resuming else 0,
+                        unit="B",
+                        unit_scale=True,
+                        unit_divisor=1024,
+                        desc=remote.name,
                     ) as progress,
                 ):
                     for block in response.iter_content(CHUNK):
@@ -128,15 +142,28 @@ def download(
             if remote.size is not None and size != remote.size:
                 raise requests.ConnectionError(f"transfer ended at {size} of {remote.size} bytes")
             break
-        except (requests.ConnectionError, requests.Timeout, requests.HTTPError, requests.exceptions.ChunkedEncodingError) as err:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.HTTPError,
+            requests.exceptions.ChunkedEncodingError,
+        ) as err:
             last_error = f"{type(err).__name__}: {err}"
             if result.attempts > retries:
                 break
             delay = backoff * 2 ** (result.attempts - 1)
-            log.warning("%s: attempt %d failed (%s); retrying in %.1f s", remote.url, result.attempts, last_error, delay)
+            log.warning(
+                "%s: attempt %d failed (%s); retrying in %.1f s",
+                remote.url,
+                result.attempts,
+                last_error,
+                delay,
+            )
             time.sleep(delay)
     if not part.is_file() or (remote.size is not None and part.stat().st_size != remote.size):
-        raise DataError(remote.url, f"download failed after {result.attempts} attempts; last error: {last_error}")
+        raise DataError(
+            remote.url, f"download failed after {result.attempts} attempts; last error: {last_error}"
+        )
     if remote.md5 is not None:
         actual = md5sum(part)
         if actual != remote.md5:
@@ -144,7 +171,8 @@ def download(
             os.replace(part, bad)
             state_file.unlink(missing_ok=True)
             raise DataError(
-                remote.url, f"MD5 mismatch: expected {remote.md5}, got {actual}; the file is kept aside as {bad}"
+                remote.url,
+                f"MD5 mismatch: expected {remote.md5}, got {actual}; the file is kept aside as {bad}",
             )
     os.replace(part, target)
     state_file.unlink(missing_ok=True)
@@ -171,7 +199,9 @@ def cross_check(record_url: str | None, files: list[RemoteFile], timeout: float 
             raise DataError(record_url, f"the record lists no file {file.name!r} (it has {sorted(listed)})")
         md5 = str(entry.get("checksum", "")).removeprefix("md5:")
         if file.size is not None and entry.get("size") != file.size:
-            raise DataError(record_url, f"{file.name}: the record says {entry.get('size')} bytes, params say {file.size}")
+            raise DataError(
+                record_url, f"{file.name}: the record says {entry.get('size')} bytes, params say {file.size}"
+            )
         if file.md5 is not None and md5 and md5 != file.md5:
             raise DataError(record_url, f"{file.name}: the record says MD5 {md5}, params say {file.md5}")
     return True

@@ -169,8 +169,9 @@ def ensemble_of(programs: list[int]) -> str:
     distinct = Counter(p for p in programs if p not in KEYBOARDS)
     keyboards = {p for p in programs if p in KEYBOARDS}
     for name, members in ENSEMBLES.items():
-        if Counter(p for p in members if p not in KEYBOARDS) == distinct and {
-            p for p in members if p in KEYBOARDS
-        } == keyboards:
+        if (
+            Counter(p for p in members if p not in KEYBOARDS) == distinct
+            and {p for p in members if p in KEYBOARDS} == keyboards
+        ):
             return name
     return "Other"

@@ -9,6 +9,7 @@ Tables (written with pyarrow; schemas in the README):
 
 The validation split is carved from train by whole works (composer + catalog_name): movements
 and repeated performances of a work share timbre and performers, so a split by recording leaks.
+It covers every composer and ensemble that train holds in two or more works.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ NOTE_SCHEMA = pa.schema(
 def validation_split(tracks: pd.DataFrame, fraction: float, seed: int) -> pd.Series:
     """Split labels (train/val/test) with whole works of train moved to val.
 
-    Uses scikit-learn's StratifiedGroupKFold (groups = works, classes = ensembles) and keeps
-    one fold as val, so ensembles are spread across both sides where counts allow.
+    Works are taken in a seeded order: first, greedily, those that bring val a composer or an
+    ensemble it lacks (only while another train work keeps it), then more until val holds
+    about `fraction` of the train tracks. So val covers every class that has two or more train
+    works, and train keeps every class it had.
     """
-    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
-
     split = tracks["split"].copy()
     if fraction <= 0:
         return split
@@ -55,15 +56,39 @@ def validation_split(tracks: pd.DataFrame, fraction: float, seed: int) -> pd.Ser
     works = train["composer"].astype(str) + " / " + train["catalog_name"].astype(str)
     if works.nunique() < 2:
         raise ConfigError(f"index.val_fraction={fraction}: a val split needs 2+ train works")
-    # At least one work goes to val, so a tiny corpus gets more than `fraction`.
-    n_folds = min(max(2, round(1 / fraction)), works.nunique())
-    ensembles = train["ensemble"]
-    if ensembles.value_counts().max() >= n_folds:
-        folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    else:  # too few tracks per ensemble to stratify: whole works, unstratified
-        folds = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    _, val_rows = next(folds.split(train, ensembles, groups=works))
-    split.loc[train.index[val_rows]] = "val"
+    order = list(np.random.default_rng([seed, 7]).permutation(sorted(works.unique())))
+    classes = {
+        w: {("composer", c) for c in group["composer"]} | {("ensemble", e) for e in group["ensemble"]}
+        for w, group in train.groupby(works)
+    }
+    left = pd.Series([c for w in order for c in classes[w]]).value_counts().to_dict()  # train works per class
+    val: list[str] = []
+
+    def movable(work: str) -> bool:
+        return work not in val and all(left[c] >= 2 for c in classes[work])
+
+    def take(work: str) -> None:
+        val.append(work)
+        for c in classes[work]:
+            left[c] -= 1
+
+    missing = {c for c, n in left.items() if n >= 2}
+    while missing:
+        gains = [(len(classes[w] & missing), -i, w) for i, w in enumerate(order) if movable(w)]
+        gain, _, work = max(gains, default=(0, 0, None))
+        if gain == 0:
+            break
+        take(work)
+        missing -= classes[work]
+    sizes = works.value_counts()
+    for work in order:
+        if val and sizes[val].sum() >= fraction * len(train):
+            break
+        if movable(work):
+            take(work)
+    if not val:  # one work per class: give val a work anyway
+        take(order[0])
+    split.loc[train.index[works.isin(val).to_numpy()]] = "val"
     return split
 
 
@@ -103,7 +128,11 @@ def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict
         _check_finite(Path(path), round(samples / source * musicnet.SAMPLE_RATE))
     position, starts = window_starts(tracks["samples"].to_numpy(), cfg.window, cfg.hop)
     windows = pa.table(
-        {"id": tracks["id"].to_numpy()[position], "start": starts, "length": np.full(len(starts), cfg.window)},
+        {
+            "id": tracks["id"].to_numpy()[position],
+            "start": starts,
+            "length": np.full(len(starts), cfg.window),
+        },
         schema=WINDOW_SCHEMA,
     )
     notes = pd.concat(

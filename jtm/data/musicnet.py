@@ -204,7 +204,9 @@ def first_non_finite(samples: np.ndarray) -> int | None:
 
 
 def non_finite_error(path: str | Path, sample: int, rate: int, value: float) -> DataError:
-    return DataError(path, f"non-finite sample ({value}) at {sample / rate:.3f} s (sample {sample}): damaged audio")
+    return DataError(
+        path, f"non-finite sample ({value}) at {sample / rate:.3f} s (sample {sample}): damaged audio"
+    )
 
 
 def check_finite_blocks(path: str | Path, blocks: Iterable[np.ndarray], rate: int) -> None:
@@ -267,7 +269,9 @@ def discover(
                 found[track_id] = TrackFiles(track_id, split, file, labels)
     for row, track_id in enumerate(metadata["id"], start=1):
         if track_id not in found and not any(wav_path(raw, s, track_id).is_file() for s in SPLITS):
-            report(DataError(metadata_path, f"id {track_id} has no WAV in train_data/ or test_data/", row=row))
+            report(
+                DataError(metadata_path, f"id {track_id} has no WAV in train_data/ or test_data/", row=row)
+            )
     return metadata.sort_values("id", ignore_index=True), [found[i] for i in sorted(found)]
 
 

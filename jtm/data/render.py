@@ -41,72 +41,119 @@ class Performance:
 
 
 def choose_test_works(scores: pd.DataFrame, fraction: float, seed: int) -> set[tuple[str, str]]:
-    """Whole works (composer, catalog_name) holding about `fraction` of the scores for test.
+    """Whole works (composer, catalog_name) holding about `fraction` of each composer's scores.
 
-    Composers take turns (seeded order), a composer's last work always stays in train, and a
-    work that would overshoot the target is skipped, so test mixes composers.
+    Per composer, works in a seeded order go to test while that brings its count closer to the
+    composer's share; a composer's last two works always stay in train (one to train on, one
+    the index can carve into val), so every test composer is also trained and validated.
     """
-    rng = np.random.default_rng([seed, 1])
-    target = fraction * len(scores)
-    sizes = scores.groupby(["composer", "catalog_name"]).size()
-    by_composer: dict[str, list[str]] = {}
-    for (composer, catalog), _ in sizes.items():
-        by_composer.setdefault(composer, []).append(catalog)
-    for catalogs in by_composer.values():
-        rng.shuffle(catalogs)
-    composers = sorted(by_composer)
-    rng.shuffle(composers)
     chosen: set[tuple[str, str]] = set()
-    taken = 0
-    progressed = True
-    while progressed and taken < target:
-        progressed = False
-        for composer in composers:
-            catalogs = by_composer[composer]
-            fitting = [c for c in catalogs if taken + sizes[(composer, c)] <= target + 0.5]
-            if len(catalogs) > 1 and fitting and taken < target:
-                catalogs.remove(fitting[0])
-                chosen.add((composer, fitting[0]))
-                taken += sizes[(composer, fitting[0])]
-                progressed = True
+    for position, (composer, rows) in enumerate(scores.groupby("composer", sort=True)):
+        sizes = rows.groupby("catalog_name").size()
+        order = np.random.default_rng([seed, 1, position]).permutation(sorted(sizes.index))
+        target, taken = fraction * len(rows), 0
+        for catalog in order[: max(0, len(order) - 2)]:
+            if abs(taken + sizes[catalog] - target) < abs(taken - target):
+                chosen.add((composer, str(catalog)))
+                taken += sizes[catalog]
+    return chosen
+
+
+def _part_pitches(notes: pd.DataFrame, n_parts: int) -> list[np.ndarray]:
+    return [notes.loc[notes["part"] == p, "pitch"].to_numpy() for p in range(n_parts)]
+
+
+def choose_ensembles(
+    scores: pd.DataFrame, splits: dict[int, str], cfg: DemoConfig
+) -> dict[tuple[int, int], str]:
+    """{(score, rendering): ensemble}, seeded, for `ensemble_choice` balanced or random.
+
+    `random`: each score's renderings take a seeded permutation of the ensembles that fit its
+    parts (a 5-part madrigal can get a Wind Quintet, a 4-part chorale never: the ensemble then
+    tells the part count, and so the composer). `balanced`: only ensembles that fit every
+    score; performances, in a seeded order, each take the one used least so far in their split
+    (ties in a seeded order), so every split holds every ensemble about equally often and
+    ensemble and composer are independent by construction.
+    """
+    chosen, used = {}, {split: dict.fromkeys(ensembles.ENSEMBLES, 0) for split in set(splits.values())}
+    for score in scores.itertuples():
+        if score.n_parts > 15:
+            raise DataError(score.spec, f"{score.n_parts} parts: at most 15 pitched MIDI channels")
+        if not ensembles.fitting_ensembles(score.n_parts):
+            raise DataError(score.spec, f"no MusicNet ensemble can play {score.n_parts} parts")
+    part_counts = sorted(set(scores["n_parts"].astype(int)))
+    common = [e for e in ensembles.ENSEMBLES if all(ensembles.fits(e, n) for n in part_counts)]
+    if cfg.ensemble_choice == "balanced" and not common:
+        raise ConfigError(
+            f"demo.ensemble_choice=balanced: no ensemble fits every score's part count {part_counts}; "
+            "choose scores with similar part counts, or ensemble_choice=random"
+        )
+    performances = [(int(s), r) for s in scores["score"] for r in range(cfg.renderings)]
+    if cfg.ensemble_choice == "balanced":
+        performances = [
+            performances[i] for i in np.random.default_rng([cfg.seed, 4]).permutation(len(performances))
+        ]
+    parts = scores.set_index("score")["n_parts"]
+    for score, rendering in performances:
+        rng = np.random.default_rng([cfg.seed, 2, score])
+        if cfg.ensemble_choice == "random":
+            picks = [str(e) for e in rng.permutation(ensembles.fitting_ensembles(int(parts[score])))]
+            chosen[(score, rendering)] = picks[rendering % len(picks)]
+            continue
+        picks = [str(e) for e in rng.permutation(common)]
+        tie = np.random.default_rng([cfg.seed, 5, score, rendering]).permutation(len(picks))
+        count = used[splits[score]]
+        ensemble = min((picks[i] for i in tie), key=lambda e: count[e])
+        count[ensemble] += 1
+        chosen[(score, rendering)] = ensemble
     return chosen
 
 
 def plan_performances(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig) -> list[Performance]:
     """Seeded choices for every (score, rendering): ensemble, instruments, tempo, split, id."""
+    if cfg.ensemble_choice not in choices.ENSEMBLE_CHOICES:
+        raise ConfigError(
+            f"demo.ensemble_choice={cfg.ensemble_choice!r}: use one of {choices.ENSEMBLE_CHOICES}"
+        )
     test_works = choose_test_works(scores, cfg.test_fraction, cfg.seed)
+    splits = {
+        int(s.score): "test" if (s.composer, s.catalog_name) in test_works else "train"
+        for s in scores.itertuples()
+    }
+    original = cfg.ensemble_choice == "original"
+    chosen = {} if original else choose_ensembles(scores, splits, cfg)
+    by_score = dict(tuple(notes.groupby("score")))
     plan = []
     for score in scores.itertuples():
-        score_notes = notes[notes["score"] == score.score]
-        part_pitches = [score_notes.loc[score_notes["part"] == p, "pitch"].to_numpy() for p in range(score.n_parts)]
-        if score.n_parts > 15:
-            raise DataError(score.spec, f"{score.n_parts} parts: at most 15 pitched MIDI channels")
-        rng = np.random.default_rng([cfg.seed, 2, int(score.score)])
-        candidates = ensembles.fitting_ensembles(score.n_parts)
-        if cfg.ensemble_choice == "random":
-            if not candidates:
-                raise DataError(score.spec, f"no MusicNet ensemble can play {score.n_parts} parts")
-            picks = rng.permutation(candidates)
-            chosen = [str(picks[r % len(picks)]) for r in range(cfg.renderings)]
-        elif cfg.ensemble_choice == "original":
-            chosen = [None] * cfg.renderings
-        else:
-            raise ConfigError(f"demo.ensemble_choice={cfg.ensemble_choice!r}: use one of {choices.ENSEMBLE_CHOICES}")
-        split = "test" if (score.composer, score.catalog_name) in test_works else "train"
-        for rendering, ensemble in enumerate(chosen):
-            if ensemble is None:
-                programs = [ensembles.program_from_name(n) or ensembles.PIANO for n in score.part_names.split(";")]
+        part_pitches = _part_pitches(by_score[score.score], score.n_parts)
+        rng = np.random.default_rng([cfg.seed, 6, int(score.score)])
+        for rendering in range(cfg.renderings):
+            if original:
+                programs = [
+                    ensembles.program_from_name(n) or ensembles.PIANO for n in score.part_names.split(";")
+                ]
                 ensemble = ensembles.ensemble_of(programs)
             else:
+                ensemble = chosen[(int(score.score), rendering)]
                 programs = ensembles.assign_parts(ensemble, part_pitches)
             tempo = float(rng.uniform(1 - cfg.tempo_jitter, 1 + cfg.tempo_jitter))
             plan.append(
-                Performance(FIRST_ID + len(plan), int(score.score), rendering, ensemble, tuple(programs), tempo, split)
+                Performance(
+                    FIRST_ID + len(plan),
+                    int(score.score),
+                    rendering,
+                    ensemble,
+                    tuple(programs),
+                    tempo,
+                    splits[int(score.score)],
+                )
             )
     return plan
 
 
-def perform(notes: pd.DataFrame, performance: Performance, cfg: DemoConfig) -> tuple[np.ndarray, pd.DataFrame]:
+def perform(
+    notes: pd.DataFrame, performance: Performance, cfg: DemoConfig
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Humanise and synthesise one performance; return (audio at 44.1 kHz, MusicNet labels)."""
     rng = np.random.default_rng([cfg.seed, 3, performance.score, performance.rendering])
     sr = cfg.sample_rate
@@ -115,7 +162,10 @@ def perform(notes: pd.DataFrame, performance: Performance, cfg: DemoConfig) -> t
     programs = np.asarray(performance.programs)[part]
     pitch = np.concatenate(
         [np.zeros(0, np.int64)]
-        + [ensembles.fit_to_range(notes["pitch"].to_numpy()[part == p], performance.programs[p]) for p in np.unique(part)]
+        + [
+            ensembles.fit_to_range(notes["pitch"].to_numpy()[part == p], performance.programs[p])
+            for p in np.unique(part)
+        ]
     )
     onset_s = notes["onset_s"].to_numpy() * performance.tempo
     jitter = rng.normal(0, cfg.onset_jitter_ms / 1000, len(notes))
@@ -131,10 +181,20 @@ def perform(notes: pd.DataFrame, performance: Performance, cfg: DemoConfig) -> t
     trimmed[:-1] = np.where(same_next, np.minimum(trimmed[:-1], start[order][1:]), trimmed[:-1])
     end[order] = trimmed
     keep = end > start
-    start, end, pitch, part, programs, velocity = (a[keep] for a in (start, end, pitch, part, programs, velocity))
+    start, end, pitch, part, programs, velocity = (
+        a[keep] for a in (start, end, pitch, part, programs, velocity)
+    )
     n_samples = int(end.max() + round(cfg.tail_seconds * sr))
     audio = synthesize(
-        resolve_soundfont(cfg.soundfont), list(performance.programs), part, pitch, velocity, start, end, n_samples, sr
+        resolve_soundfont(cfg.soundfont),
+        list(performance.programs),
+        part,
+        pitch,
+        velocity,
+        start,
+        end,
+        n_samples,
+        sr,
     )
     peak = float(np.max(np.abs(audio)))
     if peak > 0:
@@ -156,7 +216,9 @@ def perform(notes: pd.DataFrame, performance: Performance, cfg: DemoConfig) -> t
 def _perform_task(args):
     notes, performance, cfg, raw = args
     audio, labels = perform(notes, performance, cfg)
-    musicnet.write_wav(musicnet.wav_path(raw, performance.split, performance.id), audio, cfg.sample_rate, cfg.wav_subtype)
+    musicnet.write_wav(
+        musicnet.wav_path(raw, performance.split, performance.id), audio, cfg.sample_rate, cfg.wav_subtype
+    )
     labels.to_csv(musicnet.labels_path(raw, performance.split, performance.id), index=False)
     return performance.id, len(audio) / cfg.sample_rate
 
@@ -166,14 +228,20 @@ def render_parsed(scores_dir: Path, cfg: DemoConfig, out: Path) -> dict:
     scores = pd.read_parquet(scores_dir / "scores.parquet")
     notes = pd.read_parquet(scores_dir / "notes.parquet")
     if scores.empty:
-        raise DataError(scores_dir / "scores.parquet", "no parsed scores: run stage demo_scores with data.source=demo")
+        raise DataError(
+            scores_dir / "scores.parquet", "no parsed scores: run stage demo_scores with data.source=demo"
+        )
     return render_corpus(scores, notes, cfg, out, cfg.workers)
 
 
-def render_corpus(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, out: str | Path, workers: int) -> dict:
+def render_corpus(
+    scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, out: str | Path, workers: int
+) -> dict:
     """Write a MusicNet-format corpus at `out` (atomically); return summary figures."""
     if cfg.sample_rate != musicnet.SAMPLE_RATE:
-        raise ConfigError(f"demo.sample_rate={cfg.sample_rate}: must be {musicnet.SAMPLE_RATE} (MusicNet's rate)")
+        raise ConfigError(
+            f"demo.sample_rate={cfg.sample_rate}: must be {musicnet.SAMPLE_RATE} (MusicNet's rate)"
+        )
     resolve_soundfont(cfg.soundfont)  # fail before any work
     plan = plan_performances(scores, notes, cfg)
     by_score = {s: g for s, g in notes.groupby("score")}
@@ -184,7 +252,9 @@ def render_corpus(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, ou
         tasks = [(by_score[p.score], p, cfg, tmp) for p in plan]
         if workers > 1:
             with Pool(min(workers, len(tasks))) as pool:
-                done = dict(progress(pool.imap(_perform_task, tasks), total=len(tasks), desc="render", unit="tracks"))
+                done = dict(
+                    progress(pool.imap(_perform_task, tasks), total=len(tasks), desc="render", unit="tracks")
+                )
         else:
             done = dict(_perform_task(t) for t in progress(tasks, desc="render", unit="tracks"))
         soundfont = resolve_soundfont(cfg.soundfont).name
@@ -197,7 +267,8 @@ def render_corpus(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, ou
                     "composition": info.at[p.score, "composition"],
                     "movement": info.at[p.score, "movement"],
                     "ensemble": p.ensemble,
-                    "source": f"{info.at[p.score, 'spec']} rendered with {soundfont}",
+                    "source": f"{info.at[p.score, 'spec']} excerpt {info.at[p.score, 'excerpt']} "
+                    f"(from {info.at[p.score, 'start_s']:.1f} s) rendered with {soundfont}",
                     "transcriber": "jtm render",
                     "catalog_name": info.at[p.score, "catalog_name"],
                     "seconds": int(round(done[p.id])),

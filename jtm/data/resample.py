@@ -26,7 +26,6 @@ from jtm.errors import DataError
 from jtm.progress import progress
 
 
-
 def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, str]:
     """Resample one checked WAV into `out` (.npy) in bounded memory.
 
@@ -62,7 +61,9 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
         except sf.LibsndfileError as err:
             raise DataError(wav, f"unreadable audio: {err}") from err
     if read != info.frames or written != n_out:
-        raise DataError(wav, f"read {read} of {info.frames} samples, wrote {written} of {n_out}: file is damaged")
+        raise DataError(
+            wav, f"read {read} of {info.frames} samples, wrote {written} of {n_out}: file is damaged"
+        )
     return info.frames, n_out, info.subtype
 
 
@@ -81,7 +82,13 @@ def _resample_track(args: tuple[musicnet.TrackFiles, Path, ResampleConfig]) -> d
     labels = musicnet.read_labels(track.labels, n_samples=source_samples)
     retimed = retime_labels(labels, musicnet.SAMPLE_RATE, cfg.sample_rate)
     retimed.to_parquet(out / "labels" / f"{track.id}.parquet", index=False)
-    return {"id": track.id, "split": track.split, "samples": samples, "source_samples": source_samples, "subtype": subtype}
+    return {
+        "id": track.id,
+        "split": track.split,
+        "samples": samples,
+        "source_samples": source_samples,
+        "subtype": subtype,
+    }
 
 
 def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> dict:
@@ -99,7 +106,14 @@ def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> di
         workers = max(1, min(cfg.workers, len(tasks), os.cpu_count() or 1))
         if workers > 1:
             with Pool(workers) as pool:
-                rows = list(progress(pool.imap_unordered(_resample_track, tasks), total=len(tasks), desc="resample", unit="tracks"))
+                rows = list(
+                    progress(
+                        pool.imap_unordered(_resample_track, tasks),
+                        total=len(tasks),
+                        desc="resample",
+                        unit="tracks",
+                    )
+                )
         else:
             rows = [_resample_track(task) for task in progress(tasks, desc="resample", unit="tracks")]
         manifest = metadata.merge(pd.DataFrame(rows), on="id", validate="one_to_one").sort_values("id")

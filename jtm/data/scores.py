@@ -1,19 +1,26 @@
 """Read notes out of real scores (music21's bundled corpus, or any MusicXML/MIDI/kern file).
 
-Parsing is the slow step (about 1-2 s a file), so the `demo_scores` stage does it once and
-stores plain tables; rendering then never touches music21. Excerpts are whole measures from
-the start of the movement, long enough to reach `excerpt_seconds` at the score's tempo.
+Parsing is the slow step (0.1 s for a chorale to 10 s for a whole quartet), so the
+`demo_scores` stage does it once and stores plain tables; rendering then never touches music21.
+With a cache folder, each file's excerpts are also kept by content hash, so a rerun with more
+scores parses only the new ones. A score gives up to `excerpts` excerpts: whole measures long
+enough to reach `excerpt_seconds` at the score's tempo, starting at evenly spaced points of the
+movement (the first at its start) and never overlapping; a short score gives fewer.
 
 Tables written by `extract_scores`:
-- scores.parquet: score, spec, composer, composition, movement, catalog_name, n_parts,
-  part_names (";"-joined), seconds (excerpt length at nominal tempo)
-- notes.parquet: score, part, pitch, onset_s, duration_s (nominal tempo), onset_beat,
+- scores.parquet: score (one row per excerpt), spec, composer, composition, movement,
+  catalog_name, excerpt (0-based, within the file), start_s (where it starts in the movement,
+  nominal tempo), n_parts, part_names (";"-joined), seconds (excerpt length at nominal tempo)
+- notes.parquet: score, part, pitch, onset_s (from the excerpt's start), duration_s (nominal tempo), onset_beat,
   duration_beat (quarter notes), note_value ("Quarter", "Dotted Eighth", ...)
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
+import os
 import re
 import warnings
 from multiprocessing import Pool
@@ -27,7 +34,16 @@ from jtm.config import DemoConfig
 from jtm.errors import DataError
 from jtm.progress import progress
 
-NOTE_COLUMNS = ("score", "part", "pitch", "onset_s", "duration_s", "onset_beat", "duration_beat", "note_value")
+NOTE_COLUMNS = (
+    "score",
+    "part",
+    "pitch",
+    "onset_s",
+    "duration_s",
+    "onset_beat",
+    "duration_beat",
+    "note_value",
+)
 SUPPORTED_SUFFIXES = (".mxl", ".xml", ".musicxml", ".mid", ".midi", ".krn", ".abc")
 
 
@@ -102,40 +118,48 @@ def _to_seconds(offset: float, tempo_map) -> float:
     return seconds[i] + (offset - starts[i]) * spqs[i]
 
 
-def read_score(spec: str, excerpt_seconds: float, default_bpm: float) -> tuple[dict, pd.DataFrame]:
-    """Parse one score; return its metadata and its excerpt's notes (see module docstring)."""
+def _excerpt_bounds(measures: list[float], tempo_map, end: float, seconds: float, count: int):
+    """[(begin, cut)] in quarter notes: up to `count` passages of whole measures, each reaching
+    `seconds`, their starts spread evenly over the movement and never overlapping."""
+    total = _to_seconds(end, tempo_map)
+    count = max(1, min(count, int(total // seconds)))
+    begins = []
+    for e in range(count):
+        target = e * total / count
+        begins.append(next((m for m in measures if _to_seconds(m, tempo_map) >= target - 1e-9), end))
+    bounds = []
+    for e, begin in enumerate(begins):
+        stop = begins[e + 1] if e + 1 < count else end
+        reach = _to_seconds(begin, tempo_map) + seconds
+        cut = next((m for m in measures if m > begin and _to_seconds(m, tempo_map) >= reach), end)
+        if min(cut, stop) > begin:
+            bounds.append((begin, min(cut, stop)))
+    return bounds
+
+
+def read_score(
+    spec: str, excerpt_seconds: float, default_bpm: float, excerpts: int = 1
+) -> list[tuple[dict, pd.DataFrame]]:
+    """Parse one score; return (metadata, notes) of each of its excerpts (see module docstring)."""
     score = _parse(spec)
     if not hasattr(score, "parts") or not len(score.parts):
         raise DataError(spec, "score has no parts")
     tempo_map = _tempo_map(score, default_bpm)
-    first_part = score.parts[0]
-    measure_starts = [float(m.offset) for m in first_part.getElementsByClass("Measure")] or [0.0]
-    cut = float(score.highestTime)
-    for offset in measure_starts[1:]:
-        if _to_seconds(offset, tempo_map) >= excerpt_seconds:
-            cut = offset
-            break
+    measures = [float(m.offset) for m in score.parts[0].getElementsByClass("Measure")] or [0.0]
+    bounds = _excerpt_bounds(measures, tempo_map, float(score.highestTime), excerpt_seconds, excerpts)
     rows = []
     for part_index, part in enumerate(score.parts):
-        for element in part.stripTies().flatten().notes:
-            onset = float(element.offset)
-            length = min(float(element.duration.quarterLength), cut - onset)
-            if onset >= cut or length <= 0:
-                continue  # past the excerpt, or a grace note
-            start_s = _to_seconds(onset, tempo_map)
-            duration_s = _to_seconds(onset + length, tempo_map) - start_s
-            for pitch in element.pitches:
-                rows.append(
-                    (part_index, int(pitch.midi), start_s, duration_s, onset, length, element.duration.fullName)
-                )
-    columns = NOTE_COLUMNS[1:]
-    notes = pd.DataFrame(rows, columns=columns).sort_values(["part", "onset_beat", "pitch"], kind="stable")
-    if notes.empty:
-        raise DataError(spec, "no pitched notes in the excerpt")
-    catalog = catalog_name(spec)
+        for excerpt, (begin, cut) in enumerate(bounds):
+            for element in _excerpt_notes(part, begin, cut):
+                onset, length = float(element.offset), float(element.duration.quarterLength)
+                if begin <= onset < cut and min(length, cut - onset) > 0:  # no grace notes
+                    rows += _note_rows(
+                        element, excerpt, part_index, begin, min(length, cut - onset), tempo_map
+                    )
+    found = pd.DataFrame(rows, columns=("excerpt",) + NOTE_COLUMNS[1:])
     title = (score.metadata.title if score.metadata else None) or ""
-    stem = Path(spec).stem
-    info = {
+    stem, catalog = Path(spec).stem, catalog_name(spec)
+    common = {
         "spec": spec,
         "composer": _composer(spec, score),
         # music21's titles are often file names ("movement1.mxl"): keep only real titles
@@ -144,9 +168,52 @@ def read_score(spec: str, excerpt_seconds: float, default_bpm: float) -> tuple[d
         "catalog_name": catalog,
         "n_parts": len(score.parts),
         "part_names": ";".join(p.partName or f"Part {i + 1}" for i, p in enumerate(score.parts)),
-        "seconds": _to_seconds(cut, tempo_map),
     }
-    return info, notes.reset_index(drop=True)
+    out = []
+    for excerpt, (begin, cut) in enumerate(bounds):
+        notes = found[found["excerpt"] == excerpt].drop(columns="excerpt")
+        if notes.empty:
+            continue
+        notes = notes.sort_values(["part", "onset_beat", "pitch"], kind="stable").reset_index(drop=True)
+        begin_s = _to_seconds(begin, tempo_map)
+        info = common | {
+            "excerpt": excerpt,
+            "start_s": begin_s,
+            "seconds": _to_seconds(cut, tempo_map) - begin_s,
+        }
+        out.append((info, notes))
+    if not out:
+        raise DataError(spec, "no pitched notes in the excerpt")
+    return out
+
+
+def _excerpt_notes(part, begin: float, cut: float):
+    """The part's notes and chords in [begin, cut) quarter notes, ties merged, at score offsets.
+
+    Ties are merged on the excerpt's measures only: music21's stripTies on a whole movement
+    takes up to 30 s, on a few measures milliseconds.
+    """
+    from music21 import stream
+
+    measures = [m for m in part.getElementsByClass("Measure") if begin <= float(m.offset) < cut]
+    if not measures:  # a part without measures (MIDI): the whole part
+        return part.stripTies().flatten().notes
+    piece = stream.Part()
+    for measure in measures:
+        piece.insert(float(measure.offset), measure)
+    return piece.stripTies().flatten().notes
+
+
+def _note_rows(element, excerpt: int, part: int, begin: float, length: float, tempo_map) -> list[tuple]:
+    """One row per pitch of a note or chord; seconds from the excerpt's start (nominal tempo)."""
+    onset = float(element.offset)
+    zero = _to_seconds(begin, tempo_map)
+    start_s = _to_seconds(onset, tempo_map)
+    duration_s = _to_seconds(onset + length, tempo_map) - start_s
+    name = element.duration.fullName
+    return [
+        (excerpt, part, int(p.midi), start_s - zero, duration_s, onset, length, name) for p in element.pitches
+    ]
 
 
 SCORE_COLUMNS = (
@@ -156,44 +223,110 @@ SCORE_COLUMNS = (
     "composition",
     "movement",
     "catalog_name",
+    "excerpt",
+    "start_s",
     "n_parts",
     "part_names",
     "seconds",
 )
 
 
-def write_scores(cfg: DemoConfig, out: Path, source: str) -> dict:
+def write_scores(cfg: DemoConfig, out: Path, source: str, cache: Path | None = None) -> dict:
     """Stage `demo_scores`: the parsed scores at `out` (scores.parquet, notes.parquet), written
     atomically. Only the demo source renders them: for any other source the two tables are
     written empty, without parsing anything (DVC's static DAG still runs this stage first)."""
     if source == "demo":
-        scores, notes = extract_scores(list(cfg.scores), cfg.excerpt_seconds, cfg.default_bpm, cfg.workers)
+        scores, notes = extract_scores(
+            list(cfg.scores), cfg.excerpt_seconds, cfg.default_bpm, cfg.workers, cfg.excerpts, cache
+        )
     else:
         scores, notes = pd.DataFrame(columns=list(SCORE_COLUMNS)), pd.DataFrame(columns=list(NOTE_COLUMNS))
     with atomic_dir(out) as tmp:
         scores.to_parquet(tmp / "scores.parquet", index=False)
         notes.to_parquet(tmp / "notes.parquet", index=False)
-    return {"scores": len(scores), "notes": len(notes), "excerpt_hours": float(scores["seconds"].sum()) / 3600}
+    return {
+        "scores": len(scores),
+        "notes": len(notes),
+        "excerpt_hours": float(scores["seconds"].sum()) / 3600,
+    }
 
 
-def _read_score_task(args: tuple[str, float, float]):
+# Bump when read_score's output changes: cached excerpts of the old code are then ignored.
+CACHE_VERSION = 2
+
+
+def _cache_key(spec: str, excerpt_seconds: float, default_bpm: float, excerpts: int) -> str:
+    """A hash of the score file's bytes and of everything read_score does with them."""
+    from music21 import corpus
+
+    path = Path(spec) if Path(spec).exists() else Path(str(corpus.getWork(spec)))
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(json.dumps([spec, excerpt_seconds, default_bpm, excerpts, CACHE_VERSION]).encode())
+    return digest.hexdigest()[:32]
+
+
+def _read_cached(folder: Path, key: str) -> list[tuple[dict, pd.DataFrame]] | None:
+    infos, notes = folder / f"{key}.json", folder / f"{key}.parquet"
+    if not (infos.is_file() and notes.is_file()):
+        return None
+    table = pd.read_parquet(notes)
+    return [
+        (info, table[table["excerpt"] == i].drop(columns="excerpt").reset_index(drop=True))
+        for i, info in enumerate(json.loads(infos.read_text()))
+    ]
+
+
+def _write_cached(folder: Path, key: str, excerpts: list[tuple[dict, pd.DataFrame]]) -> None:
+    """Notes first, then the JSON that marks the entry complete (each renamed into place)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([notes.assign(excerpt=i) for i, (_, notes) in enumerate(excerpts)], ignore_index=True)
+    for name, write in (
+        (f"{key}.parquet", lambda f: table.to_parquet(f, index=False)),
+        (f"{key}.json", lambda f: f.write_text(json.dumps([info for info, _ in excerpts]))),
+    ):
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        write(tmp)
+        os.replace(tmp, folder / name)
+
+
+def _read_score_task(args: tuple[str, float, float, int]):
     return read_score(*args)
 
 
 def extract_scores(
-    specs: list[str], excerpt_seconds: float, default_bpm: float, workers: int
+    specs: list[str],
+    excerpt_seconds: float,
+    default_bpm: float,
+    workers: int,
+    excerpts: int = 1,
+    cache: Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse every score (in parallel) into the scores and notes tables."""
+    """Parse every score (in parallel; each file once per content and settings when `cache`
+    names a folder) into the scores and notes tables: one scores row per excerpt."""
     specs = expand_specs(list(specs))
-    tasks = [(spec, excerpt_seconds, default_bpm) for spec in specs]
+    keys = (
+        [_cache_key(s, excerpt_seconds, default_bpm, excerpts) for s in specs]
+        if cache
+        else [None] * len(specs)
+    )
+    found = {i: _read_cached(Path(cache), k) for i, k in enumerate(keys)} if cache else {}
+    todo = [i for i in range(len(specs)) if found.get(i) is None]
+    tasks = [(specs[i], excerpt_seconds, default_bpm, excerpts) for i in todo]
     if workers > 1 and len(tasks) > 1:
         with Pool(min(workers, len(tasks))) as pool:
-            results = list(progress(pool.imap(_read_score_task, tasks), total=len(tasks), desc="scores", unit="scores"))
+            parsed = list(
+                progress(pool.imap(_read_score_task, tasks), total=len(tasks), desc="scores", unit="scores")
+            )
     else:
-        results = [_read_score_task(t) for t in progress(tasks, desc="scores", unit="scores")]
+        parsed = [_read_score_task(t) for t in progress(tasks, desc="scores", unit="scores")]
+    for i, result in zip(todo, parsed, strict=True):
+        found[i] = result
+        if cache:
+            _write_cached(Path(cache), keys[i], result)
     infos, notes = [], []
-    for index, (info, frame) in enumerate(results):
-        infos.append({"score": index, **info})
-        notes.append(frame.assign(score=index))
+    for i in range(len(specs)):
+        for info, frame in found[i]:
+            infos.append({"score": len(infos), **info})
+            notes.append(frame.assign(score=infos[-1]["score"]))
     notes_table = pd.concat(notes, ignore_index=True)[list(NOTE_COLUMNS)]
-    return pd.DataFrame(infos), notes_table
+    return pd.DataFrame(infos)[list(SCORE_COLUMNS)], notes_table

@@ -49,7 +49,9 @@ def validate(raw: str | Path, subset: bool = False, stop_at_first: bool = True) 
         }
         for what, expected in COUNTS.items():
             if found[what] != expected:
-                report(DataError(raw, f"{found[what]} {what}, MusicNet has {expected} (use --subset for a part)"))
+                report(
+                    DataError(raw, f"{found[what]} {what}, MusicNet has {expected} (use --subset for a part)")
+                )
         test_ids = {i for i, s in split_of.items() if s == "test"}
         if test_ids != TEST_IDS and found["test"] == COUNTS["test"]:
             report(DataError(raw, f"test ids {sorted(test_ids)} are not MusicNet's {sorted(TEST_IDS)}"))
