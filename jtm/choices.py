@@ -8,6 +8,7 @@ list from here (the models registry, the sampling strategies, the feature sets, 
 from __future__ import annotations
 
 SOURCES = ("demo", "musicnet", "local")  # data.source
+BOOTSTRAP_UNITS = ("work", "track")  # downstream.bootstrap_unit: what the test bootstrap resamples
 ENSEMBLE_CHOICES = ("balanced", "random", "original")  # demo.ensemble_choice
 RESAMPLE_DTYPES = ("float32", "int16")  # resample.dtype
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")  # resample.quality (soxr)

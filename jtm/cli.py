@@ -108,7 +108,9 @@ def _render(args: argparse.Namespace, params: dict) -> dict:
     cfg = section(params, "demo", DemoConfig)
     if args.soundfont:
         cfg = dataclasses.replace(cfg, soundfont=args.soundfont)
-    scores, notes = extract_scores(args.scores, cfg.excerpt_seconds, cfg.default_bpm, cfg.workers, cfg.excerpts)
+    scores, notes = extract_scores(
+        args.scores, cfg.excerpt_seconds, cfg.default_bpm, cfg.workers, cfg.excerpts
+    )
     return render_corpus(scores, notes, cfg, args.out, cfg.workers)
 
 

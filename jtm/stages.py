@@ -166,21 +166,33 @@ _PROBE_KEYS = _keys(
     "downstream",
     DownstreamConfig,
     only=tuple(
-        "features probes mlp_hidden fractions seeds transcription_seeds lr weight_decay batch_size "
-        "frame_batch_size max_epochs patience excerpt_windows threads".split()
+        "features probes mlp_hidden budgets seeds transcription_seeds l2_grid max_iter frame_stride "
+        "bootstrap_unit "
+        "excerpt_windows threads".split()
     ),
 )
 _END_TO_END_KEYS = _keys(
     "downstream",
     DownstreamConfig,
     only=tuple(
-        "end_to_end_fractions end_to_end_seeds e2e_steps e2e_batch_size e2e_lr e2e_val_every "
-        "e2e_val_windows excerpt_windows threads".split()
+        "end_to_end_budgets end_to_end_seeds e2e_steps e2e_batch_size e2e_lr e2e_val_every "
+        "e2e_val_windows bootstrap_unit excerpt_windows threads".split()
     ),
 )
 # Which cells exist: what stage `downstream` gathers (the cells' own params are above).
 _STUDY_KEYS = _keys(
-    "downstream", DownstreamConfig, only=("tasks", "features", "probes", "end_to_end", "end_to_end_tasks")
+    "downstream",
+    DownstreamConfig,
+    only=(
+        "tasks",
+        "features",
+        "probes",
+        "end_to_end",
+        "end_to_end_tasks",
+        "bootstrap_resamples",
+        "bootstrap_unit",
+        "bootstrap_seed",
+    ),
 )
 _CELL_CODE = (
     "jtm/downstream/cell.py",
@@ -188,6 +200,8 @@ _CELL_CODE = (
     "jtm/downstream/labels.py",
     "jtm/downstream/subsets.py",
     "jtm/downstream/metrics.py",
+    "jtm/downstream/bootstrap.py",
+    "jtm/downstream/probe.py",
 )
 
 STAGES: dict[str, Stage] = {
@@ -273,7 +287,7 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,
-            code=_CELL_CODE + ("jtm/downstream/probe.py",),
+            code=_CELL_CODE,
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.tasks"},
@@ -293,11 +307,16 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             "downstream",
-            "Gather the study's cells into results, per-cell metrics (mean, std) and curves.",
+            "Gather the study's cells: results, bootstrap intervals, paired comparisons, metrics, curves.",
             inputs={"cells": "paths.cells"},
             outputs={"results": "paths.downstream", "metrics": "paths.metrics"},
             params=_STUDY_KEYS,
-            code=("jtm/downstream/collect.py", "jtm/downstream/design.py"),
+            code=(
+                "jtm/downstream/collect.py",
+                "jtm/downstream/design.py",
+                "jtm/downstream/compare.py",
+                "jtm/downstream/bootstrap.py",
+            ),
             workers=None,
             run=_downstream,
         ),

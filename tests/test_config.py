@@ -46,9 +46,9 @@ def test_validate_params_catches_a_typo_in_any_section():
 
 def test_a_number_in_exponent_notation_is_a_number():
     """YAML 1.1 (PyYAML) reads 1e-3 as a string; DVC's YAML 1.2 reads a number: so do we."""
-    params = load_params(REPO / "params.yaml", ["pretrain.lr=1e-3", "downstream.lr=5E-4"])
+    params = load_params(REPO / "params.yaml", ["pretrain.lr=1e-3", "downstream.l2_grid=[5E-4, 1e-5]"])
     validate_params(params)
-    assert params["pretrain"]["lr"] == 0.001 and params["downstream"]["lr"] == 0.0005
+    assert params["pretrain"]["lr"] == 0.001 and params["downstream"]["l2_grid"] == [0.0005, 1e-05]
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,8 @@ def test_a_number_in_exponent_notation_is_a_number():
         ("pretrain.encoder=wavenet", "pretrain.encoder='wavenet'", "use one of ['conv', 'sinc']"),
         ("pretrain.lr=fast", "pretrain.lr='fast'", "expected number"),
         ("pretrain.steps=0", "pretrain.steps=0", "must be >= 1"),
-        ("downstream.fractions=[0.1, 1.5]", "downstream.fractions[1]=1.5", "<= 1"),
+        ("downstream.budgets=[1, most]", "downstream.budgets[1]='most'", "expected integer or 'all'"),
+        ("downstream.l2_grid=[0.1, 0]", "downstream.l2_grid[1]=0", "must be > 0"),
         ("downstream.tasks=[ensemble, genre]", "downstream.tasks[1]='genre'", "use one of"),
         ("resample.quality=best", "resample.quality='best'", "'VHQ'"),
         ("pretrain.bf16=maybe", "pretrain.bf16='maybe'", "expected boolean"),

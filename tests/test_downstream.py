@@ -1,5 +1,5 @@
-"""The downstream study on the tiny corpus: every cell (task x method), fraction, seed and metric,
-and stage `downstream` gathering them."""
+"""The downstream study on the tiny corpus: every cell (task x method), budget, seed and metric,
+and stage `downstream` gathering them with intervals and paired comparisons."""
 
 import json
 import shutil
@@ -13,8 +13,8 @@ import torch
 
 from jtm.config import ConfigError
 from jtm.downstream import end_to_end
-from jtm.downstream.design import fraction_name
 from jtm.downstream.metrics import HEADLINE
+from jtm.downstream.subsets import budget_name
 from jtm.runner import run_stage
 
 METRICS = {
@@ -39,14 +39,16 @@ def test_every_cell_is_trained_scored_and_written(built):
     cfg = built["downstream"]
     folder, metrics_dir = Path(built["paths"]["downstream"]), Path(built["paths"]["metrics"])
     results = pd.read_parquet(folder / "results.parquet")
+    intervals = pd.read_parquet(folder / "intervals.parquet")
     for task, names in METRICS.items():
         rows = results[results["task"] == task]
         methods = PROBES + (["supervised", "finetune"] if task in cfg["end_to_end_tasks"] else [])
         assert list(dict.fromkeys(rows["method"])) == methods
         assert set(rows["metric"]) == names
+        plot = pd.read_csv(folder / "plots" / f"{task}.csv", index_col="tracks_per_class")
         for method in methods:
             probe = method in PROBES
-            fractions = cfg["fractions"] if probe else cfg["end_to_end_fractions"]
+            budgets = [budget_name(b) for b in (cfg["budgets"] if probe else cfg["end_to_end_budgets"])]
             seeds = (
                 cfg["end_to_end_seeds"]
                 if not probe
@@ -55,34 +57,45 @@ def test_every_cell_is_trained_scored_and_written(built):
                 else cfg["seeds"]
             )
             cell = rows[rows["method"] == method]
-            assert sorted(set(cell["fraction"])) == sorted(fractions)
+            assert list(dict.fromkeys(cell["budget"])) == budgets
             assert sorted(set(cell["seed"])) == sorted(seeds)
-            for fraction in fractions:
-                summary = json.loads(
-                    (metrics_dir / task / method / f"{fraction_name(fraction)}.json").read_text()
-                )
-                assert set(summary["mean"]) == names and summary["seeds"] == len(seeds)
-                values = cell[(cell["fraction"] == fraction) & (cell["metric"] == next(iter(names)))]["value"]
-                assert summary["mean"][next(iter(names))] == np.mean(values)
-                assert all(0 <= v <= 1 for v in summary["mean"].values())
-            plot = pd.read_csv(folder / "plots" / f"{task}.csv", index_col="fraction")
-            assert plot[method].dropna().index.tolist() == sorted(fractions)
-            assert plot[method].dropna().tolist() == pytest.approx(
-                [
-                    json.loads((metrics_dir / task / method / f"{fraction_name(f)}.json").read_text())[
-                        "mean"
-                    ][HEADLINE[task]]
-                    for f in sorted(fractions)
-                ],
-                rel=1e-5,
-            )
-    # Fewer labels means fewer labelled windows, drawn by whole tracks.
-    sizes = results.groupby("fraction")["train_windows"].max()
-    assert sizes.is_monotonic_increasing and sizes.iloc[0] < sizes.iloc[-1]
+            for budget in budgets:
+                summary = json.loads((metrics_dir / task / method / f"{budget}.json").read_text())
+                assert set(summary["mean"]) <= names and summary["seeds"] == len(seeds)
+                values = cell[(cell["budget"] == budget) & (cell["metric"] == HEADLINE[task])]["value"]
+                head = summary["headline"]
+                assert head["mean"] == pytest.approx(np.mean(values))
+                assert 0 <= head["lo"] <= head["hi"] <= 1
+                assert summary["held"]["tracks"] >= 1 and summary["held"]["classes"] >= 1
+            mine = intervals[(intervals["task"] == task) & (intervals["method"] == method)]
+            assert plot[method].dropna().tolist() == pytest.approx(mine["mean"].tolist(), rel=1e-5)
+            assert (plot[f"{method}_lo"].dropna() <= plot[f"{method}_hi"].dropna()).all()
+    # The smallest budget holds one track per class (ensemble: per class of the train split).
+    smallest = results[(results["task"] == "ensemble") & (results["budget"] == "1-per-class")]
+    assert (smallest["train_tracks"] == smallest["train_classes"]).all()
+    # The binned micro-AP of the bootstrap equals scikit-learn's on the whole split.
+    assert results["binning_error"].abs().max() < 2e-3
     confusion = json.loads((folder / "confusion" / "ensemble" / "cpc-linear.json").read_text())
     assert np.array(confusion["matrix"]).shape == (len(confusion["classes"]),) * 2
     excerpt = np.load(folder / "excerpt.npz")
     assert excerpt["truth"].shape[1] == 128 and set(PROBES) <= set(excerpt.files)
+
+
+def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_intervals(built):
+    folder = Path(built["paths"]["downstream"])
+    comparisons = pd.read_parquet(folder / "comparisons.parquet")
+    ensemble = comparisons[comparisons["task"] == "ensemble"]
+    assert set(ensemble["rival"]) == {"random", "logmel", "supervised"}
+    assert set(comparisons.loc[comparisons["task"] == "composer", "rival"]) == {"random", "logmel"}
+    assert (comparisons["lo"] <= comparisons["hi"]).all()
+    assert ensemble["a"].isin(["cpc-linear", "cpc-mlp", "finetune"]).all()
+    split = json.loads((folder / "test_split.json").read_text())
+    assert split["ensemble"]["unit"] == "work" and split["ensemble"]["units"] >= 1
+    assert split["ensemble"]["tracks"] >= split["ensemble"]["units"]
+    paired = json.loads(
+        (Path(built["paths"]["metrics"]) / "ensemble" / "comparisons" / "all.json").read_text()
+    )
+    assert {"diff", "lo", "hi"} == set(next(iter(paired.values())))
 
 
 def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
@@ -93,11 +106,11 @@ def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
     runs = mlflow.search_runs(experiment_names=[built["mlflow"]["experiment"]])
     parent = runs[runs["tags.mlflow.runName"] == "probe@instruments"]
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].iloc[0]]
-    assert len(children) == len(PROBES) * 2 * len(built["downstream"]["fractions"])
+    assert len(children) == len(PROBES) * 2 * len(built["downstream"]["budgets"])
     child = mlflow.MlflowClient().get_run(children["run_id"].iloc[0])
-    assert {"task", "method", "fraction", "seed"} <= set(child.data.params)
-    history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_loss")
-    assert len(history) >= 1 and [m.step for m in history] == list(range(len(history)))
+    assert {"task", "method", "budget", "seed", "l2", "train_tracks"} <= set(child.data.params)
+    history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_score")
+    assert len(history) == len(built["downstream"]["l2_grid"])  # one point per L2 strength
 
 
 def test_a_cell_is_reproducible(built, tmp_path):
@@ -128,7 +141,7 @@ def test_the_study_gathers_only_the_cells_params_name(built):
         "cpc-linear",
         "finetune",
     ]
-    assert summary["models"] == len(results.groupby(["method", "fraction", "seed"]))
+    assert summary["models"] == len(results.groupby(["method", "budget", "seed"]))
 
 
 def test_a_missing_cell_is_a_clear_error(built, capsys):
@@ -155,7 +168,7 @@ def test_finetune_starts_from_cpc_and_supervised_from_scratch(built):
     assert not torch.equal(supervised.embedder.cpc.state_dict()[key], pretrained[key])
 
 
-def test_an_unknown_task_method_or_fraction_is_a_clear_error(built, tmp_path, capsys):
+def test_an_unknown_task_method_or_budget_is_a_clear_error(built, tmp_path, capsys):
     import yaml
 
     from jtm.cli import main
@@ -173,8 +186,12 @@ def test_an_unknown_task_method_or_fraction_is_a_clear_error(built, tmp_path, ca
         ),
         (["end_to_end", "ensemble", "scratch"], "init 'scratch'"),
         (
-            ["probe", "ensemble", "--set", "downstream.fractions=[0.0, 1.0]"],
-            "downstream.fractions[0]=0.0: must be > 0 and <= 1",
+            ["probe", "ensemble", "--set", "downstream.budgets=[0, all]"],
+            "downstream.budgets[0]=0: expected integer or 'all'",
+        ),
+        (
+            ["probe", "ensemble", "--set", "downstream.fractions=[0.1, 1.0]"],
+            "downstream.fractions: replaced by downstream.budgets",
         ),
     ):
         assert main([args[0], "--params", str(params), *args[1:]]) == 2, args

@@ -13,8 +13,8 @@ from jtm.downstream.metrics import (
     roll_to_notes,
     transcription_scores,
 )
-from jtm.downstream.probe import fit_probe, predict
-from jtm.downstream.subsets import label_subset
+from jtm.downstream.probe import fit_path, predict
+from jtm.downstream.subsets import budget_contents, label_subset
 
 
 def _notes(rows):
@@ -71,23 +71,38 @@ def test_non_overlapping_keeps_every_other_half_hop_window():
     assert non_overlapping(keys).tolist() == [True, False, True, False, True, True, False]
 
 
-def test_label_subset_is_stratified_by_whole_tracks_seeded_and_nested():
+def test_label_budget_is_whole_tracks_per_class_seeded_and_nested():
     tracks = np.repeat(np.arange(12), 10)  # 12 tracks of 10 windows
-    strata = np.where(tracks < 8, "a", "b")  # 80 windows of a, 40 of b
-    full = label_subset(tracks, strata, 1.0, seed=0)
-    assert full.all()
-    small = label_subset(tracks, strata, 0.25, seed=0)
-    assert small[strata == "a"].sum() == 20 and small[strata == "b"].sum() == 10
-    assert len(np.unique(tracks[small])) == 3  # whole tracks: 2 of a, 1 of b
-    assert np.array_equal(small, label_subset(tracks, strata, 0.25, seed=0))
-    assert not np.array_equal(small, label_subset(tracks, strata, 0.25, seed=1))
-    tiny = label_subset(tracks, strata, 0.01, seed=0)
-    assert tiny[strata == "a"].sum() == 1 and tiny[strata == "b"].sum() == 1  # every stratum keeps one
-    larger = label_subset(tracks, strata, 0.5, seed=0)
-    whole_small = [t for t in np.unique(tracks[small]) if small[tracks == t].all()]
-    assert all(larger[tracks == t].all() for t in whole_small)
+    strata = np.where(tracks < 8, "a", "b")  # 8 tracks of a, 4 of b
+    assert label_subset(tracks, strata, "all", seed=0).all()
+    one = label_subset(tracks, strata, 1, seed=0)
+    assert (
+        len(np.unique(tracks[one & (strata == "a")])) == 1
+        and len(np.unique(tracks[one & (strata == "b")])) == 1
+    )
+    assert all(one[tracks == t].all() for t in np.unique(tracks[one]))  # whole tracks
+    three = label_subset(tracks, strata, 3, seed=0)
+    assert len(np.unique(tracks[three])) == 6 and (three | one).sum() == three.sum()  # nested
+    assert np.array_equal(three, label_subset(tracks, strata, 3, seed=0))
+    assert not np.array_equal(three, label_subset(tracks, strata, 3, seed=1))
+    assert len(np.unique(tracks[label_subset(tracks, strata, 6, seed=0)])) == 10  # b has only 4
+    contents = budget_contents(tracks, (strata == "b").astype(int), one)
+    assert contents == {"tracks": 2, "windows": 20, "classes": 2}
     with pytest.raises(ValueError):
-        label_subset(tracks, strata, 0.0, seed=0)
+        label_subset(tracks, strata, 0, seed=0)
+
+
+def test_a_multilabel_budget_covers_every_label_a_train_track_holds():
+    tracks = np.repeat(np.arange(6), 4)
+    strata = np.array(["trio"] * 24)  # one stratum: one track at budget 1
+    present = np.zeros((24, 3), dtype=bool)
+    present[:, 0] = True
+    present[tracks == 4, 1] = True  # only track 4 holds label 1, only track 5 label 2
+    present[tracks == 5, 2] = True
+    for seed in range(5):
+        mask = label_subset(tracks, strata, 1, seed, present)
+        assert present[mask].any(0).all()
+        assert len(np.unique(tracks[mask])) <= 3
 
 
 def test_classification_scores_and_confusion():
@@ -123,16 +138,37 @@ def test_transcription_scores_perfect_and_empty():
     assert silent["frame_recall"] == 0 and silent["onset_f1"] == 0
 
 
-def test_probe_learns_and_keeps_its_best_epoch():
+def test_probe_learns_is_reproducible_and_lists_every_strength():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 8)).astype(np.float32) * 5 + 3
     y = (x[:, :3] * [1.0, -1.0, 0.5]).argmax(1)  # linearly separable, three classes
-    options = dict(hidden=16, lr=1e-2, weight_decay=0, batch_size=32, max_epochs=30, patience=3, seed=0)
+    options = dict(hidden=16, l2_grid=(1e-2, 1e-4), max_iter=100, seed=0)
     for head in ("linear", "mlp"):
-        fit = fit_probe(x[:300], y[:300], x[300:], y[300:], head, 3, **options)
-        accuracy = (predict(fit.model, x[300:], False).argmax(1) == y[300:]).mean()
+        path = fit_path(x[:300], y[:300], head, 3, **options)
+        assert [l2 for l2, _, _ in path] == [1e-2, 1e-4]  # strongest first
+        accuracy = (predict(path[-1][1], x[300:], False).argmax(1) == y[300:]).mean()
         assert accuracy > 0.85, head
-        assert fit.curves["val_loss"][fit.best] == min(fit.curves["val_loss"])
-        again = fit_probe(x[:300], y[:300], x[300:], y[300:], head, 3, **options)
-        for a, b in zip(fit.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+        again = fit_path(x[:300], y[:300], head, 3, **options)
+        for a, b in zip(path[-1][1].state_dict().values(), again[-1][1].state_dict().values(), strict=True):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("l2", [1e-1, 1e-3])
+def test_linear_probe_matches_scikit_learns_logistic_regression(l2):
+    """Same features, same L2 strength (C = 1 / (l2 n)): the same model, so the same accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(1500, 32)) * rng.uniform(0.5, 5, 32) + 2).astype(np.float32)
+    y = (x @ rng.normal(size=(32, 5)) + rng.normal(size=(1500, 5)) * 6).argmax(1)  # noisy: not separable
+    train, test = slice(0, 1000), slice(1000, None)
+    path = fit_path(x[train], y[train], "linear", 5, hidden=1, l2_grid=(l2,), max_iter=1000, seed=0)
+    ours = predict(path[0][1], x[test], False)
+    scaler = StandardScaler().fit(x[train])
+    reference = LogisticRegression(C=1 / (l2 * 1000), tol=1e-10, max_iter=10_000).fit(
+        scaler.transform(x[train]), y[train]
+    )
+    theirs = reference.predict_proba(scaler.transform(x[test]))
+    assert abs((ours.argmax(1) == y[test]).mean() - (theirs.argmax(1) == y[test]).mean()) <= 0.005
+    assert np.abs(ours - theirs).max() < 0.01

@@ -21,11 +21,18 @@ def test_report_has_the_table_verdicts_and_every_figure(report):
     html = Path(report["report"]).read_text()
     markdown = Path(report["report_md"]).read_text()
     for text in (html, markdown):
-        assert "Which method wins" in text and "Headline table" in text
+        assert "Does CPC win? (paired 95 % intervals)" in text and "Headline table" in text
+        assert "What each label budget held" in text and "bootstrap works" in text
         for method in ("cpc-linear", "logmel-mlp", "random-mlp", "supervised", "finetune"):
             assert method in text
         for task in ("ensemble", "composer", "instruments", "transcription"):
-            assert re.search(rf"{task}, 100% labels\*\*|<strong>{task}, 100% labels</strong>", text)
+            for budget in ("1 track/class", "all labels"):
+                assert re.search(rf"{task}, {budget}\*\*|<strong>{task}, {budget}</strong>", text)
+        # every verdict is a paired comparison with its interval
+        assert re.search(
+            r"(beats \S+ by [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]|cannot be told apart)", text
+        )
+        assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", text)  # means with intervals in the table
     assert html.count('src="data:image/png;base64,') == len(FIGURES)
     assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched from elsewhere
     for name in FIGURES:
@@ -55,5 +62,5 @@ def test_report_renders_in_headless_chromium_with_no_failed_request(report):
     assert [url for url in requested if not url.startswith(("file:", "data:"))] == []
     assert len(images) == len(FIGURES)
     assert all(complete and width > 100 and height > 100 for complete, width, height in images)
-    assert rows >= 4 * 6 and "100% labels" in header
+    assert rows >= 4 * 6 and "all labels" in header and "1 track/class" in header
     assert header[:2] == ["task", "metric"] and "column" not in header and "" not in header

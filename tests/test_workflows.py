@@ -92,9 +92,9 @@ def test_snakemake_runs_pretrain_on_several_gpus_under_torchrun(snakemake_projec
 def test_dvc_metrics_show_prints_every_downstream_cell(dvc_project):
     root = dvc_project.root
     table = run(["dvc", "metrics", "show", "--md"], root)
-    assert "metrics/ensemble/cpc-linear/100pct.json" in table
-    assert "metrics/transcription/logmel-linear/50pct.json" in table
-    assert "mean.accuracy" in table and "mean.micro_ap" in table and "mean.onset_f1" in table
+    assert "metrics/ensemble/cpc-linear/all.json" in table
+    assert "metrics/transcription/logmel-linear/1-per-class.json" in table
+    assert "headline.lo" in table and "headline.hi" in table and "mean.onset_f1" in table
     assert "pretrain/metrics.json" in table
 
 
@@ -102,7 +102,11 @@ def test_dvc_plots_show_renders_the_curves(dvc_project):
     root = dvc_project.root
     run(["dvc", "plots", "show", "-o", "plots_html"], root)
     page = (root / "plots_html" / "index.html").read_text()
-    for title in ("CPC validation accuracy", "Ensemble accuracy vs label fraction", "Transcription frame"):
+    for title in (
+        "CPC validation accuracy",
+        "Ensemble accuracy vs labelled tracks per class",
+        "Transcription frame",
+    ):
         assert title in page
     assert '"field": "cpc-linear"' in page and '"field": "supervised"' in page  # a line per method
 

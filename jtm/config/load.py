@@ -24,6 +24,18 @@ RENAMED = {
     "downstream.heads": "downstream.probes",
 }
 
+# old dotted key -> what replaced it: read no more (the meaning changed), named in the error
+REPLACED = {
+    "downstream.fractions": "downstream.budgets (labelled tracks per class, or all)",
+    "downstream.end_to_end_fractions": "downstream.end_to_end_budgets (labelled tracks per class, or all)",
+    "downstream.lr": "downstream.l2_grid and max_iter (probes train full-batch to convergence)",
+    "downstream.weight_decay": "downstream.l2_grid (chosen on validation)",
+    "downstream.batch_size": "downstream.max_iter (probes train full-batch)",
+    "downstream.frame_batch_size": "downstream.max_iter (probes train full-batch)",
+    "downstream.max_epochs": "downstream.max_iter (L-BFGS iterations per L2 strength)",
+    "downstream.patience": "downstream.l2_grid (no early stopping: validation chooses the L2 strength)",
+}
+
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> dict:
     """Read a params file and apply `key.sub=value` overrides (values parsed as YAML)."""
@@ -39,12 +51,18 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = 
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value", source=path)
+        if key in REPLACED:
+            raise ConfigError(f"--set {key}: replaced by {REPLACED[key]}", source=path)
         set_dotted(params, RENAMED.get(key, key), yaml.safe_load(raw), source=path)
     return params
 
 
 def upgrade_names(params: dict, source: str | Path) -> None:
-    """Rename, in place, the keys `RENAMED` lists (a warning each)."""
+    """Rename, in place, the keys `RENAMED` lists (a warning each); refuse those `REPLACED` lists."""
+    for old, new in REPLACED.items():
+        section, leaf = old.split(".")
+        if isinstance(params.get(section), dict) and leaf in params[section]:
+            raise ConfigError(f"{old} was replaced by {new}", source=source)
     for old, new in RENAMED.items():
         section, old_leaf = old.split(".")
         node = params.get(section)

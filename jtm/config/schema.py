@@ -37,7 +37,7 @@ def _type_schema(hint) -> dict:
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         options = [_type_schema(a) for a in args if a is not type(None)]
-        return {"anyOf": [*options, {"type": "null"}]}
+        return {"anyOf": options + ([{"type": "null"}] if type(None) in args else [])}
     if typing.get_origin(hint) is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return {"type": "array", "items": _type_schema(args[0])}
@@ -57,6 +57,8 @@ def _constrain(schema: dict, meta: typing.Mapping) -> dict:
         rules["enum"] = list(meta["choices"])
     if "min_items" in meta:
         schema = schema | {"minItems": meta["min_items"]}
+    if "items_schema" in meta:
+        return schema | {"items": meta["items_schema"]}
     if not rules:
         return schema
     if schema.get("type") == "array":
@@ -133,7 +135,7 @@ def _allowed(error: jsonschema.ValidationError) -> str:
     if "enum" in rule:
         return f"use one of {rule['enum']}"
     if "anyOf" in rule:
-        kinds = [s.get("type") for s in rule["anyOf"]]
+        kinds = [s.get("type") or repr(s.get("const")) for s in rule["anyOf"]]
         return f"expected {' or '.join(kinds)}"
     bounds = [
         f"{word} {rule[k]}"

@@ -34,6 +34,12 @@ def share() -> dataclasses.Field:
     return dataclasses.field(metadata={"exclusive_minimum": 0, "maximum": 1})
 
 
+def label_budgets() -> dataclasses.Field:
+    """Label budgets: positive numbers of labelled tracks per class, or "all"."""
+    items = {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]}
+    return dataclasses.field(metadata={"items_schema": items, "min_items": 1})
+
+
 def bookkeeping(**more) -> dataclasses.Field:
     """A key that changes how a stage runs, never what it writes."""
     return dataclasses.field(metadata={"reruns": False, **more})
@@ -174,17 +180,17 @@ class DownstreamConfig:
     mlp_hidden: int = at_least(1)
     end_to_end: tuple[str, ...] = choice(choices.INITS)
     end_to_end_tasks: tuple[str, ...] = choice(choices.TASKS)
-    end_to_end_fractions: tuple[float, ...] = share()
-    fractions: tuple[float, ...] = share()
+    end_to_end_budgets: tuple[int | str, ...] = label_budgets()
+    budgets: tuple[int | str, ...] = label_budgets()
     seeds: tuple[int, ...] = dataclasses.field(metadata={"min_items": 1})
     transcription_seeds: tuple[int, ...] = dataclasses.field(metadata={"min_items": 1})
     end_to_end_seeds: tuple[int, ...] = dataclasses.field(metadata={"min_items": 1})
-    lr: float = positive()
-    weight_decay: float = at_least(0)
-    batch_size: int = at_least(1)
-    frame_batch_size: int = at_least(1)
-    max_epochs: int = at_least(1)
-    patience: int = at_least(1)
+    l2_grid: tuple[float, ...] = positive(min_items=1)
+    max_iter: int = at_least(1)
+    frame_stride: int = at_least(1)
+    bootstrap_resamples: int = at_least(10)
+    bootstrap_unit: str = choice(choices.BOOTSTRAP_UNITS)
+    bootstrap_seed: int
     e2e_steps: int = at_least(1)
     e2e_batch_size: int = at_least(1)
     e2e_lr: float = positive()

@@ -1,19 +1,29 @@
-"""Stage `downstream`: gather the study's cells (jtm/downstream/cell.py) into its tables.
+"""Stage `downstream`: gather the study's cells (jtm/downstream/cell.py) into its tables, with a
+bootstrap interval on every headline number and the paired comparisons (compare.py).
 
 Only the cells that params name are read, in report order (task, then method), so a cell
 folder left over from an earlier study never leaks in. Outputs::
 
     <downstream>/results.parquet     every model's scores, long (the cells' rows, concatenated)
+    <downstream>/intervals.parquet   task, method, budget, metric, mean, lo, hi (95 %),
+                                     val_score, seeds, train_tracks, train_windows,
+                                     train_frames, train_classes, train_strata (means over seeds)
+    <downstream>/comparisons.parquet task, budget, a, rival, b, diff, lo, hi (95 %, paired)
+    <downstream>/test_split.json     per task: test tracks, windows, bootstrap units, unit kind,
+                                     resamples
     <downstream>/confusion/<task>/<method>.json   classes, matrix (all labels, first seed)
     <downstream>/excerpt.npz         transcription: a test excerpt's true roll and every
                                      method's probabilities (all labels, first seed)
-    <downstream>/plots/<task>.csv    fraction, then the headline metric (mean over seeds) of
-                                     each method: the label-efficiency curves `dvc plots show` draws
-    <metrics>/<task>/<method>/<fraction>pct.json  mean and std over seeds (dvc metrics show)
+    <downstream>/plots/<task>.csv    tracks_per_class, then each method's headline mean and
+                                     its <method>_lo/<method>_hi: what `dvc plots show` draws
+    <metrics>/<task>/<method>/<budget>.json  headline mean/lo/hi, every metric's mean and std
+                                     over seeds, what the budget held (dvc metrics show)
+    <metrics>/<task>/comparisons/<budget>.json  each paired comparison's diff, lo, hi
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -22,67 +32,135 @@ import pandas as pd
 
 from jtm.atomic import atomic_dir
 from jtm.config import DownstreamConfig
+from jtm.downstream import bootstrap, compare
 from jtm.downstream.cell import write_json
-from jtm.downstream.design import ALL_METHODS, fraction_name, methods
+from jtm.downstream.design import ALL_METHODS, methods
 from jtm.downstream.metrics import HEADLINE
 from jtm.errors import DataError
+
+HELD = ("train_tracks", "train_windows", "train_frames", "train_classes", "train_strata")
 
 
 def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg: DownstreamConfig) -> dict:
     """Write the folders described above (atomically) from the cells params name."""
     cells = Path(cells)
-    summary: dict[str, float] = {}
-    tables, read = [], {}
+    tables, intervals, comparisons, split_info, summary = [], [], [], {}, {}
     with atomic_dir(out_dir) as out, atomic_dir(metrics_dir) as metrics_out:
         excerpt: dict[str, np.ndarray] = {}
-        for task in cfg.tasks:
-            curves: dict[str, dict[float, float]] = {}
-            for method in methods(cfg, task):
-                folder = cells / task / method.cell
-                if folder not in read:
-                    if not (folder / "scores.parquet").is_file():
-                        raise DataError(folder, f"cell {task}/{method.cell} not built: run its stage first")
-                    read[folder] = pd.read_parquet(folder / "scores.parquet")
-                rows = read[folder][read[folder]["method"] == method.name]
-                if rows.empty:
-                    raise DataError(folder, f"cell has no {method.name} models: rerun its stage")
-                tables.append(rows)
-                curves[method.name] = {}
-                for fraction, at in rows.groupby("fraction", sort=True):
-                    stats = _summarize(at)
-                    write_json(metrics_out / task / method.name / f"{fraction_name(fraction)}.json", stats)
-                    mean = stats["mean"][HEADLINE[task]]
-                    curves[method.name][fraction] = mean
-                    summary[f"{task}_{method.name}_{fraction_name(fraction)}"] = mean
-                confusion = folder / "confusion" / f"{method.name}.json"
-                if confusion.is_file():
-                    target = out / "confusion" / task / f"{method.name}.json"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(confusion, target)
-                if (folder / "excerpt.npz").is_file():
-                    with np.load(folder / "excerpt.npz") as found:
-                        for key in ("truth", "track", "start"):
-                            excerpt.setdefault(key, found[key])
-                        excerpt[method.name] = found[method.name]
-            # One table per task, a column per known method (empty if not run): dvc.yaml's plots
-            # name them all, and `dvc plots show` draws a line per column.
-            (out / "plots").mkdir(exist_ok=True)
-            table = pd.DataFrame(curves, columns=ALL_METHODS).rename_axis("fraction").sort_index()
-            table.to_csv(out / "plots" / f"{task}.csv", float_format="%.6g")
+        for position, task in enumerate(cfg.tasks):
+            rows, stats, units = _read_task(cells, task, cfg, out, excerpt)
+            tables.append(rows)
+            draws = bootstrap.unit_draws(len(units), cfg.bootstrap_resamples, cfg.bootstrap_seed + position)
+            headline = rows[rows["metric"] == HEADLINE[task]]
+            table, resampled = compare.method_intervals(
+                bootstrap.KINDS[HEADLINE[task]], headline, stats, draws, cfg.bootstrap_seed
+            )
+            held = headline.groupby(["method", "budget"], sort=False)[list(HELD)].mean().reset_index()
+            table = table.merge(held, on=["method", "budget"]).assign(task=task, metric=HEADLINE[task])
+            paired = compare.paired_comparisons(table, resampled).assign(task=task)
+            intervals.append(table)
+            comparisons.append(paired)
+            split_info[task] = {
+                "units": len(units),
+                "unit": cfg.bootstrap_unit,
+                "resamples": cfg.bootstrap_resamples,
+                **_test_size(rows),
+            }
+            _write_metrics(metrics_out / task, rows, table, paired)
+            _write_plot(out / "plots" / f"{task}.csv", table)
+            for r in table.itertuples():
+                summary[f"{task}_{r.method}_{r.budget}"] = r.mean
         results = pd.concat(tables, ignore_index=True)
         results.to_parquet(out / "results.parquet", index=False)
+        pd.concat(intervals, ignore_index=True).to_parquet(out / "intervals.parquet", index=False)
+        pd.concat(comparisons, ignore_index=True).to_parquet(out / "comparisons.parquet", index=False)
+        (out / "test_split.json").write_text(json.dumps(split_info, indent=2))
         if excerpt:
             np.savez_compressed(out / "excerpt.npz", **excerpt)
-    summary["models"] = len(results.groupby(["task", "method", "fraction", "seed"]))
+    summary["models"] = len(results.groupby(["task", "method", "budget", "seed"]))
     return summary
 
 
-def _summarize(rows: pd.DataFrame) -> dict:
-    """Mean and std over seeds of each metric of one cell at one label fraction."""
-    by_metric = rows.groupby("metric", sort=False)["value"]
-    return {
-        "mean": {k: float(np.mean(v.to_numpy())) for k, v in by_metric},
-        "std": {k: float(np.std(v.to_numpy())) for k, v in by_metric},
-        "seeds": int(rows["seed"].nunique()),
-        "train_windows": int(rows["train_windows"].iloc[-1]),
-    }
+def _read_task(cells: Path, task: str, cfg: DownstreamConfig, out: Path, excerpt: dict):
+    """(rows of every model, {model key: unit stats}, unit names) of a task's cells; copies
+    their confusion matrices and excerpts into `out`."""
+    tables, stats, units, read = [], {}, None, set()
+    for method in methods(cfg, task):
+        folder = cells / task / method.cell
+        if not (folder / "scores.parquet").is_file() or not (folder / "stats.npz").is_file():
+            raise DataError(folder, f"cell {task}/{method.cell} not built: run its stage first")
+        if folder not in read:
+            read.add(folder)
+            tables.append(pd.read_parquet(folder / "scores.parquet"))
+            with np.load(folder / "stats.npz") as found:
+                if units is not None and not np.array_equal(units, found["units"]):
+                    raise DataError(
+                        folder, "its test units differ from the task's other cells: rerun the cells"
+                    )
+                units = found["units"]
+                stats.update({k: found[k] for k in found.files if k != "units"})
+        _copy_examples(folder, task, method.name, out, excerpt)
+    rows = pd.concat(tables, ignore_index=True)
+    names = [m.name for m in methods(cfg, task)]
+    missing = sorted(set(names) - set(rows["method"]))
+    if missing:
+        raise DataError(cells / task, f"cells have no {missing} models: rerun their stages")
+    rows = rows[rows["method"].isin(names)]
+    rows = rows.iloc[np.argsort(rows["method"].map(names.index).to_numpy(), kind="stable")]
+    return rows.reset_index(drop=True), stats, units
+
+
+def _copy_examples(folder: Path, task: str, method: str, out: Path, excerpt: dict) -> None:
+    confusion = folder / "confusion" / f"{method}.json"
+    if confusion.is_file():
+        target = out / "confusion" / task / f"{method}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(confusion, target)
+    if (folder / "excerpt.npz").is_file():
+        with np.load(folder / "excerpt.npz") as found:
+            for key in ("truth", "track", "start"):
+                excerpt.setdefault(key, found[key])
+            excerpt[method] = found[method]
+
+
+def _test_size(rows: pd.DataFrame) -> dict:
+    first = rows.iloc[0]
+    return {"tracks": int(first["test_tracks"]), "windows": int(first["test_windows"])}
+
+
+def _write_metrics(folder: Path, rows: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame) -> None:
+    """One JSON per method and budget, and one of the comparisons per budget."""
+    for r in table.itertuples():
+        models = rows[(rows["method"] == r.method) & (rows["budget"] == r.budget)]
+        by_metric = models.groupby("metric", sort=False)["value"]
+        write_json(
+            folder / r.method / f"{r.budget}.json",
+            {
+                "headline": {"mean": r.mean, "lo": r.lo, "hi": r.hi},
+                "mean": {k: float(np.mean(v.to_numpy())) for k, v in by_metric},
+                "std": {k: float(np.std(v.to_numpy())) for k, v in by_metric},
+                "seeds": int(r.seeds),
+                "held": {k.removeprefix("train_"): float(getattr(r, k)) for k in HELD},
+            },
+        )
+    for budget, at in paired.groupby("budget", sort=False):
+        write_json(
+            folder / "comparisons" / f"{budget}.json",
+            {f"{c.a} - {c.b}": {"diff": c.diff, "lo": c.lo, "hi": c.hi} for c in at.itertuples()},
+        )
+
+
+def _write_plot(path: Path, table: pd.DataFrame) -> None:
+    """Label-efficiency curves: a row per budget (x: labelled tracks per class), a column per
+    known method (empty if not run: dvc.yaml's plots name them all) and its interval."""
+    per_class = table["train_tracks"] / table["train_strata"].clip(lower=1)
+    table = table.assign(tracks_per_class=per_class.round(2))
+    x = table.groupby("budget", sort=False)["tracks_per_class"].max()
+    columns = {}
+    for method in ALL_METHODS:
+        mine = table[table["method"] == method].set_index("budget")
+        for suffix, field in (("", "mean"), ("_lo", "lo"), ("_hi", "hi")):
+            columns[method + suffix] = mine[field].reindex(x.index)
+    frame = pd.DataFrame(columns, index=x.index).assign(tracks_per_class=x).set_index("tracks_per_class")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.sort_index().to_csv(path, float_format="%.6g")

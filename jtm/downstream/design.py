@@ -1,4 +1,4 @@
-"""The study's design: which methods a task is studied with, at which label fractions and seeds,
+"""The study's design: which methods a task is studied with, at which label budgets and seeds,
 and in which cell (job) each is trained. Torch-free: the workflow and the gatherer read it too.
 
 A method is a frozen feature set with a probe head (`cpc-linear`, `logmel-mlp`, ...) or an
@@ -50,14 +50,8 @@ def item_methods(item: dict[str, str], cfg: DownstreamConfig) -> list[Method]:
     return [Method(item["init"], "audio", "linear", item["init"])]
 
 
-def budget(
-    cfg: DownstreamConfig, method: Method, framewise: bool
-) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """(seeds, label fractions) a method is trained at: the demo's budget lives in params."""
+def budget(cfg: DownstreamConfig, method: Method, framewise: bool) -> tuple[tuple[int, ...], tuple]:
+    """(seeds, label budgets) a method is trained at: the demo's budget lives in params."""
     if method.kind != "probe":
-        return cfg.end_to_end_seeds, cfg.end_to_end_fractions
-    return (cfg.transcription_seeds if framewise else cfg.seeds), cfg.fractions
-
-
-def fraction_name(fraction: float) -> str:
-    return f"{fraction * 100:g}pct"
+        return cfg.end_to_end_seeds, cfg.end_to_end_budgets
+    return (cfg.transcription_seeds if framewise else cfg.seeds), cfg.budgets

@@ -1,9 +1,20 @@
-"""Probes: a linear or one-hidden-layer MLP head trained on frozen features.
+"""Probes: a linear or one-hidden-layer MLP head trained on frozen features, to convergence.
 
-Inputs are standardised with the labelled subset's mean and std (stored in the model, so
-prediction needs nothing else), which puts log-mel and network features on equal footing.
-Training stops when the validation loss has not improved for `patience` epochs; the best
-epoch's weights are kept. Everything random comes from `seed`.
+The protocol (fixed, as linear-evaluation protocols in the SSL literature are): inputs are
+standardised with the labelled subset's mean and std (stored in the model, so prediction needs
+nothing else), which puts log-mel and network features on equal footing. For each L2 strength
+of a small grid, strongest first (the linear head warm-started from the previous solution,
+the MLP each time from the same seeded init), the head is trained full-batch with L-BFGS
+(strong Wolfe line search) on
+
+    mean loss over the labelled examples + l2 / 2 * (squared weights, biases excluded)
+
+until the gradient or the change in loss is below tolerance, or `max_iter` iterations: the
+objective of scikit-learn's LogisticRegression with C = 1 / (l2 * n) for the linear head.
+The caller then keeps the strength whose model scores best on the validation split by the
+task's headline metric. Nothing stops early on a validation loss: on works the training
+split does not hold, the validation loss reaches its minimum within a few epochs while the
+model is still far from its optimum (see README, "The probe protocol").
 """
 
 from __future__ import annotations
@@ -16,10 +27,6 @@ import torch
 from torch import nn
 
 from jtm import choices
-
-# A few labelled windows would make an epoch one step, and early stopping after `patience`
-# epochs meaningless: an epoch is at least this many steps (the subset cycled through).
-MIN_STEPS_PER_EPOCH = 10
 
 
 class Standardize(nn.Module):
@@ -51,82 +58,88 @@ def probabilities(logits: torch.Tensor, multilabel: bool) -> torch.Tensor:
 
 @dataclass
 class Fit:
-    """A trained model and its per-epoch (or per-validation) curves."""
+    """A trained model and its curves (per L2 strength for probes, per validation pass for
+    end-to-end models); `best` indexes the kept one."""
 
     model: nn.Module
     curves: dict[str, list[float]] = field(default_factory=dict)
-    best: int = 0  # epoch (or step) whose weights were kept
+    best: int = 0
 
 
-@torch.no_grad()
-def _mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, batch: int) -> float:
-    model.eval()
-    total = sum(
-        loss_fn(model(x[i : i + batch]), y[i : i + batch]).item() * len(x[i : i + batch])
-        for i in range(0, len(x), batch)
+def _init_head(head: nn.Module, kind: str, y: torch.Tensor, multilabel: bool) -> None:
+    """Zero weights for the (convex) linear head; output biases at each label's base rate
+    (multi-label: far fewer iterations for sparse labels than p = 0.5) or zero."""
+    output_layer = [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        if kind == "linear":
+            output_layer.weight.zero_()
+        if multilabel:
+            rate = y.mean(0).clamp(1e-4, 1 - 1e-4)
+            output_layer.bias.copy_(torch.log(rate / (1 - rate)))
+        else:
+            output_layer.bias.zero_()
+
+
+def _minimize(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, l2: float, max_iter: int
+) -> list[float]:
+    """Full-batch L-BFGS on mean loss + l2 / 2 * squared weights, in place; the objective at
+    each evaluation."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    optimizer = torch.optim.LBFGS(
+        list(model.parameters()),
+        lr=1,
+        max_iter=max_iter,
+        tolerance_grad=1e-5,
+        tolerance_change=1e-9,
+        history_size=20,
+        line_search_fn="strong_wolfe",
     )
-    return total / max(len(x), 1)
+    objective: list[float] = []
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y) + l2 / 2 * sum(w.pow(2).sum() for w in weights)
+        loss.backward()
+        objective.append(loss.item())
+        return loss
+
+    optimizer.step(closure)
+    return objective
 
 
-def fit_probe(
+def fit_path(
     x_train: np.ndarray,
     y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
     head: str,
     outputs: int,
     *,
     hidden: int,
-    lr: float,
-    weight_decay: float,
-    batch_size: int,
-    max_epochs: int,
-    patience: int,
+    l2_grid: tuple[float, ...],
+    max_iter: int,
     seed: int,
-) -> Fit:
-    """Train `head` on (n, dim) features; `y` are class ids (n,) or multi-hot (n, outputs)."""
+) -> list[tuple[float, nn.Module, list[float]]]:
+    """[(l2, trained model, objective per L-BFGS evaluation)] for each strength, strongest first.
+
+    `x_train`: (n, dim) features; `y_train`: class ids (n,) or multi-hot (n, outputs).
+    """
     multilabel = y_train.ndim == 2
     x = torch.as_tensor(x_train, dtype=torch.float32)
     y = torch.as_tensor(y_train, dtype=torch.float32 if multilabel else torch.int64)
-    xv = torch.as_tensor(x_val, dtype=torch.float32)
-    yv = torch.as_tensor(y_val, dtype=torch.float32 if multilabel else torch.int64)
     torch.manual_seed(seed)
-    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-5)
-    model = nn.Sequential(Standardize(mean, std), build_head(head, x.shape[1], outputs, hidden))
-    if multilabel:  # start from each label's base rate, not p = 0.5: far fewer epochs for sparse labels
-        rate = y.mean(0).clamp(1e-4, 1 - 1e-4)
-        output_layer = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-        with torch.no_grad():
-            output_layer.bias.copy_(torch.log(rate / (1 - rate)))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    standardize = Standardize(x.mean(0), x.std(0, unbiased=False).clamp_min(1e-5))
+    x = standardize(x)  # once, not at every evaluation
+    start = build_head(head, x.shape[1], outputs, hidden)
+    _init_head(start, head, y, multilabel)
+    model = start
     loss_fn = loss_function(multilabel)
-    generator = torch.Generator().manual_seed(seed)
-    fit = Fit(model, {"train_loss": [], "val_loss": []})
-    best_loss, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
-    for epoch in range(max_epochs):
-        model.train()
-        steps = max(-(-len(x) // batch_size), MIN_STEPS_PER_EPOCH)
-        laps = -(-steps * batch_size // len(x))
-        order = torch.cat([torch.randperm(len(x), generator=generator) for _ in range(laps)])
-        total, seen = 0.0, 0
-        for step in range(steps):
-            rows = order[step * batch_size : (step + 1) * batch_size]
-            loss = loss_fn(model(x[rows]), y[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, seen = total + loss.item() * len(rows), seen + len(rows)
-        val_loss = _mean_loss(model, xv, yv, loss_fn, 8192) if len(xv) else total / seen
-        fit.curves["train_loss"].append(total / seen)
-        fit.curves["val_loss"].append(val_loss)
-        if val_loss < best_loss - 1e-6:
-            best_loss, best_state, waited, fit.best = val_loss, copy.deepcopy(model.state_dict()), 0, epoch
-        else:
-            waited += 1
-            if waited >= patience:
-                break
-    model.load_state_dict(best_state)
-    return fit
+    path = []
+    for l2 in sorted(l2_grid, reverse=True):
+        if head != "linear":  # non-convex: a strong L2 drives the MLP to zero, a poor warm start
+            model = copy.deepcopy(start)
+        objective = _minimize(model, x, y, loss_fn, l2, max_iter)
+        path.append((l2, nn.Sequential(copy.deepcopy(standardize), copy.deepcopy(model)).eval(), objective))
+    return path
 
 
 @torch.no_grad()

@@ -24,75 +24,82 @@ from jtm.tracking import git_commit
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """task, method, fraction, metric -> mean, std over seeds, seeds, train_windows."""
-    grouped = results.groupby(["task", "method", "fraction", "metric"], sort=False)
+    """task, method, budget, metric -> mean, std over seeds, seeds."""
+    grouped = results.groupby(["task", "method", "budget", "metric"], sort=False)
     return grouped.agg(
-        mean=("value", "mean"),
-        std=("value", lambda v: float(np.std(v))),
-        seeds=("seed", "nunique"),
-        train_windows=("train_windows", "mean"),
+        mean=("value", "mean"), std=("value", lambda v: float(np.std(v))), seeds=("seed", "nunique")
     ).reset_index()
 
 
-def headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each task's headline metric only."""
-    keep = summary["metric"] == summary["task"].map(HEADLINE)
-    return summary[keep].reset_index(drop=True)
+def budget_label(budget: str) -> str:
+    """ "1-per-class" -> "1 track/class", "all" -> "all labels"."""
+    k = budget.split("-")[0]
+    return "all labels" if budget == "all" else f"{k} track{'' if k == '1' else 's'}/class"
 
 
-def _uses_cpc(method: str) -> bool:
-    """CPC probes, and fine-tuning (which starts from the CPC weights)."""
-    return method.startswith("cpc") or method == "finetune"
+def largest_budget(intervals: pd.DataFrame, task: str) -> str:
+    """The task's last (largest) budget, as params list them."""
+    return str(intervals.loc[intervals["task"] == task, "budget"].iloc[-1])
 
 
-def verdicts(headline: pd.DataFrame) -> list[str]:
-    """One plain sentence per (task, fraction): the winner, its margin, and where CPC stands."""
+def verdicts(intervals: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:
+    """One sentence per (task, budget): the best CPC method (chosen on validation) against each
+    rival, a winner named only where the paired 95 % interval excludes 0."""
+    from jtm.downstream.compare import verdict
+
     lines = []
-    for (task, fraction), rows in headline.groupby(["task", "fraction"], sort=False):
-        rows = rows.sort_values("mean", ascending=False)
-        best = rows.iloc[0]
-        metric = HEADLINE[task]
-        text = f"**{task}, {fraction * 100:g}% labels** ({metric}): "
-        text += f"{best['method']} wins with {best['mean']:.3f}"
-        if len(rows) > 1:
-            second = rows.iloc[1]
-            margin = best["mean"] - second["mean"]
-            spread = max(best["std"], second["std"])
-            text += f", {margin:.3f} ahead of {second['method']} ({second['mean']:.3f})"
-            if margin <= spread:
-                text += ", within the seed spread"
-        cpc = rows[rows["method"].map(_uses_cpc)]
-        if len(cpc) and not _uses_cpc(best["method"]):
-            text += (
-                f". CPC does not win: its best ({cpc.iloc[0]['method']}, {cpc.iloc[0]['mean']:.3f}) is "
-                f"{best['mean'] - cpc.iloc[0]['mean']:.3f} behind"
-            )
-        random = rows[rows["method"].str.startswith("random")]
-        probes = rows[rows["method"].str.startswith("cpc")]
-        if len(probes) and len(random):
-            gain = probes.iloc[0]["mean"] - random.iloc[0]["mean"]
-            text += f"; best CPC probe vs best random-init probe (the control): {gain:+.3f}"
-        lines.append(text + ".")
+    for (task, budget), rows in comparisons.groupby(["task", "budget"], sort=False):
+        a = rows["a"].iloc[0]
+        mine = intervals[(intervals["task"] == task) & (intervals["budget"] == budget)].set_index("method")
+        text = (
+            f"**{task}, {budget_label(budget)}** ({HEADLINE[task]}): the best CPC method on validation, "
+            f"{a}, scores {mine.at[a, 'mean']:.3f} [{mine.at[a, 'lo']:.3f}, {mine.at[a, 'hi']:.3f}]"
+        )
+        parts = [
+            f"vs {c.rival} ({c.b}, {mine.at[c.b, 'mean']:.3f}): " + verdict(c.a, c.b, c.diff, c.lo, c.hi)
+            for c in rows.itertuples()
+        ]
+        lines.append(text + "; " + "; ".join(parts) + ".")
     return lines
 
 
-def headline_table(headline: pd.DataFrame) -> pd.DataFrame:
-    """Rows: task x method; columns: label fractions; cells: mean +- std (seeds)."""
-    cells = headline.assign(
+def headline_table(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Rows: task x method; columns: label budgets; cells: mean [95 % interval]."""
+    cells = intervals.assign(
         cell=[
-            f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}"
-            for m, s, n in zip(headline["mean"], headline["std"], headline["seeds"], strict=True)
+            f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+            for m, lo, hi in intervals[["mean", "lo", "hi"]].itertuples(index=False)
         ],
-        column=[f"{f * 100:g}% labels" for f in headline["fraction"]],
+        column=intervals["budget"].map(budget_label),
     )
     table = cells.pivot_table(
         index=["task", "method"], columns="column", values="cell", aggfunc="first", sort=False
     )
-    columns = sorted(table.columns, key=lambda c: float(c.split("%")[0]))
     # The pivot names its column axis; left in, HTML shows it as an empty first column headed "column".
-    table = table[columns].fillna("–").reset_index().rename_axis(columns=None)
+    table = table.fillna("–").reset_index().rename_axis(columns=None)
     table.insert(1, "metric", table["task"].map(HEADLINE))
     return table
+
+
+def budget_table(intervals: pd.DataFrame) -> pd.DataFrame:
+    """What each budget held (mean over the probes' seeds): labelled tracks, windows or frames,
+    classes covered (instruments for the multi-label tasks)."""
+    probes = intervals[~intervals["method"].isin(["supervised", "finetune"])]
+    held = probes.groupby(["task", "budget"], sort=False)[
+        ["train_tracks", "train_windows", "train_frames", "train_classes"]
+    ].mean()
+    held = held.reset_index()
+    held["budget"] = held["budget"].map(budget_label)
+    held["labelled"] = [
+        f"{f:,.0f} frames" if task == "transcription" else f"{w:,.0f} windows"
+        for task, w, f in held[["task", "train_windows", "train_frames"]].itertuples(index=False)
+    ]
+    held["classes covered"] = [
+        f"{c:.0f} instruments" if task in ("instruments", "transcription") else f"{c:.0f} classes"
+        for task, c in held[["task", "train_classes"]].itertuples(index=False)
+    ]
+    held["labelled tracks"] = held["train_tracks"].map(lambda t: f"{t:.1f}".removesuffix(".0"))
+    return held[["task", "budget", "labelled tracks", "labelled", "classes covered"]]
 
 
 def _png(fig) -> bytes:
@@ -154,7 +161,9 @@ def build_report(
     )
     results = pd.read_parquet(downstream / "results.parquet")
     summary = summarize(results)
-    headline = headline_rows(summary)
+    intervals = pd.read_parquet(downstream / "intervals.parquet")
+    comparisons = pd.read_parquet(downstream / "comparisons.parquet")
+    test_split = json.loads((downstream / "test_split.json").read_text())
     tracks = pd.read_parquet(index / "tracks.parquet")
     pretrain_metrics = json.loads((model_dir / "metrics.json").read_text())
     images: dict[str, tuple[str, bytes]] = {}  # name -> (caption, png)
@@ -166,13 +175,18 @@ def build_report(
         _png(figures.cpc_curves(train_curves, val_curves, pretrain_metrics["chance_accuracy"])),
     )
     images["label_efficiency"] = (
-        "Label efficiency: each task's headline metric against the share of labelled train windows "
-        "(mean ± std over seeds; solid: CPC, dotted: other frozen features, dashed: end-to-end)",
-        _png(figures.label_efficiency(headline, HEADLINE)),
+        "Label efficiency: each task's headline metric against the labelled train tracks per class "
+        "(mean over seeds, bars: 95 % bootstrap interval over test works; solid: CPC, dotted: other "
+        "frozen features, dashed: end-to-end)",
+        _png(figures.label_efficiency(intervals, HEADLINE)),
     )
     matrices = []
     for task in ("ensemble", "composer"):
-        rows = headline[(headline["task"] == task) & (headline["fraction"] == 1)]
+        if task not in set(intervals["task"]):
+            continue
+        rows = intervals[
+            (intervals["task"] == task) & (intervals["budget"] == largest_budget(intervals, task))
+        ]
         if rows.empty:
             continue
         picks = [rows.sort_values("mean").iloc[-1]["method"]]
@@ -186,19 +200,20 @@ def build_report(
                 matrices.append((f"{task}: {method}", data["classes"], np.array(data["matrix"])))
     if matrices:
         images["confusion"] = (
-            "Confusion matrices on the test split (all labels, first seed): "
+            "Confusion matrices on the test split (largest budget, first seed): "
             "the best method and the best CPC probe",
             _png(figures.confusion(matrices)),
         )
     excerpt_path = downstream / "excerpt.npz"
     if excerpt_path.is_file():
         excerpt = np.load(excerpt_path)
-        rows = headline[(headline["task"] == "transcription") & (headline["fraction"] == 1)]
+        top = largest_budget(intervals, "transcription")
+        rows = intervals[(intervals["task"] == "transcription") & (intervals["budget"] == top)]
         best = rows.sort_values("mean").iloc[-1]["method"]
         threshold = results[
             (results["task"] == "transcription")
             & (results["method"] == best)
-            & (results["fraction"] == 1)
+            & (results["budget"] == top)
             & (results["metric"] == "threshold")
         ]["value"].iloc[0]
         images["piano_roll"] = (
@@ -215,8 +230,9 @@ def build_report(
                 png,
             )
 
-    table = headline_table(headline)
-    everything = summary[summary["fraction"] == 1]
+    table, held = headline_table(intervals), budget_table(intervals)
+    largest = {task: largest_budget(intervals, task) for task in intervals["task"].unique()}
+    everything = summary[summary["budget"] == summary["task"].map(largest)]
     full = {
         task: rows.pivot_table(index="method", columns="metric", values="mean", sort=False).rename_axis(
             columns=None
@@ -232,18 +248,19 @@ def build_report(
         "ensembles": tracks["ensemble"].nunique(),
         "composers": tracks["composer"].nunique(),
         "pretrain": pretrain_metrics,
-        "models": int(results.groupby(["task", "method", "fraction", "seed"]).ngroups),
+        "models": int(results.groupby(["task", "method", "budget", "seed"]).ngroups),
+        "test_split": test_split,
     }
-    verdict = verdicts(headline)
+    verdict = verdicts(intervals, comparisons)
     with atomic_dir(figures_dir) as tmp:
         for name, (_, png) in images.items():
             (tmp / f"{name}.png").write_bytes(png)
     md_dir = Path(md_path).parent
     relative = os.path.relpath(Path(figures_dir), md_dir)
     with atomic_file(md_path) as tmp:
-        tmp.write_text(_markdown(context, table, full, verdict, images, relative, params))
+        tmp.write_text(_markdown(context, (table, held), full, verdict, images, relative, params))
     with atomic_file(html_path) as tmp:
-        tmp.write_text(_html(context, table, full, verdict, images, params))
+        tmp.write_text(_html(context, (table, held), full, verdict, images, params))
     return {"figures": len(images), "models": context["models"]}
 
 
@@ -258,15 +275,29 @@ def _intro(context: dict) -> list[str]:
         f"CPC: {p['steps']} steps; validation accuracy k=1 {p['val_acc_k1']:.3f}, k={last} "
         f"{p[f'val_acc_k{last}']:.3f} (chance {p['chance_accuracy']:.3f}).",
         f"Downstream: {context['models']} models trained; scores on the test split, model selection "
-        "on the validation split.",
+        "(L2 strength, the best CPC method and each rival) on the validation split.",
+        "Test split per task: "
+        + "; ".join(
+            f"{task} {t['tracks']} tracks ({t['windows']} windows), {t['units']} bootstrap {t['unit']}s"
+            for task, t in context["test_split"].items()
+        )
+        + f". Intervals: 95 %, {_first(context)['resamples']} resamples of whole test "
+        f"{_first(context)['unit']}s "
+        "(and of probe seeds); differences paired on the same resamples.",
     ]
+
+
+def _first(context: dict) -> dict:
+    return next(iter(context["test_split"].values()))
 
 
 def _markdown(context, table, full, verdict, images, figures_rel, params) -> str:
     lines = ["# jtm report", ""] + [f"- {line}" for line in _intro(context)]
-    lines += ["", "## Which method wins", ""] + [f"- {v}" for v in verdict]
-    lines += ["", "## Headline table (test split, mean ± std over seeds)", "", table.to_markdown(index=False)]
-    lines += ["", "## Every metric, all labels (mean over seeds)"]
+    table, held = table
+    lines += ["", "## Does CPC win? (paired 95 % intervals)", ""] + [f"- {v}" for v in verdict]
+    lines += ["", "## Headline table (test split, mean [95 % interval])", "", table.to_markdown(index=False)]
+    lines += ["", "## What each label budget held", "", held.to_markdown(index=False)]
+    lines += ["", "## Every metric, largest budget (mean over seeds)"]
     for task, table_of_task in full.items():
         lines += ["", f"### {task}", "", table_of_task.round(3).to_markdown()]
     lines += ["", "## Figures", ""]
@@ -309,11 +340,13 @@ def _html(context, table, full, verdict, images, params) -> str:
         f"<style>{_STYLE}</style></head><body>",
         "<h1>jtm report</h1><ul>",
         *[f"<li>{_inline_markdown(line)}</li>" for line in _intro(context)],
-        "</ul><h2>Which method wins</h2><ul>",
+        "</ul><h2>Does CPC win? (paired 95 % intervals)</h2><ul>",
         *[f"<li>{_inline_markdown(v)}</li>" for v in verdict],
-        "</ul><h2>Headline table (test split, mean ± std over seeds)</h2>",
-        table.to_html(index=False, classes="headline", border=0, escape=True),
-        "<h2>Every metric, all labels (mean over seeds)</h2>",
+        "</ul><h2>Headline table (test split, mean [95 % interval])</h2>",
+        table[0].to_html(index=False, classes="headline", border=0, escape=True),
+        "<h2>What each label budget held</h2>",
+        table[1].to_html(index=False, classes="budgets", border=0, escape=True),
+        "<h2>Every metric, largest budget (mean over seeds)</h2>",
         *[
             f"<h3>{html.escape(task)}</h3>" + t.round(3).to_html(classes="full", border=0)
             for task, t in full.items()

@@ -38,21 +38,28 @@ def cpc_curves(train: pd.DataFrame, val: pd.DataFrame, chance: float) -> plt.Fig
     return fig
 
 
-def label_efficiency(summary: pd.DataFrame, headline: dict[str, str]) -> plt.Figure:
-    """One panel per task: the headline metric (mean +- std over seeds) against the label fraction."""
-    tasks = list(dict.fromkeys(summary["task"]))
+def label_efficiency(intervals: pd.DataFrame, headline: dict[str, str]) -> plt.Figure:
+    """One panel per task: the headline metric (mean over seeds, 95 % bootstrap interval) against
+    the labelled train tracks per class."""
+    tasks = list(dict.fromkeys(intervals["task"]))
     fig, axes = plt.subplots(
         1, len(tasks), figsize=(4.5 * len(tasks), 4), constrained_layout=True, squeeze=False
     )
     for ax, task in zip(axes[0], tasks, strict=True):
-        rows = summary[summary["task"] == task]
+        rows = intervals[intervals["task"] == task]
         for method, curve in rows.groupby("method", sort=False):
-            curve = curve.sort_values("fraction")
+            x = curve["train_tracks"] / curve["train_strata"].clip(lower=1)
+            curve = curve.assign(x=x).sort_values("x")
             style = "-" if method.startswith("cpc") else "--" if method in ("supervised", "finetune") else ":"
             ax.errorbar(
-                curve["fraction"] * 100,
+                curve["x"],
                 curve["mean"],
-                yerr=curve["std"],
+                # the point estimate is exact, the interval from binned statistics: never below 0
+                yerr=np.clip(
+                    np.stack([curve["mean"] - curve["lo"], curve["hi"] - curve["mean"]]).astype(float),
+                    0,
+                    None,
+                ),
                 label=method,
                 linestyle=style,
                 marker="o",
@@ -61,7 +68,7 @@ def label_efficiency(summary: pd.DataFrame, headline: dict[str, str]) -> plt.Fig
         ax.set(
             xscale="log",
             title=TASK_TITLES.get(task, task),
-            xlabel="labelled train windows (%)",
+            xlabel="labelled tracks per class",
             ylabel=headline[task],
         )
     handles = {}

@@ -1,0 +1,140 @@
+"""The track bootstrap and the paired comparisons, on hand-made predictions with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import average_precision_score
+
+from jtm.downstream import bootstrap, compare
+
+
+def _accuracy_stats(correct_per_unit: list[np.ndarray]) -> np.ndarray:
+    """(units, 2) from per-unit arrays of 0/1 correctness."""
+    units = np.concatenate([np.full(len(c), u) for u, c in enumerate(correct_per_unit)])
+    correct = np.concatenate(correct_per_unit).astype(int)
+    probs = np.stack([1 - correct, correct], axis=1).astype(float)  # predicts class 1 when correct
+    return bootstrap.accuracy_stats(np.ones(len(correct), dtype=int), probs, units, len(correct_per_unit))
+
+
+def _one_seed(values: np.ndarray) -> np.ndarray:
+    return values[None]
+
+
+def test_identical_methods_differ_by_exactly_zero():
+    rng = np.random.default_rng(0)
+    stats_a = _accuracy_stats([rng.random(20) < p for p in rng.random(15)])
+    draws = bootstrap.unit_draws(15, 1000, seed=0)
+    seeds = bootstrap.seed_draws(1, 1000, 0, 0)
+    a = bootstrap.resampled("accuracy", _one_seed(stats_a), draws, seeds)
+    b = bootstrap.resampled("accuracy", _one_seed(stats_a.copy()), draws, seeds)
+    low, high = bootstrap.interval(a - b)
+    assert low == high == 0
+    low, high = bootstrap.interval(a)
+    assert low < bootstrap.accuracy_from_stats(stats_a.sum(0)) < high
+
+
+def test_right_on_every_track_beats_wrong_on_every_track():
+    right = _accuracy_stats([np.ones(10, bool)] * 12)
+    wrong = _accuracy_stats([np.zeros(10, bool)] * 12)
+    draws = bootstrap.unit_draws(12, 500, seed=1)
+    seeds = bootstrap.seed_draws(1, 500, 1, 0)
+    diff = bootstrap.resampled("accuracy", _one_seed(right), draws, seeds) - bootstrap.resampled(
+        "accuracy", _one_seed(wrong), draws, seeds
+    )
+    assert bootstrap.interval(diff) == (1.0, 1.0)
+    table = pd.DataFrame(
+        [
+            {"method": "cpc-linear", "budget": "all", "mean": 1.0, "val_score": 0.9},
+            {"method": "random-linear", "budget": "all", "mean": 0.0, "val_score": 0.1},
+        ]
+    )
+    resampled = {("cpc-linear", "all"): diff, ("random-linear", "all"): np.zeros_like(diff)}
+    paired = compare.paired_comparisons(table, resampled)
+    assert paired.loc[0, "lo"] > 0 and compare.verdict(
+        "cpc-linear", "random-linear", 1.0, 1.0, 1.0
+    ).startswith("cpc-linear beats random-linear by +1.000")
+    assert "cannot be told apart" in compare.verdict("a", "b", 0.01, -0.02, 0.04)
+    assert compare.verdict("a", "b", -0.1, -0.2, -0.05).startswith("b beats a by +0.100")
+
+
+def test_resampling_is_by_track_not_by_window():
+    # One track holds most windows (all right); nine small tracks are all wrong. Per window the
+    # accuracy looks certain (0.92); per track it depends on whether the big track is drawn.
+    big, small = np.ones(1000, bool), np.zeros(10, bool)
+    by_track = _accuracy_stats([big] + [small] * 9)
+    by_window = _accuracy_stats([np.ones(1, bool)] * 1000 + [np.zeros(1, bool)] * 90)
+    tracks = bootstrap.resampled(
+        "accuracy",
+        _one_seed(by_track),
+        bootstrap.unit_draws(10, 2000, 0),
+        bootstrap.seed_draws(1, 2000, 0, 0),
+    )
+    windows = bootstrap.resampled(
+        "accuracy",
+        _one_seed(by_window),
+        bootstrap.unit_draws(1090, 2000, 0),
+        bootstrap.seed_draws(1, 2000, 0, 0),
+    )
+    track_low, track_high = bootstrap.interval(tracks)
+    window_low, window_high = bootstrap.interval(windows)
+    assert track_low == 0  # some resamples miss the big track entirely
+    assert (track_high - track_low) > 10 * (window_high - window_low)
+
+
+def test_interval_matches_scipys_percentile_bootstrap_for_equal_tracks():
+    rng = np.random.default_rng(3)
+    per_track = [rng.random(20) < p for p in rng.uniform(0.2, 0.9, 25)]  # equal sizes: pooled = mean
+    ours = bootstrap.interval(
+        bootstrap.resampled(
+            "accuracy",
+            _one_seed(_accuracy_stats(per_track)),
+            bootstrap.unit_draws(25, 4000, 0),
+            bootstrap.seed_draws(1, 4000, 0, 0),
+        )
+    )
+    means = np.array([t.mean() for t in per_track])
+    theirs = stats.bootstrap(
+        (means,), np.mean, n_resamples=4000, method="percentile", random_state=0
+    ).confidence_interval
+    assert ours == pytest.approx((theirs.low, theirs.high), abs=0.01)
+
+
+def test_binned_micro_ap_matches_scikit_learn():
+    rng = np.random.default_rng(4)
+    truth = rng.random((300, 64, 40)) < 0.04  # windows x frames x pitches, sparse like transcription
+    probs = np.clip(0.01 + 0.6 * truth * rng.random(truth.shape) + 0.3 * rng.random(truth.shape) ** 6, 0, 1)
+    units = np.repeat(np.arange(10), 30)
+    edges = bootstrap.ap_edges(truth, probs)
+    unit_stats = bootstrap.ap_stats(truth, probs, units, 10, edges)
+    exact = average_precision_score(truth.ravel(), probs.ravel())
+    assert bootstrap.ap_from_stats(unit_stats.sum(0)) == pytest.approx(exact, abs=1e-3)
+    # one unit's statistics alone give that unit's AP (the sums are exact per unit)
+    first = units == 0
+    assert bootstrap.ap_from_stats(unit_stats[0]) == pytest.approx(
+        average_precision_score(truth[first].ravel(), probs[first].ravel()), abs=2e-3
+    )
+
+
+def test_seeds_are_resampled_too():
+    wrong, right = _accuracy_stats([np.zeros(5, bool)] * 8), _accuracy_stats([np.ones(5, bool)] * 8)
+    draws = bootstrap.unit_draws(8, 2000, 0)
+    two = bootstrap.resampled(
+        "accuracy", np.stack([wrong, right]), draws, bootstrap.seed_draws(2, 2000, 0, 0)
+    )
+    assert set(np.unique(two)) == {0.0, 0.5, 1.0}  # both seeds, one of them twice, or each once
+    same = bootstrap.resampled(
+        "accuracy", np.stack([right, right]), draws, bootstrap.seed_draws(2, 2000, 0, 0)
+    )
+    assert (same == 1).all()
+
+
+def test_the_best_method_of_a_family_is_chosen_on_validation_not_test():
+    table = pd.DataFrame(
+        [
+            {"method": "cpc-linear", "budget": "all", "mean": 0.9, "val_score": 0.5},
+            {"method": "cpc-mlp", "budget": "all", "mean": 0.4, "val_score": 0.6},
+        ]
+    )
+    assert compare.best_of(table, "cpc", "all") == "cpc-mlp"
+    assert compare.best_of(table, "logmel", "all") is None
