@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from jtm.downstream.cell import load_cell
+from jtm.downstream.inputs import load_cell
 from jtm.downstream.probe import Standardize, fit_path, predict
 from jtm.features.embed import load_embeddings
 

@@ -9,6 +9,7 @@ private, 0700 and 0600, which would lock colleagues on a shared filesystem out o
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -64,3 +65,10 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         raise
     readable(tmp)
     os.replace(tmp, target)
+
+
+def write_json(path: str | Path, value) -> None:
+    """`value` as indented JSON at `path` (folders made as needed), written then renamed."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2))

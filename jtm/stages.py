@@ -196,6 +196,8 @@ _STUDY_KEYS = _keys(
 )
 _CELL_CODE = (
     "jtm/downstream/cell.py",
+    "jtm/downstream/inputs.py",
+    "jtm/downstream/model.py",
     "jtm/downstream/design.py",
     "jtm/downstream/labels.py",
     "jtm/downstream/subsets.py",

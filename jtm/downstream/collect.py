@@ -30,10 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jtm.atomic import atomic_dir
+from jtm.atomic import atomic_dir, write_json
 from jtm.config import DownstreamConfig
 from jtm.downstream import bootstrap, compare
-from jtm.downstream.cell import write_json
 from jtm.downstream.design import ALL_METHODS, methods
 from jtm.downstream.metrics import HEADLINE
 from jtm.errors import DataError

@@ -1,0 +1,131 @@
+"""What a cell of the downstream study reads: a task's windows, targets, splits and test units
+(`TaskData`), and the loaded features or audio (`CellInputs`, from `load_cell`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jtm.data.windows import load_windows
+from jtm.downstream import end_to_end
+from jtm.downstream.labels import SAMPLE_RATE, TaskLabels, non_overlapping, task_labels
+from jtm.errors import DataError
+from jtm.features.embed import load_embeddings
+from jtm.models.encoder import DOWNSAMPLING
+
+
+class TaskData:
+    """One task's windows (rows of the embeddings' keys), targets and splits."""
+
+    def __init__(self, task: str, keys: pd.DataFrame, tracks: pd.DataFrame, notes: pd.DataFrame, unit: str):
+        rows = np.arange(len(keys))
+        if task == "transcription":  # every frame trained on and scored once
+            rows = rows[non_overlapping(keys)]
+        self.keys = keys.iloc[rows].reset_index(drop=True)
+        self.rows = rows
+        self.labels: TaskLabels = task_labels(task, self.keys, tracks, notes)
+        # The instruments each window holds: what a multi-label budget must cover.
+        self.present = (
+            task_labels("instruments", self.keys, tracks, notes).targets if self.labels.multilabel else None
+        )
+        self.split = self.keys["split"].to_numpy()
+        self.notes = notes
+        self._excerpts = None
+        meta = self.keys[["id"]].merge(tracks[["id", "composer", "catalog_name"]], on="id", how="left")
+        work = meta["composer"].astype(str) + " / " + meta["catalog_name"].astype(str)
+        self.unit_names = (work if unit == "work" else meta["id"].astype(str)).to_numpy().astype(str)
+
+    def excerpts(self) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+        """The test split's contiguous runs of windows (see `_excerpts`), computed once."""
+        if self._excerpts is None:
+            self._excerpts = _excerpts(self, self.part("test"))
+        return self._excerpts
+
+    def part(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+
+def probe_inputs(
+    cache: dict, folder: Path, feature: str, framewise: bool, rows: np.ndarray, stride: int = 1
+) -> np.ndarray:
+    """(n, dim) inputs of a probe: pooled windows, or every `stride`-th frame of the windows."""
+    if feature not in cache:
+        cache[feature] = load_embeddings(folder, feature)[1:]
+    frames, pooled = cache[feature]
+    if not framewise:
+        return pooled[rows]
+    return np.asarray(frames[rows][:, ::stride], dtype=np.float32).reshape(-1, frames.shape[-1])
+
+
+def flat_targets(targets: np.ndarray, framewise: bool, stride: int = 1) -> np.ndarray:
+    return targets[:, ::stride].reshape(-1, targets.shape[-1]) if framewise else targets
+
+
+def _excerpts(data: TaskData, test: np.ndarray) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+    """Test windows grouped into runs that are contiguous in one track, each with its true notes
+    as (intervals in seconds from the run's start, MIDI pitches)."""
+    keys = data.keys.iloc[test]
+    runs, current = [], [0]
+    for i in range(1, len(keys)):
+        prev, here = keys.iloc[i - 1], keys.iloc[i]
+        if here["id"] == prev["id"] and here["start"] == prev["start"] + prev["length"]:
+            current.append(i)
+        else:
+            runs.append(current)
+            current = [i]
+    runs.append(current)
+    by_track = dict(tuple(data.notes.groupby("id")))
+    out = []
+    for run in runs:
+        first, last = keys.iloc[run[0]], keys.iloc[run[-1]]
+        begin, end = int(first["start"]), int(last["start"] + last["length"])
+        end = begin + (end - begin) // DOWNSAMPLING * DOWNSAMPLING
+        notes = by_track.get(first["id"], data.notes.iloc[:0])
+        notes = notes[(notes["end_time"] > begin) & (notes["start_time"] < end)]
+        onsets = notes["start_time"].clip(begin, end).to_numpy() - begin
+        offsets = notes["end_time"].clip(begin, end).to_numpy() - begin
+        intervals = np.stack([onsets, offsets], axis=1) / SAMPLE_RATE
+        out.append((test[np.array(run)], (intervals, notes["note"].to_numpy())))
+    return out
+
+
+@dataclass
+class CellInputs:
+    """What every model of a cell reads: the task's windows and splits (rows of `data`), the
+    embeddings folder (probes), the model folder and audio (end-to-end), loaded features."""
+
+    data: TaskData
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    embeddings: Path | None
+    model_dir: Path | None
+    audio: end_to_end.AudioBatches | None
+    cache: dict = field(default_factory=dict)
+
+
+def load_cell(
+    index_dir: Path,
+    embeddings: Path | None,
+    model_dir: Path | None,
+    task: str,
+    probes: bool,
+    unit: str = "work",
+):
+    """The CellInputs of a task: probes read `embeddings` (checked against the index), end-to-end
+    baselines the audio."""
+    windows, tracks = load_windows(index_dir, ("train", "val", "test"))
+    keys = windows[["id", "start", "length", "split"]]
+    if probes:
+        embedded = pd.read_parquet(embeddings / "keys.parquet")
+        if not embedded[["id", "start"]].equals(keys[["id", "start"]]):
+            raise DataError(embeddings, "its windows are not the index's: rerun the embed stage")
+    data = TaskData(task, keys, tracks, pd.read_parquet(index_dir / "notes.parquet"), unit)
+    train, val, test = data.part("train"), data.part("val"), data.part("test")
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(index_dir, f"task {task!r} needs train and test windows")
+    audio = None if probes else end_to_end.AudioBatches(windows, tracks)
+    return CellInputs(data, train, val, test, embeddings, model_dir, audio)
