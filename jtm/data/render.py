@@ -10,6 +10,7 @@ onsets and velocities. The labels are exactly what was synthesised. Whole works
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -63,19 +64,8 @@ def _part_pitches(notes: pd.DataFrame, n_parts: int) -> list[np.ndarray]:
     return [notes.loc[notes["part"] == p, "pitch"].to_numpy() for p in range(n_parts)]
 
 
-def choose_ensembles(
-    scores: pd.DataFrame, splits: dict[int, str], cfg: DemoConfig
-) -> dict[tuple[int, int], str]:
-    """{(score, rendering): ensemble}, seeded, for `ensemble_choice` balanced or random.
-
-    `random`: each score's renderings take a seeded permutation of the ensembles that fit its
-    parts (a 5-part madrigal can get a Wind Quintet, a 4-part chorale never: the ensemble then
-    tells the part count, and so the composer). `balanced`: only ensembles that fit every
-    score; performances, in a seeded order, each take the one used least so far in their split
-    (ties in a seeded order), so every split holds every ensemble about equally often and
-    ensemble and composer are independent by construction.
-    """
-    chosen, used = {}, {split: dict.fromkeys(ensembles.ENSEMBLES, 0) for split in set(splits.values())}
+def _common_ensembles(scores: pd.DataFrame, cfg: DemoConfig) -> list[str]:
+    """The ensembles that can play every score's part count (checking each score can be played)."""
     for score in scores.itertuples():
         if score.n_parts > 15:
             raise DataError(score.spec, f"{score.n_parts} parts: at most 15 pitched MIDI channels")
@@ -88,12 +78,29 @@ def choose_ensembles(
             f"demo.ensemble_choice=balanced: no ensemble fits every score's part count {part_counts}; "
             "choose scores with similar part counts, or ensemble_choice=random"
         )
+    return common
+
+
+def choose_ensembles(
+    scores: pd.DataFrame, splits: dict[int, str], cfg: DemoConfig
+) -> dict[tuple[int, int], str]:
+    """{(score, rendering): ensemble}, seeded, for `ensemble_choice` balanced or random.
+
+    `random`: each score's renderings take a seeded permutation of the ensembles that fit its
+    parts (a 5-part madrigal can get a Wind Quintet, a 4-part chorale never: the ensemble then
+    tells the part count, and so the composer). `balanced`: only ensembles that fit every
+    score; performances, in a seeded order, each take the one used least so far by their
+    composer in their split, then least in their split (ties in a seeded order), so every
+    composer of every split is heard in every ensemble about equally often: ensemble and
+    composer are independent by construction.
+    """
+    common = _common_ensembles(scores, cfg)
     performances = [(int(s), r) for s in scores["score"] for r in range(cfg.renderings)]
     if cfg.ensemble_choice == "balanced":
-        performances = [
-            performances[i] for i in np.random.default_rng([cfg.seed, 4]).permutation(len(performances))
-        ]
-    parts = scores.set_index("score")["n_parts"]
+        order = np.random.default_rng([cfg.seed, 4]).permutation(len(performances))
+        performances = [performances[i] for i in order]
+    parts, composers = scores.set_index("score")["n_parts"], scores.set_index("score")["composer"]
+    chosen, used = {}, Counter()
     for score, rendering in performances:
         rng = np.random.default_rng([cfg.seed, 2, score])
         if cfg.ensemble_choice == "random":
@@ -102,9 +109,10 @@ def choose_ensembles(
             continue
         picks = [str(e) for e in rng.permutation(common)]
         tie = np.random.default_rng([cfg.seed, 5, score, rendering]).permutation(len(picks))
-        count = used[splits[score]]
-        ensemble = min((picks[i] for i in tie), key=lambda e: count[e])
-        count[ensemble] += 1
+        split, composer = splits[score], composers[score]
+        ensemble = min((picks[i] for i in tie), key=lambda e: (used[split, composer, e], used[split, e]))
+        used[split, composer, ensemble] += 1
+        used[split, ensemble] += 1
         chosen[(score, rendering)] = ensemble
     return chosen
 
