@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Job:
-    """One model of a cell: a method at a label budget and seed; `keep` marks the model whose
-    confusion matrix and excerpt the report shows (largest budget, first seed)."""
+    """One model of a cell: a method at a label budget and seed. `full`: compute every metric
+    (the largest budget; smaller ones score transcription's headline alone); `keep`: the model
+    whose confusion matrix and excerpt the report shows (largest budget, first seed)."""
 
     method: Method
     budget: int | str
@@ -122,10 +123,11 @@ _FORKED: dict = {}  # what forked probe workers read: the cell, the params
 
 
 def _run_jobs(cell: CellInputs, jobs: list[Job], cfg: DownstreamConfig, processes: int) -> list[tuple]:
-    """Each job's outcome (see `_one_model`), in job order. A linear probe's optimum does not
+    """Each job's outcome (see `one_model`), in job order. A linear probe's optimum does not
     depend on its seed: jobs that differ only by seed on the same labelled tracks (the `all`
     budget) train once. Workers are forked before any torch computation (no thread pool to
-    inherit) and run one torch thread each, so results equal a one-process run's."""
+    inherit) and run one torch thread each, so a result does not depend on which worker ran it
+    (it does on the thread count: `threads` is part of the cell's params)."""
     labelled = [cell.train[_draw(cell, job.budget, job.seed)] for job in jobs]
     keys = [
         (job.method.name, job.budget, labelled[i].tobytes())

@@ -36,7 +36,7 @@ def headline_value(labels: TaskLabels, rows: np.ndarray, probs: np.ndarray, stri
     )
 
 
-def test_stats(data: TaskData, test: np.ndarray, p_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit_statistics(data: TaskData, test: np.ndarray, p_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unit names, (units, k) headline statistics of the test predictions per unit)."""
     names, units = np.unique(data.unit_names[test], return_inverse=True)
     truth = data.labels.targets[test]
@@ -157,7 +157,7 @@ def one_model(
         cell.data.present[labelled] if cell.data.present is not None else labels.targets[labelled],
         np.ones(len(labelled), dtype=bool),
     )
-    units, unit_stats = test_stats(cell.data, cell.test, p_test)
+    units, unit_stats = unit_statistics(cell.data, cell.test, p_test)
     binned = bootstrap.from_stats(bootstrap.KINDS[HEADLINE[task]], unit_stats.sum(0))
     record = {
         "task": task,
