@@ -285,7 +285,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             "probe",
-            "Train and score a task's probes: every frozen feature set and probe head, fraction and seed.",
+            "Train and score a task's probes: each feature set and probe head, label budget and seed.",
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,

@@ -30,7 +30,7 @@ class TaskLabels:
 
     `targets`: (windows,) int class ids, (windows, 11) bool, or (windows, frames, 128) bool.
     `classes`: the names of the class ids or label columns.
-    `strata`: (windows,) the class each window is stratified by when drawing label fractions.
+    `strata`: (windows,) the class each window is stratified by when drawing label budgets.
     """
 
     task: str
