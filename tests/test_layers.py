@@ -78,7 +78,7 @@ def test_every_model_choice_builds():
         for context in choices.CONTEXTS:
             for predictor in choices.PREDICTORS:
                 for norm in choices.NORMS:
-                    spec = ModelSpec(encoder, 31, 8, norm, context, 1, 2, predictor, 2, False)
+                    spec = ModelSpec(encoder, 31, 16, 400, 8, norm, context, 1, 2, predictor, 2, False)
                     frames, _, predictions, _ = build_cpc(spec)(torch.randn(2, 3200))
                     assert frames.shape == (2, 20, 8) and predictions.shape == (2, 20, 2, 8)
 

@@ -6,7 +6,7 @@ import torch
 
 from jtm.choices import PREDICTORS
 from jtm.models.encoder import DOWNSAMPLING, Encoder, SincConv
-from jtm.models.registry import all_combinations, build_cpc
+from jtm.models.registry import all_combinations, build_cpc, build_encoder
 from jtm.models.spec import ModelSpec
 from jtm.train.infonce import draw_negatives, info_nce
 
@@ -14,6 +14,8 @@ SMALL = dict(
     hidden=16,
     norm="layer",
     sinc_kernel=31,
+    mel_bands=32,
+    mel_window=400,
     context_layers=1,
     attention_heads=2,
     predictor="linear",
@@ -33,9 +35,11 @@ def tone_batch(batch: int = 4, length: int = 3200, seed: int = 0) -> torch.Tenso
     return torch.tensor(np.array(audio), dtype=torch.float32)
 
 
-@pytest.mark.parametrize("sinc", [False, True])
-def test_encoder_downsamples_by_160_and_a_window_gives_128_frames(sinc):
-    encoder = Encoder(8, sinc=sinc, sinc_kernel=251)
+@pytest.mark.parametrize("kind", ["conv", "sinc", "logmel"])
+def test_encoder_downsamples_by_160_and_a_window_gives_128_frames(kind):
+    sizes = {"hidden": 8, "sinc_kernel": 251, "mel_window": 1024}
+    spec = ModelSpec(encoder=kind, context="gru", **{**SMALL, **sizes})
+    encoder = build_encoder(spec)
     assert DOWNSAMPLING == 160
     assert encoder(torch.zeros(2, 20_480)).shape == (2, 128, 8)
     assert encoder(torch.zeros(1, 160 * 7)).shape == (1, 7, 8)

@@ -167,6 +167,7 @@ class PretrainConfig(ModelSpec):
 class EmbedConfig:
     features: tuple[str, ...] = choice(choices.FEATURES)
     layer: str = choice(choices.LAYERS)
+    pooling: str = choice(choices.POOLINGS)
     seed: int
     batch_size: int = at_least(1)
     threads: int = at_least(0)

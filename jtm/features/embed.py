@@ -10,7 +10,8 @@ Output folder::
 
     keys.parquet               row, id, start, length, split: one row per window (index order)
     <feature>/frames.npy       (windows, 128, dim) float16, memory-mappable: 100 Hz frames
-    <feature>/pooled.npy       (windows, dim) float32: the frames' mean, per window
+    <feature>/pooled.npy       (windows, dim) float32: the frames pooled per `embed.pooling`
+                               (mean: dim = frames' dim; meanstd, meanmax: twice that)
 """
 
 from __future__ import annotations
@@ -28,26 +29,10 @@ from jtm.config import EmbedConfig
 from jtm.data.windows import WindowDataset, WindowRef, load_windows
 from jtm.models.artifact import load_encoder, load_model
 from jtm.models.cpc import AudioEmbedder
-from jtm.models.encoder import DOWNSAMPLING
+from jtm.models.frontend import LogMel
 from jtm.progress import progress
 
 SAMPLE_RATE = 16_000
-
-
-class LogMel(torch.nn.Module):
-    """(B, L) audio -> (B, L // 160, 128) log-mel frames: 64 ms windows every 10 ms, centred."""
-
-    def __init__(self, n_mels: int = 128):
-        super().__init__()
-        import torchaudio
-
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=SAMPLE_RATE, n_fft=1024, hop_length=DOWNSAMPLING, n_mels=n_mels, center=True
-        )
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        frames = audio.shape[1] // DOWNSAMPLING  # centred framing gives one extra frame at the end
-        return torch.log(self.mel(audio) + 1e-6)[:, :, :frames].transpose(1, 2)
 
 
 def build_extractor(name: str, model_dir: Path, cfg: EmbedConfig) -> torch.nn.Module:
@@ -60,6 +45,19 @@ def build_extractor(name: str, model_dir: Path, cfg: EmbedConfig) -> torch.nn.Mo
     if name == "logmel":
         return LogMel().eval()
     raise ValueError(f"unknown feature set {name!r}: use one of {choices.FEATURES}")
+
+
+def pool(frames: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, T, D) frames -> (B, D) mean, or (B, 2D) mean and std (`meanstd`) or mean and max
+    (`meanmax`) over time: the window-level vector every feature set gets alike."""
+    mean = frames.mean(1)
+    if how == "mean":
+        return mean
+    if how == "meanstd":
+        return torch.cat([mean, frames.std(1, correction=0)], 1)
+    if how == "meanmax":
+        return torch.cat([mean, frames.amax(1)], 1)
+    raise ValueError(f"unknown pooling {how!r}: use one of {choices.POOLINGS}")
 
 
 @torch.no_grad()
@@ -92,9 +90,9 @@ def embed(
                     frames_file = tmp / name / "frames.npy"
                     shape = (len(windows), features.shape[1], features.shape[2])
                     frames = np.lib.format.open_memmap(frames_file, mode="w+", dtype=np.float16, shape=shape)
-                    pooled = np.empty((len(windows), features.shape[2]), dtype=np.float32)
+                    pooled = np.empty((len(windows), pool(features[:1], cfg.pooling).shape[1]), np.float32)
                 frames[rows.start : rows.stop] = features.numpy().astype(np.float16)
-                pooled[rows.start : rows.stop] = features.mean(1).numpy()
+                pooled[rows.start : rows.stop] = pool(features, cfg.pooling).numpy()
             frames.flush()
             del frames
             np.save(tmp / name / "pooled.npy", pooled)

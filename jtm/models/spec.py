@@ -24,6 +24,8 @@ class ModelSpec:
 
     encoder: str = _one_of(choices.ENCODERS)
     sinc_kernel: int = _at_least(1)  # taps of the SincNet band-pass filters (odd)
+    mel_bands: int = _at_least(1)  # encoder logmel: mel bands of the fixed front-end
+    mel_window: int = _at_least(160)  # encoder logmel: STFT window, samples at 16 kHz (centred)
     hidden: int = _at_least(1)
     norm: str = _one_of(choices.NORMS)
     context: str = _one_of(choices.CONTEXTS)
@@ -36,6 +38,8 @@ class ModelSpec:
 
 # Names a model folder written before the rename may still use (config.json "model").
 LEGACY_FIELDS = {"heads": "attention_heads", "head": "predictor"}
+# Fields added since: what a model folder written before them was (unused by its encoder).
+ADDED_FIELDS = {"mel_bands": 128, "mel_window": 1024}
 
 
 def spec_of(config: object) -> ModelSpec:
@@ -45,4 +49,4 @@ def spec_of(config: object) -> ModelSpec:
 
 def spec_from_dict(values: dict) -> ModelSpec:
     """A ModelSpec from config.json's "model" mapping, old field names accepted."""
-    return ModelSpec(**{LEGACY_FIELDS.get(k, k): v for k, v in values.items()})
+    return ModelSpec(**(ADDED_FIELDS | {LEGACY_FIELDS.get(k, k): v for k, v in values.items()}))
