@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo test lint bench-resample bench-cpc lock clean
+.PHONY: install demo test lint bench-resample bench-cpc profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ bench-resample: install
 
 bench-cpc: install
 	python benchmarks/bench_cpc.py
+
+profile-cpc: install
+	python benchmarks/profile_cpc_step.py
 
 # Regenerate the lock from the current venv (after changing dependencies deliberately).
 lock: install

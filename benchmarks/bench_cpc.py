@@ -20,6 +20,8 @@ import time
 CONFIGS = {
     # params.yaml's demo model
     "demo": dict(encoder="sinc", hidden=128, context="gru", batch=8, window=20480, k=12, n=128),
+    # the same over log-mel frames
+    "demo-logmel": dict(encoder="logmel", hidden=128, context="gru", batch=8, window=20480, k=12, n=128),
     # the seed study's full size
     "full-gru": dict(encoder="sinc", hidden=512, context="gru", batch=8, window=20480, k=12, n=128),
     "full-transformer": dict(
@@ -43,6 +45,8 @@ def worker(config: dict, materialise: bool, steps: int) -> dict:
         hidden=config["hidden"],
         norm="layer",
         sinc_kernel=251,
+        mel_bands=128,
+        mel_window=1024,
         context=config["context"],
         context_layers=1,
         attention_heads=8,

@@ -8,7 +8,7 @@ from jtm.choices import PREDICTORS
 from jtm.models.encoder import DOWNSAMPLING, Encoder, SincConv
 from jtm.models.registry import all_combinations, build_cpc, build_encoder
 from jtm.models.spec import ModelSpec
-from jtm.train.infonce import draw_negatives, info_nce
+from jtm.train.infonce import draw_negatives, draw_subpool, info_nce
 
 SMALL = dict(
     hidden=16,
@@ -113,14 +113,17 @@ def test_heads_and_reverse_mode(head):
     )  # reversed order: first = last frame
 
 
-def test_lean_loss_equals_the_materialised_one():
+@pytest.mark.parametrize("subpool", [None, 9], ids=["whole-pool", "sub-pool"])
+def test_lean_loss_equals_the_materialised_one(subpool):
     torch.manual_seed(0)
     frames = torch.randn(3, 12, 8, requires_grad=True)
     predictions = torch.randn(3, 12, 4, 8, requires_grad=True)
-    draws = draw_negatives(torch.Generator().manual_seed(1), 3, 12, 10, 36)
+    if subpool is not None:
+        subpool = draw_subpool(torch.Generator().manual_seed(2), 36, subpool)
+    draws = draw_negatives(torch.Generator().manual_seed(1), 3, 12, 10, 36 if subpool is None else 10)
     pool = frames.reshape(-1, 8)
-    lean = info_nce(frames, predictions, pool, draws)
-    full = info_nce(frames, predictions, pool, draws, materialise=True)
+    lean = info_nce(frames, predictions, pool, draws, subpool=subpool)
+    full = info_nce(frames, predictions, pool, draws, materialise=True, subpool=subpool)
     for a, b in zip(lean, full, strict=True):
         torch.testing.assert_close(a, b)
     grads = [torch.autograd.grad(x[0], (frames, predictions)) for x in (lean, full)]
@@ -136,6 +139,21 @@ def test_positive_is_never_a_negative():
     pool = frames.reshape(-1, h)
     draws = torch.arange(b * t - 1).expand(b, t, b * t - 1)  # 0..P-2: shifted past the positive
     loss, _, _ = info_nce(frames, predictions, pool, draws)
+    scores = predictions[:, :-1, 0].reshape(-1, h) @ pool.T
+    targets = (torch.arange(b).unsqueeze(1) * t + torch.arange(1, t)).reshape(-1)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets))
+
+
+def test_a_sub_pool_draw_of_the_positive_is_masked():
+    """A sub-pool holding every row, draws covering all of it: the positive's own row is drawn
+    once per position and must be masked, leaving the softmax over the whole pool."""
+    torch.manual_seed(0)
+    b, t, h = 2, 6, 5
+    frames, predictions = torch.randn(b, t, h), torch.randn(b, t, 1, h)
+    pool = frames.reshape(-1, h)
+    subpool = draw_subpool(torch.Generator().manual_seed(0), b * t, b * t)  # every row, shuffled
+    draws = torch.arange(b * t).expand(b, t, b * t)
+    loss, _, _ = info_nce(frames, predictions, pool, draws, subpool=subpool)
     scores = predictions[:, :-1, 0].reshape(-1, h) @ pool.T
     targets = (torch.arange(b).unsqueeze(1) * t + torch.arange(1, t)).reshape(-1)
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets))

@@ -141,6 +141,7 @@ class PretrainConfig(ModelSpec):
 
     seed: int
     n_negatives: int = at_least(1)
+    negative_pool: int = at_least(0)  # 0: negatives from every frame of the (global) batch
     sampling: str = choice(choices.SAMPLINGS)
     category: str = choice(choices.CATEGORIES)
     batch_size: int = at_least(1)

@@ -7,6 +7,11 @@ candidates tensor for every k and multiplies it by the predictions (about 3 GB o
 per step at the seed study's config, as much again for the product). Here each step k is one
 matrix product against the pool, (positions x P), then a gather of N scores per row: memory
 grows with the pool size, never with N x H.
+
+With a sub-pool (`pretrain.negative_pool`), each step first draws a random subset of S pool
+frames and its negatives among them: the product is (positions x S), so the loss costs S / P of
+the whole pool's, and every negative is still a uniform draw from the pool; a draw that lands on
+the positive's own frame is masked out of the softmax.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ def draw_negatives(
     return torch.randint(0, pool - 1, (rows, length, n_negatives), generator=generator)
 
 
+def draw_subpool(generator: torch.Generator, pool: int, size: int) -> torch.Tensor:
+    """`size` distinct pool rows in [0, pool), drawn on the CPU from `generator`: the sub-pool
+    a step's negatives come from (`draw_negatives(..., pool=size)` then indexes into it)."""
+    return torch.randperm(pool, generator=generator)[:size]
+
+
 def info_nce(
     frames: torch.Tensor,
     predictions: torch.Tensor,
@@ -31,17 +42,22 @@ def info_nce(
     draws: torch.Tensor,
     row_offset: int = 0,
     materialise: bool = False,
+    subpool: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean InfoNCE loss over k, and per-k loss and accuracy (both shape (K,)).
 
     frames: (B, T, H) targets z; predictions: (B, T, K, H); pool: (P, H) candidate negatives,
     where this batch's frames are rows [row_offset * T, (row_offset + B) * T) of the pool;
     draws: (B, T, N) from `draw_negatives`. `materialise=True` is the straightforward
-    formulation, kept for the benchmark and as the reference in tests.
+    formulation, kept for the benchmark and as the reference in tests. With `subpool` (S,)
+    from `draw_subpool`, draws index the sub-pool (drawn with pool=S + 1, so in [0, S)).
     """
     b, t, k_max, h = predictions.shape
     n = draws.shape[-1]
     draws = draws.to(frames.device)
+    if subpool is not None:
+        subpool = subpool.to(frames.device)
+        pool = pool[subpool]
     rows = torch.arange(b, device=frames.device).unsqueeze(1) + row_offset
     losses, accuracies = [], []
     for k in range(1, k_max + 1):
@@ -51,14 +67,16 @@ def info_nce(
         positive = (predicted * target).sum(-1, keepdim=True)
         where = (rows * t + torch.arange(k, t, device=frames.device)).reshape(-1, 1)
         index = draws[:, :span].reshape(-1, n)
-        index = index + (index >= where).long()  # skip over the positive
+        if subpool is None:
+            index = index + (index >= where).long()  # skip over the positive
         if materialise:
             # CPC_audio's way: a (rows, 1 + N, H) candidates tensor times the prediction.
-            candidates = torch.cat([target.unsqueeze(1), pool[index]], dim=1)
-            logits = (candidates * predicted.unsqueeze(1)).sum(-1).float()
+            negatives = (pool[index] * predicted.unsqueeze(1)).sum(-1)
         else:
             negatives = (predicted @ pool.T).gather(1, index)
-            logits = torch.cat([positive, negatives], dim=1).float()
+        if subpool is not None:  # a draw of the positive's own frame is no negative
+            negatives = negatives.masked_fill(subpool[index] == where, float("-inf"))
+        logits = torch.cat([positive, negatives], dim=1).float()
         zeros = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
         losses.append(F.cross_entropy(logits, zeros))
         accuracies.append((logits.argmax(1) == 0).float().mean())

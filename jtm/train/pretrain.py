@@ -31,7 +31,7 @@ from jtm.models.registry import build_cpc
 from jtm.models.spec import spec_of
 from jtm.train.checkpoint import TrainState, restore_training, save_training
 from jtm.train.distributed import Distributed, barrier, gather_frames, setup_distributed, wrap
-from jtm.train.infonce import draw_negatives, info_nce
+from jtm.train.infonce import draw_negatives, draw_subpool, info_nce
 from jtm.train.streams import new_state, select_state, store_state
 
 log = logging.getLogger(__name__)
@@ -120,15 +120,18 @@ def train_step(trained, optimizer, scheduler, batch: Batch, state: TrainState, c
     store_state(state.carried, batch.streams, new)
     frames = frames.float()  # the loss in float32 whatever the autocast dtype
     length = frames.shape[1]
-    draws = draw_negatives(
-        _generator(cfg.seed, state.step), batch.size, length, cfg.n_negatives, batch.size * length
-    )
+    pool, subpool = batch.size * length, None
+    if 0 < cfg.negative_pool < pool:  # negatives from a seeded random subset of the pool
+        subpool = draw_subpool(_generator(cfg.seed + 2, state.step), pool, cfg.negative_pool)
+        pool = cfg.negative_pool + 1  # draws in [0, negative_pool)
+    draws = draw_negatives(_generator(cfg.seed, state.step), batch.size, length, cfg.n_negatives, pool)
     loss, loss_k, acc_k = info_nce(
         frames,
         predictions.float(),
         gather_frames(frames, dist.world),
         draws[batch.offset : batch.offset + len(batch.audio)],
         batch.offset,
+        subpool=subpool,
     )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -1,0 +1,125 @@
+"""The CPC recipe ablation: each variant is a DVC experiment of the whole study, scored by the
+downstream stage's bootstrap intervals and paired comparisons (see README, "What CPC learns").
+
+    python benchmarks/ablation.py run [name ...]   # `dvc exp run -n <name> -S ...` per variant, in turn
+    python benchmarks/ablation.py table            # the README's table from results/ablation/rows.jsonl
+    python benchmarks/ablation.py list             # the variants and their params
+
+Variants run one after another in the workspace (each reuses every cached stage it shares with
+an earlier one: a read-out variant retrains no model); after each, its row is appended to
+results/ablation/rows.jsonl: pretraining wall time (MLflow's pretrain run; a cached model
+reports the run that trained it), val k=1 accuracy, and per task at all labels the best CPC
+method (chosen on validation) with its 95 % interval and its paired difference with the best
+random-init control. `dvc exp show` lists the experiments afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROWS = Path("results/ablation/rows.jsonl")
+TASKS = ("ensemble", "composer", "instruments", "transcription")
+# The seed recipe on the demo: raw waveform, SincNet, 600 steps (params.yaml before the ablation).
+SEED = {
+    "pretrain.encoder": "sinc",
+    "pretrain.steps": 600,
+    "pretrain.lr": 2.0e-4,
+    "pretrain.warmup_steps": 0,
+    "pretrain.negative_pool": 0,
+    "pretrain.sampling": "uniform",
+    "pretrain.hidden": 128,
+    "pretrain.batch_size": 8,
+    "pretrain.workers": 2,
+    "embed.layer": "context",
+    "embed.pooling": "mean",
+}
+LOGMEL = SEED | {"pretrain.encoder": "logmel", "pretrain.workers": 0}
+VARIANTS: dict[str, dict] = {
+    "seed recipe (sinc, 600 steps)": SEED,
+    "logmel front-end, 600 steps": LOGMEL,
+}
+
+
+def overrides(variant: dict) -> list[str]:
+    return [arg for key, value in variant.items() for arg in ("-S", f"{key}={value}")]
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:60]
+
+
+def pretrain_minutes() -> float | None:
+    """Wall time of the latest MLflow run of the pretrain stage, in minutes."""
+    import mlflow
+
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    where = "tags.mlflow.runName = 'pretrain'"
+    runs = mlflow.search_runs(experiment_names=["jtm"], filter_string=where, order_by=["start_time DESC"])
+    if runs.empty:
+        return None
+    return float((runs["end_time"].iloc[0] - runs["start_time"].iloc[0]).total_seconds() / 60)
+
+
+def row(name: str) -> dict:
+    """The workspace's results as one ablation row."""
+    pretrained = json.loads(Path("results/pretrain/metrics.json").read_text())
+    out = {"variant": name, "pretrain_minutes": pretrain_minutes(), "val_acc_k1": pretrained["val_acc_k1"]}
+    for task in TASKS:
+        comparisons = json.loads(Path(f"results/metrics/{task}/comparisons/all.json").read_text())
+        pair = next(k for k in comparisons if k.split(" - ")[1].startswith("random"))
+        best = pair.split(" - ")[0]
+        headline = json.loads(Path(f"results/metrics/{task}/{best}/all.json").read_text())["headline"]
+        out[task] = {"best": best, **headline, "vs_random": comparisons[pair]}
+    return out
+
+
+def run(names: list[str]) -> None:
+    ROWS.parent.mkdir(parents=True, exist_ok=True)
+    for name in names or VARIANTS:
+        command = ["dvc", "exp", "run", "-n", slug(name), *overrides(VARIANTS[name])]
+        print("$", " ".join(command), flush=True)
+        subprocess.run(command, check=True)
+        with ROWS.open("a") as file:
+            file.write(json.dumps(row(name)) + "\n")
+
+
+def table() -> None:
+    head = "| variant | pretrain min | val k=1 |"
+    head += "".join(f" {t}: best CPC [95 %] | CPC − random [95 %] |" for t in TASKS)
+    print(head)
+    print("|" + "---|" * (3 + 2 * len(TASKS)))
+    for line in ROWS.read_text().splitlines():
+        r = json.loads(line)
+        cells = [r["variant"], f"{r['pretrain_minutes']:.1f}", f"{r['val_acc_k1']:.3f}"]
+        for task in TASKS:
+            t, d = r[task], r[task]["vs_random"]
+            cells.append(f"{t['best']} {t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]")
+            diff = f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+            cells.append(f"**{diff}**" if d["lo"] > 0 or d["hi"] < 0 else diff)
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("action", choices=("run", "table", "list"))
+    parser.add_argument("names", nargs="*", help="variants to run (default: all)")
+    args = parser.parse_args()
+    if args.action == "run":
+        unknown = [n for n in args.names if n not in VARIANTS]
+        if unknown:
+            sys.exit(f"unknown variants {unknown}: see `python benchmarks/ablation.py list`")
+        run(args.names)
+    elif args.action == "table":
+        table()
+    else:
+        for name, variant in VARIANTS.items():
+            print(f"{name}: {' '.join(overrides(variant))}")
+
+
+if __name__ == "__main__":
+    main()
