@@ -20,7 +20,7 @@ SAMPLINGS = ("uniform", "samesequence", "samecategory", "sequential")  # pretrai
 CATEGORIES = ("ensemble", "composer")  # pretrain.category
 DEVICES = ("auto", "cpu", "cuda")  # pretrain.device
 FEATURES = ("cpc", "random", "logmel")  # embed.features, downstream.features
-LAYERS = ("context", "encoder")  # embed.layer
+LAYERS = ("context", "encoder", "both")  # embed.layer: both = context and encoder side by side
 POOLINGS = ("mean", "meanstd", "meanmax")  # embed.pooling: a window's frames -> one vector
 TASKS = ("ensemble", "composer", "instruments", "transcription")  # downstream.tasks
 PROBES = ("linear", "mlp")  # downstream.probes: the probe heads on frozen features

@@ -58,3 +58,12 @@ def test_logmel_frames_are_100_hz_and_find_the_pitch():
     centres = torchaudio.functional.melscale_fbanks(513, 0.0, 8000.0, 128, 16_000).argmax(0) * 8000 / 512
     peak = centres[frames[0, 50].argmax()].item()
     assert abs(np.log2(peak / 440)) < 0.1
+
+
+def test_pooling_mean_meanstd_meanmax():
+    from jtm.features.embed import pool
+
+    frames = torch.tensor([[[1.0, -2.0], [3.0, 4.0]]])  # (1 window, 2 frames, 2 dims)
+    torch.testing.assert_close(pool(frames, "mean"), torch.tensor([[2.0, 1.0]]))
+    torch.testing.assert_close(pool(frames, "meanstd"), torch.tensor([[2.0, 1.0, 1.0, 3.0]]))
+    torch.testing.assert_close(pool(frames, "meanmax"), torch.tensor([[2.0, 1.0, 3.0, 4.0]]))

@@ -157,3 +157,17 @@ def test_a_sub_pool_draw_of_the_positive_is_masked():
     scores = predictions[:, :-1, 0].reshape(-1, h) @ pool.T
     targets = (torch.arange(b).unsqueeze(1) * t + torch.arange(1, t)).reshape(-1)
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets))
+
+
+def test_read_outs_context_encoder_and_both():
+    from jtm.models.cpc import AudioEmbedder
+
+    torch.manual_seed(0)
+    model = build_cpc(ModelSpec(encoder="logmel", context="gru", **SMALL)).eval()
+    audio = tone_batch(2)
+    with torch.no_grad():
+        frames, context, _, _ = model(audio)
+        both = AudioEmbedder(model, "both")(audio)
+        assert torch.equal(AudioEmbedder(model, "context")(audio), context)
+        assert torch.equal(AudioEmbedder(model, "encoder")(audio), frames)
+    assert torch.equal(both, torch.cat([context, frames], -1))

@@ -60,6 +60,7 @@ def load_model(path: str | Path, weights: bool = True) -> CPC:
 def load_encoder(path: str | Path, layer: str = "context") -> AudioEmbedder:
     """A module that embeds 16 kHz audio (B, L) -> (B, L // 160, H), in eval mode.
 
-    `path` is the pretrain output folder (or its model.pt); `layer` "context" or "encoder".
+    `path` is the pretrain output folder (or its model.pt); `layer` "context", "encoder" or
+    "both" (B, L // 160, 2H).
     """
     return AudioEmbedder(load_model(path), layer).eval()

@@ -29,16 +29,19 @@ class AudioEmbedder(nn.Module):
     """What `jtm.load_encoder` returns: audio (B, L) at 16 kHz -> features (B, L // 160, H).
 
     `layer="context"` gives the context network's output (the default for downstream tasks),
-    `layer="encoder"` the encoder's frames.
+    `layer="encoder"` the encoder's frames, `layer="both"` the two side by side (B, T, 2H).
     """
 
     def __init__(self, cpc: CPC, layer: str = "context"):
         super().__init__()
-        if layer not in ("context", "encoder"):
-            raise ValueError(f"layer must be 'context' or 'encoder', got {layer!r}")
+        if layer not in ("context", "encoder", "both"):
+            raise ValueError(f"layer must be 'context', 'encoder' or 'both', got {layer!r}")
         self.cpc, self.layer = cpc, layer
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         frames, context, _, _ = self.cpc(audio)
-        features = context if self.layer == "context" else frames
+        if self.layer == "both":
+            features = torch.cat([context, frames], -1)
+        else:
+            features = context if self.layer == "context" else frames
         return features.flip(1) if self.cpc.reverse else features
