@@ -40,16 +40,19 @@ SEED = {
 LOGMEL = SEED | {"pretrain.encoder": "logmel", "pretrain.workers": 0}
 # The same pretraining wall time as the seed recipe, spent on more, cheaper steps.
 FAST = LOGMEL | {"pretrain.negative_pool": 256, "pretrain.steps": 1500}
+# ... read from the encoder: the base of the pretraining variants below.
+READ = FAST | {"embed.layer": "encoder"}
 VARIANTS: dict[str, dict] = {
     "seed recipe (sinc, 600 steps)": SEED,
     "logmel front-end, 600 steps": LOGMEL,
     "logmel, sub-pool 256, 1500 steps": FAST,
-    "... read-out: encoder": FAST | {"embed.layer": "encoder"},
+    "... read-out: encoder": READ,
     "... read-out: context, mean+std": FAST | {"embed.pooling": "meanstd"},
-    "... lr 1e-3, warm-up 100": FAST | {"pretrain.lr": 1.0e-3, "pretrain.warmup_steps": 100},
-    "... same-sequence negatives": FAST | {"pretrain.sampling": "samesequence"},
-    "... hidden 256, 900 steps": FAST | {"pretrain.hidden": 256, "pretrain.steps": 900},
-    "... 25 ms STFT (less overlap with the predicted frames)": FAST | {"pretrain.mel_window": 400},
+    "... read-out: both": FAST | {"embed.layer": "both"},
+    "... encoder, same-sequence negatives": READ | {"pretrain.sampling": "samesequence"},
+    "... encoder, hidden 256, 900 steps": READ | {"pretrain.hidden": 256, "pretrain.steps": 900},
+    "... encoder, lr 1e-3, warm-up 100": READ | {"pretrain.lr": 1.0e-3, "pretrain.warmup_steps": 100},
+    "... encoder, 25 ms STFT (less overlap with the predicted frames)": READ | {"pretrain.mel_window": 400},
 }
 
 
