@@ -1,5 +1,6 @@
 """Where a CPC training step's time goes, per encoder: the encoder, the context network and
-the InfoNCE loss, each forward + backward, timed alone on the same batch of random audio.
+the InfoNCE loss, each forward + backward, timed alone on the same batch of random audio; and
+the loss with negatives from a sub-pool (`pretrain.negative_pool`).
 
 Ratios are against the raw-waveform SincNet step (the seed study's encoder) in the same run.
 On a CPU the waveform encoder's first layers dominate; the log-mel encoder's STFT costs little.
@@ -16,7 +17,7 @@ import torch
 
 from jtm.models.registry import build_cpc
 from jtm.models.spec import ModelSpec
-from jtm.train.infonce import draw_negatives, info_nce
+from jtm.train.infonce import draw_negatives, draw_subpool, info_nce
 
 
 def milliseconds(fn, repeats: int) -> float:
@@ -52,11 +53,19 @@ def profile(encoder: str, args) -> dict[str, float]:
     def loss_step():
         info_nce(frames, predictions, frames.reshape(-1, args.hidden), draws)[0].backward()
 
+    subpool = draw_subpool(torch.Generator().manual_seed(1), args.batch * length, args.subpool)
+    subdraws = draw_negatives(torch.Generator().manual_seed(0), args.batch, length, 128, args.subpool + 1)
+
+    def subpool_step():
+        pool = frames.reshape(-1, args.hidden)
+        info_nce(frames, predictions, pool, subdraws, subpool=subpool)[0].backward()
+
     def whole_step():
         z, _, predicted, _ = model(audio)
         info_nce(z, predicted, z.reshape(-1, args.hidden), draws)[0].backward()
 
     parts = {"encoder": encoder_step, "context": context_step, "loss": loss_step, "step": whole_step}
+    parts["sub-pool loss"] = subpool_step
     return {name: milliseconds(fn, args.repeats) for name, fn in parts.items()}
 
 
@@ -68,16 +77,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--context", default="gru")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--subpool", type=int, default=256, help="negative_pool for the last column")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = {encoder: profile(encoder, args) for encoder in ("sinc", "conv", "logmel")}
     base = rows["sinc"]["step"]
     print(f"CPC step, batch {args.batch} x 20480 samples, hidden {args.hidden}, {args.context}, K=12, N=128, "
           f"{args.threads} threads; ms forward + backward (share of the step)")  # fmt: skip
-    print(f"{'encoder':8s} {'encoder':>14s} {'context':>14s} {'loss':>14s} {'step':>8s} {'vs sinc':>8s}")
+    columns = f"{'encoder':>14s} {'context':>14s} {'loss':>14s} {'step':>8s} {'vs sinc':>8s}"
+    print(f"{'encoder':8s} {columns} {'loss, sub-pool ' + str(args.subpool):>20s}")
     for encoder, ms in rows.items():
         cells = " ".join(f"{ms[p]:6.0f} ({ms[p] / ms['step']:4.0%})" for p in ("encoder", "context", "loss"))
-        print(f"{encoder:8s} {cells} {ms['step']:8.0f} {ms['step'] / base:7.2f}x")
+        print(f"{encoder:8s} {cells} {ms['step']:8.0f} {ms['step'] / base:7.2f}x {ms['sub-pool loss']:20.0f}")
 
 
 if __name__ == "__main__":
