@@ -7,7 +7,7 @@ downstream stage's bootstrap intervals and paired comparisons (see README, "What
 
 Variants run one after another in the workspace (each reuses every cached stage it shares with
 an earlier one: a read-out variant retrains no model); after each, its row is appended to
-results/ablation/rows.jsonl: pretraining wall time (MLflow's pretrain run; a cached model
+results/ablation/rows.jsonl: pretraining wall time (MLflow's pretrain run; a reused model
 reports the run that trained it), val k=1 accuracy, and per task at all labels the best CPC
 method (chosen on validation) with its 95 % interval and its paired difference with the best
 random-init control. `dvc exp show` lists the experiments afterwards.
@@ -64,22 +64,30 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:60]
 
 
-def pretrain_minutes() -> float | None:
-    """Wall time of the latest MLflow run of the pretrain stage, in minutes."""
+def pretrain_minutes(trained: dict) -> float | None:
+    """Wall time, in minutes, of the MLflow pretrain run that trained the workspace's model: the
+    longest run with its params (a later variant that reuses the model resumes its finished
+    checkpoint in seconds)."""
     import mlflow
 
     mlflow.set_tracking_uri("sqlite:///mlflow.db")
     where = "tags.mlflow.runName = 'pretrain'"
-    runs = mlflow.search_runs(experiment_names=["jtm"], filter_string=where, order_by=["start_time DESC"])
+    runs = mlflow.search_runs(experiment_names=["jtm"], filter_string=where)
+    for key, value in trained.items():
+        column = f"params.pretrain.{key}"
+        if column in runs and key not in ("workers", "checkpoint_every", "device", "compile"):
+            runs = runs[runs[column] == str(value)]
     if runs.empty:
         return None
-    return float((runs["end_time"].iloc[0] - runs["start_time"].iloc[0]).total_seconds() / 60)
+    return float((runs["end_time"] - runs["start_time"]).max().total_seconds() / 60)
 
 
 def row(name: str) -> dict:
     """The workspace's results as one ablation row."""
     pretrained = json.loads(Path("results/pretrain/metrics.json").read_text())
-    out = {"variant": name, "pretrain_minutes": pretrain_minutes(), "val_acc_k1": pretrained["val_acc_k1"]}
+    trained = json.loads(Path("results/pretrain/config.json").read_text())["pretrain"]
+    minutes = pretrain_minutes(trained)
+    out = {"variant": name, "pretrain_minutes": minutes, "val_acc_k1": pretrained["val_acc_k1"]}
     for task in TASKS:
         comparisons = json.loads(Path(f"results/metrics/{task}/comparisons/all.json").read_text())
         pair = next(k for k in comparisons if k.split(" - ")[1].startswith("random"))
