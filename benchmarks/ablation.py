@@ -2,6 +2,7 @@
 downstream stage's bootstrap intervals and paired comparisons (see README, "What CPC learns").
 
     python benchmarks/ablation.py run [name ...]   # `dvc exp run -n <name> -S ...` per variant, in turn
+    python benchmarks/ablation.py collect          # rows.jsonl again from the experiments' commits
     python benchmarks/ablation.py table            # the README's table from results/ablation/rows.jsonl
     python benchmarks/ablation.py list             # the variants and their params
 
@@ -83,18 +84,39 @@ def pretrain_minutes(trained: dict) -> float | None:
     return float((runs["end_time"] - runs["start_time"]).max().total_seconds() / 60)
 
 
-def row(name: str) -> dict:
-    """The workspace's results as one ablation row."""
-    pretrained = json.loads(Path("results/pretrain/metrics.json").read_text())
-    trained = json.loads(Path("results/pretrain/config.json").read_text())["pretrain"]
-    minutes = pretrain_minutes(trained)
-    out = {"variant": name, "pretrain_minutes": minutes, "val_acc_k1": pretrained["val_acc_k1"]}
+def read_json(path: str, rev: str | None) -> dict:
+    """A JSON file of the workspace (rev None) or of a git revision (an experiment's commit)."""
+    if rev is None:
+        return json.loads(Path(path).read_text())
+    return json.loads(
+        subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, check=True).stdout
+    )
+
+
+def row(name: str, rev: str | None = None) -> dict:
+    """One ablation row from the workspace's results, or from experiment commit `rev`."""
+    pretrained = read_json("results/pretrain/metrics.json", rev)
+    if rev is None:
+        trained = read_json("results/pretrain/config.json", rev)["pretrain"]
+    else:
+        import yaml
+
+        show = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, check=True)
+        trained = yaml.safe_load(show.stdout)["pretrain"]
+    out = {
+        "variant": name,
+        "pretrain_minutes": pretrain_minutes(trained),
+        "val_acc_k1": pretrained["val_acc_k1"],
+    }
     for task in TASKS:
-        comparisons = json.loads(Path(f"results/metrics/{task}/comparisons/all.json").read_text())
+        comparisons = read_json(f"results/metrics/{task}/comparisons/all.json", rev)
         pair = next(k for k in comparisons if k.split(" - ")[1].startswith("random"))
         best = pair.split(" - ")[0]
-        headline = json.loads(Path(f"results/metrics/{task}/{best}/all.json").read_text())["headline"]
+        headline = read_json(f"results/metrics/{task}/{best}/all.json", rev)["headline"]
+        smallest = read_json(f"results/metrics/{task}/comparisons/1-per-class.json", rev)
+        logmel = next(k for k in smallest if k.split(" - ")[1].startswith("logmel"))
         out[task] = {"best": best, **headline, "vs_random": comparisons[pair]}
+        out[task]["smallest_vs_logmel"] = {"pair": logmel, **smallest[logmel]}
     return out
 
 
@@ -106,6 +128,19 @@ def run(names: list[str]) -> None:
         subprocess.run(command, check=True)
         with ROWS.open("a") as file:
             file.write(json.dumps(row(name)) + "\n")
+
+
+def collect() -> None:
+    """Rebuild rows.jsonl from the experiments' commits (`dvc exp show` lists them)."""
+    refs = subprocess.run(
+        ["git", "for-each-ref", "refs/exps", "--format=%(refname) %(objectname)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    revs = {ref.rsplit("/", 1)[1]: rev for ref, rev in zip(refs[::2], refs[1::2], strict=True)}
+    rows = [row(name, revs[slug(name)]) for name in VARIANTS if slug(name) in revs]
+    ROWS.parent.mkdir(parents=True, exist_ok=True)
+    ROWS.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"{len(rows)} rows from experiments: {ROWS}")
 
 
 def table() -> None:
@@ -127,7 +162,7 @@ def table() -> None:
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("action", choices=("run", "table", "list"))
+    parser.add_argument("action", choices=("run", "collect", "table", "list"))
     parser.add_argument("names", nargs="*", help="variants to run (default: all)")
     args = parser.parse_args()
     if args.action == "run":
@@ -135,6 +170,8 @@ def main() -> None:
         if unknown:
             sys.exit(f"unknown variants {unknown}: see `python benchmarks/ablation.py list`")
         run(args.names)
+    elif args.action == "collect":
+        collect()
     elif args.action == "table":
         table()
     else:
