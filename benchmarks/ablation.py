@@ -144,19 +144,27 @@ def collect() -> None:
     print(f"{len(rows)} rows from experiments: {ROWS}")
 
 
+def _diff(d: dict) -> str:
+    text = f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+    return f"**{text}**" if d["lo"] > 0 or d["hi"] < 0 else text
+
+
 def table() -> None:
+    """Two Markdown tables: all labels against the control; one track per class against log-mel."""
+    rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
     head = "| variant | pretrain min | val k=1 |"
     head += "".join(f" {t}: best CPC [95 %] | CPC − random [95 %] |" for t in TASKS)
-    print(head)
-    print("|" + "---|" * (3 + 2 * len(TASKS)))
-    for line in ROWS.read_text().splitlines():
-        r = json.loads(line)
+    print(head + "\n|" + "---|" * (3 + 2 * len(TASKS)))
+    for r in rows:
         cells = [r["variant"], f"{r['pretrain_minutes']:.1f}", f"{r['val_acc_k1']:.3f}"]
         for task in TASKS:
-            t, d = r[task], r[task]["vs_random"]
-            cells.append(f"{t['best']} {t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]")
-            diff = f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
-            cells.append(f"**{diff}**" if d["lo"] > 0 or d["hi"] < 0 else diff)
+            t = r[task]
+            cells += [f"{t['best']} {t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]", _diff(t["vs_random"])]
+        print("| " + " | ".join(cells) + " |")
+    print("\n| variant |" + "".join(f" {t}: 1 track/class, best CPC − best log-mel |" for t in TASKS))
+    print("|" + "---|" * (1 + len(TASKS)))
+    for r in rows:
+        cells = [r["variant"]] + [_diff(r[t]["smallest_vs_logmel"]) for t in TASKS]
         print("| " + " | ".join(cells) + " |")
 
 
