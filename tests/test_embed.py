@@ -37,10 +37,9 @@ def test_cpc_features_are_the_models_and_random_is_a_seeded_control(built):
     tracks = pd.read_parquet(index / "tracks.parquet").set_index("id")
     row = keys.iloc[3]
     audio = np.load(tracks.loc[row["id"], "path"])[row["start"] : row["start"] + row["length"]]
+    embedder = load_encoder(built["paths"]["pretrain"], built["embed"]["layer"])
     with torch.no_grad():
-        expected = load_encoder(built["paths"]["pretrain"])(torch.from_numpy(audio.astype(np.float32))[None])[
-            0
-        ]
+        expected = embedder(torch.from_numpy(audio.astype(np.float32))[None])[0]
     np.testing.assert_allclose(cpc[3].astype(np.float32), expected.numpy(), rtol=1e-2, atol=1e-2)
     assert not np.allclose(cpc[3], random[3], atol=1e-2)
     built["paths"]["embeddings"] = str(Path(folder).with_name("again"))
