@@ -53,8 +53,8 @@ def profile(encoder: str, args) -> dict[str, float]:
     def loss_step():
         info_nce(frames, predictions, frames.reshape(-1, args.hidden), draws)[0].backward()
 
-    subpool = draw_subpool(torch.Generator().manual_seed(1), args.batch * length, args.subpool)
-    subdraws = draw_negatives(torch.Generator().manual_seed(0), args.batch, length, 128, args.subpool + 1)
+    generators = torch.Generator().manual_seed(1), torch.Generator().manual_seed(0)
+    subpool, subdraws = draw_subpool(*generators, args.batch, length, 128, args.batch * length, args.subpool)
 
     def subpool_step():
         pool = frames.reshape(-1, args.hidden)

@@ -118,9 +118,11 @@ def test_lean_loss_equals_the_materialised_one(subpool):
     torch.manual_seed(0)
     frames = torch.randn(3, 12, 8, requires_grad=True)
     predictions = torch.randn(3, 12, 4, 8, requires_grad=True)
-    if subpool is not None:
-        subpool = draw_subpool(torch.Generator().manual_seed(2), 36, subpool)
-    draws = draw_negatives(torch.Generator().manual_seed(1), 3, 12, 10, 36 if subpool is None else 10)
+    if subpool is None:
+        draws = draw_negatives(torch.Generator().manual_seed(1), 3, 12, 10, 36)
+    else:
+        generators = torch.Generator().manual_seed(2), torch.Generator().manual_seed(1)
+        subpool, draws = draw_subpool(*generators, 3, 12, 10, 36, subpool)
     pool = frames.reshape(-1, 8)
     lean = info_nce(frames, predictions, pool, draws, subpool=subpool)
     full = info_nce(frames, predictions, pool, draws, materialise=True, subpool=subpool)
@@ -151,7 +153,8 @@ def test_a_sub_pool_draw_of_the_positive_is_masked():
     b, t, h = 2, 6, 5
     frames, predictions = torch.randn(b, t, h), torch.randn(b, t, 1, h)
     pool = frames.reshape(-1, h)
-    subpool = draw_subpool(torch.Generator().manual_seed(0), b * t, b * t)  # every row, shuffled
+    generators = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    subpool, _ = draw_subpool(*generators, b, t, 1, b * t, b * t)  # every row, shuffled
     draws = torch.arange(b * t).expand(b, t, b * t)
     loss, _, _ = info_nce(frames, predictions, pool, draws, subpool=subpool)
     scores = predictions[:, :-1, 0].reshape(-1, h) @ pool.T

@@ -85,14 +85,15 @@ def embed(
                 rows = range(begin, min(begin + cfg.batch_size, len(windows)))
                 audio = torch.stack([dataset[WindowRef(i, 0)][0] for i in rows])
                 features = extractor(audio).float()
+                vectors = pool(features, cfg.pooling).numpy()
                 if frames is None:
                     (tmp / name).mkdir()
                     frames_file = tmp / name / "frames.npy"
                     shape = (len(windows), features.shape[1], features.shape[2])
                     frames = np.lib.format.open_memmap(frames_file, mode="w+", dtype=np.float16, shape=shape)
-                    pooled = np.empty((len(windows), pool(features[:1], cfg.pooling).shape[1]), np.float32)
+                    pooled = np.empty((len(windows), vectors.shape[1]), np.float32)
                 frames[rows.start : rows.stop] = features.numpy().astype(np.float16)
-                pooled[rows.start : rows.stop] = pool(features, cfg.pooling).numpy()
+                pooled[rows.start : rows.stop] = vectors
             frames.flush()
             del frames
             np.save(tmp / name / "pooled.npy", pooled)

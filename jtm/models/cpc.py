@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from jtm import choices
+
 
 class CPC(nn.Module):
     """audio (B, L) -> frames z (B, T, H), context c (B, T, H), predictions (B, T, K, H).
@@ -34,8 +36,8 @@ class AudioEmbedder(nn.Module):
 
     def __init__(self, cpc: CPC, layer: str = "context"):
         super().__init__()
-        if layer not in ("context", "encoder", "both"):
-            raise ValueError(f"layer must be 'context', 'encoder' or 'both', got {layer!r}")
+        if layer not in choices.LAYERS:
+            raise ValueError(f"layer must be one of {choices.LAYERS}, got {layer!r}")
         self.cpc, self.layer = cpc, layer
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """A fixed log-mel front-end, and the CPC encoder built on it (`pretrain.encoder: logmel`).
 
 Why an encoder over log-mel frames: on a CPU, the raw-waveform encoder spends most of a CPC
-step in its first two convolutions at 3.2 kHz and 800 Hz (see benchmarks/bench_cpc.py), while
+step in its first two convolutions at 3.2 kHz and 800 Hz (see benchmarks/profile_cpc_step.py), while
 an STFT costs almost nothing; the same CPU second then buys many more steps. CPC_audio
 supports filterbank inputs for the same reason.
 """

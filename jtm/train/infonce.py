@@ -29,10 +29,20 @@ def draw_negatives(
     return torch.randint(0, pool - 1, (rows, length, n_negatives), generator=generator)
 
 
-def draw_subpool(generator: torch.Generator, pool: int, size: int) -> torch.Tensor:
-    """`size` distinct pool rows in [0, pool), drawn on the CPU from `generator`: the sub-pool
-    a step's negatives come from (`draw_negatives(..., pool=size)` then indexes into it)."""
-    return torch.randperm(pool, generator=generator)[:size]
+def draw_subpool(
+    subpool_generator: torch.Generator,
+    draw_generator: torch.Generator,
+    rows: int,
+    length: int,
+    n_negatives: int,
+    pool: int,
+    size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sub-pool (size,), draws (rows, length, N)): `size` distinct pool rows in [0, pool), and
+    uniform draws in [0, size) that index it (a draw of the positive's own frame is masked in
+    `info_nce`, not skipped). Drawn on the CPU, like `draw_negatives`."""
+    subpool = torch.randperm(pool, generator=subpool_generator)[:size]
+    return subpool, torch.randint(0, size, (rows, length, n_negatives), generator=draw_generator)
 
 
 def info_nce(
@@ -50,7 +60,7 @@ def info_nce(
     where this batch's frames are rows [row_offset * T, (row_offset + B) * T) of the pool;
     draws: (B, T, N) from `draw_negatives`. `materialise=True` is the straightforward
     formulation, kept for the benchmark and as the reference in tests. With `subpool` (S,)
-    from `draw_subpool`, draws index the sub-pool (drawn with pool=S + 1, so in [0, S)).
+    and its draws from `draw_subpool`, draws index the sub-pool.
     """
     b, t, k_max, h = predictions.shape
     n = draws.shape[-1]

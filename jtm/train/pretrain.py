@@ -121,10 +121,14 @@ def train_step(trained, optimizer, scheduler, batch: Batch, state: TrainState, c
     frames = frames.float()  # the loss in float32 whatever the autocast dtype
     length = frames.shape[1]
     pool, subpool = batch.size * length, None
+    draw_generator = _generator(cfg.seed, state.step)
     if 0 < cfg.negative_pool < pool:  # negatives from a seeded random subset of the pool
-        subpool = draw_subpool(_generator(cfg.seed + 2, state.step), pool, cfg.negative_pool)
-        pool = cfg.negative_pool + 1  # draws in [0, negative_pool)
-    draws = draw_negatives(_generator(cfg.seed, state.step), batch.size, length, cfg.n_negatives, pool)
+        subpool_generator = _generator(cfg.seed + 2, state.step)
+        subpool, draws = draw_subpool(
+            subpool_generator, draw_generator, batch.size, length, cfg.n_negatives, pool, cfg.negative_pool
+        )
+    else:
+        draws = draw_negatives(draw_generator, batch.size, length, cfg.n_negatives, pool)
     loss, loss_k, acc_k = info_nce(
         frames,
         predictions.float(),
