@@ -56,6 +56,8 @@ VARIANTS: dict[str, dict] = {
     "... encoder, 25 ms STFT (less overlap with the predicted frames)": READ | {"pretrain.mel_window": 400},
     "... encoder, lr 1e-3, warm-up 100, 800 steps (the demo's budget)": READ
     | {"pretrain.lr": 1.0e-3, "pretrain.warmup_steps": 100, "pretrain.steps": 800},
+    "... encoder, lr 1e-3, warm-up 100, 3000 steps": READ
+    | {"pretrain.lr": 1.0e-3, "pretrain.warmup_steps": 100, "pretrain.steps": 3000},
 }
 
 
