@@ -57,6 +57,6 @@ lock: install
 	python -m pip freeze --all --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf data/scores data/raw data/audio16k data/index results/pretrain results/checkpoints \
+	rm -rf data/scores data/raw data/audio16k data/index data/ingest results/pretrain results/checkpoints \
 		results/embeddings results/cells results/downstream results/metrics results/report.html results/report.md \
 		results/figures logs .snakemake

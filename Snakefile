@@ -14,3 +14,4 @@ include: "workflow/rules/evaluate.smk"
 rule all:
     input:
         rules.report.output,
+        rules.ingest.output,

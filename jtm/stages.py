@@ -21,6 +21,7 @@ from jtm.config import (
     DownstreamConfig,
     EmbedConfig,
     IndexConfig,
+    IngestConfig,
     PretrainConfig,
     ReportConfig,
     ResampleConfig,
@@ -88,6 +89,19 @@ def _index(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> 
     from jtm.data.index import build_index
 
     return build_index(inputs["audio16k"], outputs["index"], section(params, "index", IndexConfig))
+
+
+def _ingest(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
+    from jtm.ingest.decode import Target
+    from jtm.ingest.discover import corpora_from_params
+    from jtm.ingest.stage import ingest
+
+    cfg, resample = section(params, "ingest", IngestConfig), section(params, "resample", ResampleConfig)
+    window = get_dotted(params, "index.window")  # a file shorter than one window is skipped
+    target = Target(resample.sample_rate, resample.quality, cfg.dtype, cfg.block_seconds, window)
+    work = Path(get_dotted(params, "paths.ingest_work"))
+    corpora = corpora_from_params(cfg.corpora)
+    return ingest(corpora, target, cfg.shard_mb, cfg.max_rejected, outputs["ingest"], work, cfg.workers)
 
 
 def _pretrain(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -257,6 +271,17 @@ STAGES: dict[str, Stage] = {
             code=("jtm/data/index.py",),
             workers=None,
             run=_index,
+        ),
+        Stage(
+            "ingest",
+            "Decode unlabeled corpora (any format, rate, channels) into 16 kHz shards; resumable.",
+            inputs={},
+            outputs={"ingest": "paths.ingest"},
+            params=_keys("ingest", IngestConfig)
+            + ("resample.sample_rate", "resample.quality", "index.window"),
+            code=("jtm/ingest",),
+            workers="ingest.workers",
+            run=_ingest,
         ),
         Stage(
             "pretrain",

@@ -61,6 +61,15 @@ def cells(config: dict) -> list[str]:
     ]
 
 
+def ingest_files(config: dict) -> list[str]:
+    """Every audio file of `ingest.corpora`: the ingest rule's inputs (Snakemake reruns it when
+    one is added, changed or removed)."""
+    from jtm.ingest.discover import corpora_from_params, discover
+
+    corpora = corpora_from_params(get_dotted(config, "ingest.corpora"))
+    return [candidate.path for corpus in corpora for candidate in discover(corpus)]
+
+
 def run_snakemake_rule(smk) -> None:
     """Run stage `smk.rule` with the rule's inputs, outputs, wildcards and config; log to `smk.log[0]`.
 

@@ -69,6 +69,8 @@ class Paths:
     raw: str
     audio16k: str
     index: str
+    ingest: str
+    ingest_work: str
     pretrain: str
     checkpoints: str
     score_cache: str
@@ -133,6 +135,31 @@ class IndexConfig:
     window: int = at_least(160)
     hop: int = at_least(1)
     val_fraction: float = dataclasses.field(metadata={"minimum": 0, "exclusive_maximum": 1})
+
+
+def corpora() -> dataclasses.Field:
+    """Unlabeled corpora: each a name (its shards' folder), folders or glob patterns, a weight."""
+    corpus = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+            "paths": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            "weight": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "required": ["name", "paths", "weight"],
+        "additionalProperties": False,
+    }
+    return dataclasses.field(metadata={"items_schema": corpus})
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    corpora: tuple[dict, ...] = corpora()
+    dtype: str = choice(choices.RESAMPLE_DTYPES)
+    shard_mb: float = positive()
+    max_rejected: float = share()
+    block_seconds: float = positive()
+    workers: int = bookkeeping(minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +258,7 @@ SECTIONS = {
     "demo": DemoConfig,
     "resample": ResampleConfig,
     "index": IndexConfig,
+    "ingest": IngestConfig,
     "pretrain": PretrainConfig,
     "embed": EmbedConfig,
     "downstream": DownstreamConfig,

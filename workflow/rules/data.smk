@@ -74,3 +74,24 @@ rule index:
         read=subset(config, STAGES["index"].params),
     script:
         "../scripts/index.py"
+
+
+# Unlabeled corpora -> 16 kHz shards (see jtm/ingest/stage.py): the corpora's audio files are the
+# rule's inputs, so a file added to a listed folder reruns it (finished shards are reused).
+rule ingest:
+    input:
+        audio=ingest_files(config),
+        code=STAGES["ingest"].code,
+    output:
+        ingest=directory(config["paths"]["ingest"]),
+    log:
+        "logs/ingest.log",
+    conda:
+        "../envs/jtm.yaml"
+    threads: config["ingest"]["workers"]
+    resources:
+        **rule_resources(config, "ingest"),
+    params:
+        read=subset(config, STAGES["ingest"].params),
+    script:
+        "../scripts/ingest.py"

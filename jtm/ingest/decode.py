@@ -1,0 +1,135 @@
+"""One file -> mono samples at the target rate, streamed: memory stays bounded whatever its length.
+
+Decoding is libsndfile's (soundfile), resampling soxr's, as in stage `resample`; channels are
+averaged to mono. A file that cannot be used is not an exception but a `Decoded` with status
+`error` (unreadable, zero-length, truncated, non-finite samples) or `short` (under one
+window): a 1 000-hour ingest must not stop for one bad file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+@dataclass(frozen=True)
+class Target:
+    """What every file becomes: `rate` Hz mono `dtype` samples, resampled at soxr `quality`,
+    decoded `block_seconds` at a time; files under `min_samples` (one window) are skipped."""
+
+    rate: int
+    quality: str
+    dtype: str
+    block_seconds: float
+    min_samples: int
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A file's fate: status `ok` (its samples in a raw file), `short` or `error` (`reason` says
+    why), with what libsndfile said of it (format, subtype, rate, channels, frames)."""
+
+    sha256: str
+    status: str
+    reason: str = ""
+    format: str = ""
+    subtype: str = ""
+    source_rate: int = 0
+    channels: int = 0
+    source_frames: int = 0
+    samples: int = 0
+
+
+def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of the file's bytes: the same recording under two names is ingested once."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _quantise(samples: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "int16":
+        return np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
+    return samples.astype(np.float32, copy=False)
+
+
+def _stream(path: str, handle, target: Target, info) -> tuple[int, int, str]:
+    """Decode, downmix, resample and write raw samples to `handle`: (frames read, samples
+    written, reason the file is unusable or "")."""
+    resampler = None
+    if info.samplerate != target.rate:
+        resampler = soxr.ResampleStream(
+            info.samplerate, target.rate, 1, dtype="float32", quality=target.quality
+        )
+    block = max(1, int(target.block_seconds * info.samplerate))
+    read = written = 0
+    with sf.SoundFile(path) as audio:
+        while True:
+            chunk = audio.read(block, dtype="float32", always_2d=True)
+            mono = chunk.mean(axis=1, dtype=np.float32) if chunk.shape[1] > 1 else chunk[:, 0]
+            bad = np.flatnonzero(~np.isfinite(mono))
+            if len(bad):
+                where = (read + int(bad[0])) / info.samplerate
+                return read, written, f"non-finite sample ({mono[bad[0]]}) at {where:.3f} s"
+            read += len(mono)
+            out = mono if resampler is None else resampler.resample_chunk(mono, last=len(mono) == 0)
+            _quantise(out, target.dtype).tofile(handle)
+            written += len(out)
+            if len(mono) == 0:
+                return read, written, ""
+
+
+def _truncation(info) -> str:
+    """libsndfile's own note that the audio chunk is shorter than its header says (a cut-off
+    WAV, AIFF, W64: libsndfile then quietly reads what is there); "" when it has none."""
+    notes = re.findall(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", info.extra_info, re.M)
+    for declared, present in notes:
+        if int(present) < int(declared):
+            return f"truncated: its header announces {declared} bytes of audio, the file holds {present}"
+    return ""
+
+
+def decode_file(path: str, out: Path, target: Target) -> Decoded:
+    """Decode `path` into raw `target.dtype` samples at `out` (written beside it, then renamed;
+    removed unless the status is `ok`)."""
+    sha = content_hash(path)
+    if os.path.getsize(path) == 0:
+        return Decoded(sha, "error", "empty file: 0 bytes")
+    try:
+        info = sf.info(path)
+    except (RuntimeError, OSError) as err:  # libsndfile's errors are RuntimeErrors
+        return Decoded(sha, "error", f"unreadable: {err}")
+    about = dict(
+        format=info.format, subtype=info.subtype or "", source_rate=info.samplerate,
+        channels=info.channels, source_frames=info.frames,
+    )  # fmt: skip
+    if info.frames <= 0:
+        return Decoded(sha, "error", "zero-length audio: no samples", **about)
+    if truncated := _truncation(info):
+        return Decoded(sha, "error", truncated, **about)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with open(partial, "wb") as handle:
+            read, written, reason = _stream(path, handle, target, info)
+    except (RuntimeError, OSError) as err:
+        partial.unlink(missing_ok=True)
+        return Decoded(sha, "error", f"unreadable after the header: {err}", **about)
+    if not reason and read < info.frames:
+        reason = f"truncated: {read} of the {info.frames} frames its header announces"
+    if reason or written < target.min_samples:
+        partial.unlink(missing_ok=True)
+        if reason:
+            return Decoded(sha, "error", reason, **about)
+        seconds = written / target.rate
+        return Decoded(sha, "short", f"{seconds:.2f} s: shorter than one window", **about)
+    os.replace(partial, out)
+    return Decoded(sha, "ok", **about, samples=written)

@@ -1,0 +1,192 @@
+"""Stage `ingest`: every corpus of `ingest.corpora` -> 16 kHz shards, a manifest and a rejects table.
+
+Output folder (params `paths.ingest`; read by pretraining)::
+
+    shards/<corpus>/<NNNNN>.<f32|i16>  raw samples at `resample.sample_rate`, files end to end
+    manifest.parquet   one row per ingested file: corpus, path, bytes, mtime_ns, sha256, format,
+                       subtype, source_rate, channels, source_frames, samples (at 16 kHz),
+                       shard (relative path), offset (samples into the shard)
+    rejects.parquet    one row per file not ingested: corpus, path, sha256, kind (error: unreadable,
+                       zero-length, truncated, non-finite; short: under one window; duplicate:
+                       the same bytes as an earlier file), reason
+    corpora.json       per corpus: weight, files, hours, shards; and the samples' rate and dtype
+
+Files are decoded in parallel and packed in path order, so the shards are the same whatever the
+worker count. A killed run keeps its finished shards (jtm/ingest/shards.py); the output folder
+is written beside its place and renamed on success. The stage fails only when at least
+`ingest.max_rejected` of the files are errors (default 1.0: all of them), naming the rejects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from multiprocessing import get_context
+from pathlib import Path
+
+import pandas as pd
+
+from jtm.atomic import atomic_dir
+from jtm.errors import DataError
+from jtm.ingest.decode import Decoded, Target, decode_file
+from jtm.ingest.discover import Candidate, Corpus, discover
+from jtm.ingest.shards import ShardWriter, prepare, reuse, shard_name
+from jtm.progress import progress
+
+MANIFEST_COLUMNS = [
+    "corpus", "path", "bytes", "mtime_ns", "sha256", "format", "subtype", "source_rate",
+    "channels", "source_frames", "samples", "shard", "offset",
+]  # fmt: skip
+REJECT_COLUMNS = ["corpus", "path", "sha256", "kind", "reason"]
+
+
+def _decode(task: tuple[int, str, Path, Target]) -> tuple[int, Decoded]:
+    position, path, work, target = task
+    return position, decode_file(path, work / "decoded" / f"{position}.raw", target)
+
+
+def _pack(
+    plan: list[Candidate], start: int, work: Path, target: Target, limit: int, first: dict, seen, workers
+):
+    """Decode plan[start:] (in parallel) and pack it, in order, into shards; returns nothing, the
+    ledgers on disk say what was done."""
+    tasks = [(i, plan[i].path, work, target) for i in range(start, len(plan))]
+    writers: dict[str, ShardWriter] = {}
+    pool = get_context("fork").Pool(workers) if workers > 1 and len(tasks) > 1 else None
+    results = pool.imap(_decode, tasks) if pool else map(_decode, tasks)
+    try:
+        for position, decoded in progress(results, total=len(tasks), desc="ingest", unit="files"):
+            candidate = plan[position]
+            if candidate.corpus not in writers:
+                for writer in writers.values():
+                    writer.close()
+                folder = work / "shards" / candidate.corpus
+                writers[candidate.corpus] = ShardWriter(folder, first[candidate.corpus], limit, target.dtype)
+            raw = work / "decoded" / f"{position}.raw"
+            if decoded.status == "ok" and decoded.sha256 in seen:
+                raw.unlink()
+                decoded = replace(decoded, status="duplicate", reason=f"same bytes as {seen[decoded.sha256]}")
+            if decoded.status == "ok":
+                seen[decoded.sha256] = candidate.path
+            writers[candidate.corpus].add(candidate, decoded, raw if decoded.status == "ok" else None)
+        for writer in writers.values():
+            writer.close()
+    finally:
+        if pool:
+            pool.terminate()
+
+
+def _tables(ledgers: list[pd.DataFrame], dtype: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(manifest, rejects) from every finished shard's ledger."""
+    rows = (
+        pd.concat(ledgers, ignore_index=True)
+        if ledgers
+        else pd.DataFrame(columns=MANIFEST_COLUMNS + ["status", "reason"])
+    )
+    ok = rows["status"] == "ok"
+    manifest = rows[ok].copy()
+    manifest["shard"] = [
+        f"shards/{c}/{shard_name(int(i), dtype)}"
+        for c, i in zip(manifest["corpus"], manifest["shard"], strict=True)
+    ]
+    rejects = rows[~ok].rename(columns={"status": "kind"})
+    return manifest[MANIFEST_COLUMNS].reset_index(drop=True), rejects[REJECT_COLUMNS].reset_index(drop=True)
+
+
+def _check_rejects(rejects: pd.DataFrame, files: int, max_rejected: float, work: Path) -> None:
+    """Fail when errors reach `max_rejected` of the files; the rejects table is kept in `work`."""
+    errors = rejects[rejects["kind"] == "error"]
+    if files == 0 or len(errors) == 0 or len(errors) / files < max_rejected:
+        return
+    table = work / "rejects.parquet"
+    rejects.to_parquet(table, index=False)
+    first = "; ".join(f"{r.path}: {r.reason}" for r in errors.head(3).itertuples())
+    raise DataError(
+        table,
+        f"{len(errors)} of {files} files could not be ingested "
+        f"(ingest.max_rejected is {max_rejected}): {first}",
+    )
+
+
+def _link(source: Path, target: Path) -> None:
+    """A hard link (no copy of a 1 GB shard); a copy where the work folder is another file system."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        import shutil
+
+        shutil.copy2(source, target)
+
+
+def _code_digest() -> str:
+    """SHA-256 of the modules that decide what a shard holds: a resumed run trusts shards made
+    by the same code only."""
+    from jtm.ingest import decode, shards
+
+    digest = hashlib.sha256()
+    for module in (decode, shards):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def ingest(
+    corpora: list[Corpus],
+    target: Target,
+    shard_mb: float,
+    max_rejected: float,
+    out: str | Path,
+    work: str | Path,
+    workers: int,
+) -> dict:
+    """Ingest `corpora` into `out` (atomically), resuming from `work`. Returns figures for tracking."""
+    out, work = Path(out), Path(work)
+    began = time.perf_counter()
+    plan = [candidate for corpus in corpora for candidate in discover(corpus)]
+    limit = max(1, int(shard_mb * 2**20))
+    prepare(work, asdict(target) | {"shard_bytes": limit, "code": _code_digest()})
+    ledgers, first = reuse(work, plan, target.dtype)
+    reused = sum(len(ledger) for ledger in ledgers)
+    seen = {r.sha256: r.path for ledger in ledgers for r in ledger.itertuples() if r.status == "ok"}
+    _pack(plan, reused, work, target, limit, first, seen, max(1, workers))
+    manifest, rejects = _tables(reuse(work, plan, target.dtype)[0], target.dtype)
+    _check_rejects(rejects, len(plan), max_rejected, work)
+    _write(out, work, corpora, manifest, rejects, target)
+    seconds = time.perf_counter() - began
+    hours = float(manifest["samples"].sum()) / target.rate / 3600
+    kinds = rejects["kind"].value_counts()
+    return {
+        "files": len(plan),
+        "ingested": len(manifest),
+        "reused_files": reused,
+        "errors": int(kinds.get("error", 0)),
+        "short": int(kinds.get("short", 0)),
+        "duplicates": int(kinds.get("duplicate", 0)),
+        "hours": hours,
+        "seconds": seconds,
+        "x_realtime": hours * 3600 / max(seconds, 1e-9),
+    }
+
+
+def _write(
+    out: Path, work: Path, corpora, manifest: pd.DataFrame, rejects: pd.DataFrame, target: Target
+) -> None:
+    """The output folder: shards linked from the work folder, the tables, corpora.json."""
+    summary = {"sample_rate": target.rate, "dtype": target.dtype, "corpora": {}}
+    with atomic_dir(out) as tmp:
+        for corpus in corpora:
+            held = manifest[manifest["corpus"] == corpus.name]
+            for shard in held["shard"].unique():
+                _link(work / shard, tmp / shard)
+            summary["corpora"][corpus.name] = {
+                "weight": corpus.weight,
+                "files": len(held),
+                "hours": float(held["samples"].sum()) / target.rate / 3600,
+                "shards": int(held["shard"].nunique()),
+            }
+        manifest.to_parquet(tmp / "manifest.parquet", index=False)
+        rejects.to_parquet(tmp / "rejects.parquet", index=False)
+        (tmp / "corpora.json").write_text(json.dumps(summary, indent=2))
