@@ -2,7 +2,13 @@
 from jtm.choices import INITS
 from jtm.config import subset, validate_params
 from jtm.stages import STAGES
-from jtm.workflow import cell_pattern, cells, ingest_files, params_source, rule_resources
+from jtm.workflow import (
+    cell_pattern,
+    cells,
+    ingest_files,
+    params_source,
+    rule_resources,
+)
 
 # Fail at load time on a params typo or a bad value, naming the file, not when the stage that
 # reads it finally runs.
