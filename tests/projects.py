@@ -29,6 +29,7 @@ ENGINE_OVERRIDES = [
     "cluster.mem_mb=500",
     "cluster.runtime=10",
     "cluster.rules={}",
+    "ingest.corpora=[{name: library, paths: [unlabeled], weight: 1.0}]",
 ]
 
 
@@ -55,13 +56,29 @@ def make_project(root: Path) -> Path:
         REPO / "params.yaml", tiny_overrides(Path("data"), "sqlite:///mlflow.db") + ENGINE_OVERRIDES
     )
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_unlabeled(root / "unlabeled")
     # data/raw is cache-free (re-acquirable), and ignored by git as in the repo
-    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.snakemake/\nlogs/\nplots_html/\n/data/raw/\n")
+    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.snakemake/\nlogs/\nplots_html/\n/data/raw/\n/data/ingest/\n")
     run(["git", "init", "-q"], root)
     commit(root, "init")
     run(["dvc", "init", "-q"], root)
     run(["dvc", "config", "core.analytics", "false"], root)
     return root
+
+
+def write_unlabeled(folder: Path) -> None:
+    """Two files of unlabeled audio (stereo OGG at 22.05 kHz, mono FLAC at 48 kHz) with a fixed
+    modification time: the manifest records it, and both engines' projects must agree."""
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir()
+    t = np.arange(22_050 * 2) / 22_050
+    sf.write(folder / "stereo.ogg", np.stack([np.sin(2 * np.pi * 330 * t)] * 2, 1) * 0.3, 22_050)
+    t = np.arange(48_000 * 2) / 48_000
+    sf.write(folder / "mono.flac", np.sin(2 * np.pi * 550 * t) * 0.3, 48_000)
+    for file in folder.iterdir():
+        os.utime(file, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
 
 
 def commit(root: Path, message: str) -> None:

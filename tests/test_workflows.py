@@ -23,12 +23,14 @@ def test_dvc_builds_then_does_nothing(dvc_project):
         "acquire",
         "resample",
         "index",
+        "ingest",
         "probe@ensemble",
         "downstream",
         "report",
     ):
         assert f"Running stage '{stage}'" in output
     assert (root / "data" / "index" / "windows.parquet").is_file()
+    assert "ingest/shards/library/00000.f32" in dvc_project.built
     again = run(["dvc", "repro"], root)
     assert "Running stage" not in again
     assert "up to date" in again
@@ -44,6 +46,7 @@ def test_snakemake_builds_then_does_nothing(snakemake_project):
 def test_both_engines_produce_identical_outputs(dvc_project, snakemake_project):
     assert dvc_project.built.keys() == snakemake_project.built.keys()
     assert "cells/ensemble/probes/scores.parquet" in dvc_project.built
+    assert "ingest/manifest.parquet" in dvc_project.built
     assert comparable(dvc_project.built) == comparable(snakemake_project.built)
 
 

@@ -1,0 +1,215 @@
+"""Stage `ingest` on real files the test writes: several formats, rates and channel counts,
+bad files of every kind, duplicates, a SIGKILL half-way and the rerun that resumes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import soxr
+import yaml
+
+from jtm.config import set_dotted
+from jtm.runner import run_stage
+
+RATE = 16_000
+
+
+def stereo(rate: int, seconds: float) -> np.ndarray:
+    """(frames, 2): 440 Hz on the left, 660 Hz on the right; their mean is what ingest keeps."""
+    t = np.arange(int(rate * seconds)) / rate
+    return np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 660 * t)], axis=1)
+
+
+# name: (format, subtype, rate, channels, lossless)
+FORMATS = {
+    "pcm16_mono_44k.wav": ("WAV", "PCM_16", 44_100, 1, True),
+    "float_stereo_48k.wav": ("WAV", "FLOAT", 48_000, 2, True),
+    "flac_stereo_22k.flac": ("FLAC", "PCM_16", 22_050, 2, True),
+    "vorbis_stereo_44k.ogg": ("OGG", "VORBIS", 44_100, 2, False),
+    "opus_mono_48k.opus": ("OGG", "OPUS", 48_000, 1, False),
+    "mp3_stereo_44k.mp3": ("MP3", "MPEG_LAYER_III", 44_100, 2, False),
+}
+
+
+def write_formats(folder: Path, seconds: float = 2.0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (kind, subtype, rate, channels, _) in FORMATS.items():
+        audio = stereo(rate, seconds)[:, :channels]
+        sf.write(folder / name, audio, rate, format=kind, subtype=subtype)
+
+
+def ingest_params(params: dict, corpora: list[dict], **ingest) -> dict:
+    set_dotted(params, "ingest.corpora", corpora)
+    for key, value in ingest.items():
+        set_dotted(params, f"ingest.{key}", value)
+    return params
+
+
+def shard_audio(out: Path, row) -> np.ndarray:
+    data = np.memmap(out / row.shard, dtype=np.float32, mode="r")
+    return np.asarray(data[row.offset : row.offset + row.samples])
+
+
+def test_every_format_rate_and_channel_count_becomes_mono_16k(tiny_params, tmp_path):
+    write_formats(tmp_path / "music")
+    params = ingest_params(tiny_params, [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}])
+    metrics = run_stage("ingest", params)
+    assert metrics["ingested"] == len(FORMATS) and metrics["errors"] == 0
+    out = Path(params["paths"]["ingest"])
+    manifest = pd.read_parquet(out / "manifest.parquet").set_index(
+        pd.read_parquet(out / "manifest.parquet")["path"].map(lambda p: Path(p).name)
+    )
+    for name, (kind, _, rate, channels, lossless) in FORMATS.items():
+        row = manifest.loc[name]
+        assert (row.format, row.source_rate, row.channels) == (kind, rate, channels)
+        got = shard_audio(out, row)
+        decoded = sf.read(tmp_path / "music" / name, dtype="float32", always_2d=True)[0].mean(axis=1)
+        assert abs(len(got) - len(decoded) * RATE / rate) <= 1
+        if lossless:  # the file's own samples, averaged, resampled by soxr
+            want = soxr.resample(decoded, rate, RATE, quality="VHQ")
+            np.testing.assert_allclose(got, want[: len(got)], atol=2e-3)
+        spectrum = np.abs(np.fft.rfft(got[RATE // 4 : RATE // 4 + RATE]))  # 1 s: 1 Hz bins
+        assert abs(int(np.argmax(spectrum)) - 440) <= 2, name  # the louder channel's tone, in every file
+        if channels == 2:
+            assert spectrum[660] > 0.2 * spectrum[440], name  # both channels are in the mono mix
+    corpora = yaml.safe_load((out / "corpora.json").read_text())
+    assert corpora["corpora"]["lib"]["files"] == len(FORMATS) and corpora["sample_rate"] == RATE
+
+
+def write_bad_files(folder: Path) -> dict[str, str]:
+    """Each bad file and the word its reason must hold."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = stereo(RATE, 2.0)[:, 0]
+    sf.write(folder / "good.wav", good, RATE)
+    (folder / "zero.wav").write_bytes(b"")
+    (folder / "corrupt.flac").write_bytes(np.random.default_rng(0).bytes(4000))
+    nan = good.astype(np.float32)
+    nan[RATE] = np.nan
+    sf.write(folder / "nan.wav", nan, RATE, subtype="FLOAT")
+    whole = (folder / "good.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(whole[: len(whole) // 2])
+    sf.write(folder / "short.wav", good[: RATE // 4], RATE)
+    (folder / "cover.jpg").write_bytes(b"not audio")  # no audio extension: not a candidate at all
+    return {
+        "zero.wav": "empty",
+        "corrupt.flac": "unreadable",
+        "nan.wav": "non-finite",
+        "truncated.wav": "truncated",
+    }
+
+
+def test_bad_files_are_skipped_and_listed_with_their_reason(tiny_params, tmp_path):
+    bad = write_bad_files(tmp_path / "music")
+    params = ingest_params(tiny_params, [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}])
+    metrics = run_stage("ingest", params)
+    assert (metrics["files"], metrics["ingested"], metrics["errors"], metrics["short"]) == (6, 1, 4, 1)
+    rejects = pd.read_parquet(Path(params["paths"]["ingest"]) / "rejects.parquet")
+    reasons = {Path(r.path).name: (r.kind, r.reason) for r in rejects.itertuples()}
+    for name, word in bad.items():
+        assert reasons[name][0] == "error" and word in reasons[name][1], reasons[name]
+    assert reasons["short.wav"][0] == "short"
+    assert "cover.jpg" not in reasons
+
+
+def test_too_many_rejects_fail_naming_the_table_and_write_nothing(tiny_params, tmp_path):
+    write_bad_files(tmp_path / "music")
+    corpora = [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}]
+    params = ingest_params(tiny_params, corpora, max_rejected=0.5)  # 4 of 6 files are errors
+    file = tmp_path / "params.yaml"
+    file.write_text(yaml.safe_dump(params))
+    jtm = Path(sys.executable).with_name("jtm")
+    result = subprocess.run([jtm, "ingest", "--params", file], capture_output=True, text=True)
+    assert result.returncode == 2
+    table = Path(params["paths"]["ingest_work"]) / "rejects.parquet"
+    assert f"{table}: 4 of 6 files could not be ingested" in result.stderr
+    assert len(pd.read_parquet(table)) == 5 and not Path(params["paths"]["ingest"]).exists()
+
+
+def test_the_same_bytes_twice_are_ingested_once(tiny_params, tmp_path):
+    for corpus in ("a", "b"):
+        (tmp_path / corpus).mkdir()
+        sf.write(tmp_path / corpus / "same.wav", stereo(RATE, 1.0), RATE)
+    sf.write(tmp_path / "b" / "other.wav", stereo(RATE, 1.5), RATE)
+    corpora = [
+        {"name": "first", "paths": [str(tmp_path / "a")], "weight": 2.0},
+        {"name": "second", "paths": [f"{tmp_path}/b/*.wav"], "weight": 1.0},
+    ]
+    metrics = run_stage("ingest", ingest_params(tiny_params, corpora))
+    assert (metrics["ingested"], metrics["duplicates"]) == (2, 1)
+    out = Path(tiny_params["paths"]["ingest"])
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    assert rejects["reason"].tolist() == [f"same bytes as {tmp_path / 'a' / 'same.wav'}"]
+    summary = yaml.safe_load((out / "corpora.json").read_text())["corpora"]
+    assert summary["first"]["weight"] == 2.0 and summary["second"]["files"] == 1
+
+
+def test_shards_do_not_depend_on_the_worker_count(tiny_params, tmp_path):
+    write_formats(tmp_path / "music", seconds=1.0)
+    corpora = [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}]
+    built = {}
+    for workers in (1, 2):
+        params = ingest_params(tiny_params, corpora, workers=workers, shard_mb=0.1)
+        set_dotted(params, "paths.ingest", str(tmp_path / f"out{workers}"))
+        set_dotted(params, "paths.ingest_work", str(tmp_path / f"work{workers}"))
+        run_stage("ingest", params)
+        out = tmp_path / f"out{workers}"
+        built[workers] = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert built[1] == built[2] and len([p for p in built[1] if p.suffix == ".f32"]) > 1
+
+
+def test_a_killed_ingest_keeps_its_finished_shards_and_resumes(tiny_params, tmp_path):
+    """SIGKILL while a file is being read (a FIFO: reading it blocks until the test says so);
+    the rerun keeps every finished shard untouched and ends as an uninterrupted run does."""
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(5):
+        sf.write(music / f"a{i}.wav", stereo(RATE, 1.0 + 0.1 * i), RATE)
+    os.mkfifo(music / "z.wav")
+    corpora = [{"name": "lib", "paths": [str(music)], "weight": 1.0}]
+    params = ingest_params(tiny_params, corpora, shard_mb=0.01)  # one file per shard
+    file = tmp_path / "params.yaml"
+    file.write_text(yaml.safe_dump(params))
+    work, out = Path(params["paths"]["ingest_work"]), Path(params["paths"]["ingest"])
+    jtm = Path(sys.executable).with_name("jtm")
+    process = subprocess.Popen([jtm, "ingest", "--params", file], start_new_session=True)
+    ledgers = work / "shards" / "lib"
+    deadline = time.monotonic() + 600
+    while len(list(ledgers.glob("*.parquet"))) < 5:
+        assert process.poll() is None and time.monotonic() < deadline, "ingest ended before the FIFO"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in ledgers.iterdir()}
+    assert stat.S_ISFIFO((music / "z.wav").stat().st_mode)
+    (music / "z.wav").unlink()
+    sf.write(music / "z.wav", stereo(RATE, 2.0), RATE)
+    metrics = run_stage("ingest", params)
+    assert metrics["reused_files"] == 5 and metrics["ingested"] == 6
+    assert {n: (p.stat().st_ino, p.stat().st_mtime_ns) for n, p in ((n, ledgers / n) for n in kept)} == kept
+    set_dotted(params, "paths.ingest", str(tmp_path / "again"))
+    set_dotted(params, "paths.ingest_work", str(tmp_path / "again_work"))
+    run_stage("ingest", params)
+    for name in ("manifest.parquet", "rejects.parquet", "corpora.json"):
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    for shard in (tmp_path / "again" / "shards" / "lib").iterdir():
+        assert (out / "shards" / "lib" / shard.name).read_bytes() == shard.read_bytes()
+
+
+def test_a_pattern_that_matches_no_audio_is_an_error(tiny_params, tmp_path):
+    from jtm.config import ConfigError
+
+    (tmp_path / "empty").mkdir()
+    corpora = [{"name": "lib", "paths": [str(tmp_path / "empty")], "weight": 1.0}]
+    with pytest.raises(ConfigError, match="holds no audio file"):
+        run_stage("ingest", ingest_params(tiny_params, corpora))
