@@ -57,8 +57,9 @@ def make_project(root: Path) -> Path:
     )
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_unlabeled(root / "unlabeled")
-    # data/raw is cache-free (re-acquirable), and ignored by git as in the repo
-    (root / ".gitignore").write_text("mlflow.db\nmlruns/\n.snakemake/\nlogs/\nplots_html/\n/data/raw/\n/data/ingest/\n")
+    # data/raw and data/ingest are cache-free (re-buildable), and ignored by git as in the repo
+    ignored = ["mlflow.db", "mlruns/", ".snakemake/", "logs/", "plots_html/", "/data/raw/", "/data/ingest/"]
+    (root / ".gitignore").write_text("".join(f"{line}\n" for line in ignored))
     run(["git", "init", "-q"], root)
     commit(root, "init")
     run(["dvc", "init", "-q"], root)
