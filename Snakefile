@@ -14,4 +14,3 @@ include: "workflow/rules/evaluate.smk"
 rule all:
     input:
         rules.report.output,
-        rules.ingest.output,

@@ -97,8 +97,8 @@ def _ingest(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) ->
     from jtm.ingest.stage import ingest
 
     cfg, resample = section(params, "ingest", IngestConfig), section(params, "resample", ResampleConfig)
-    window = get_dotted(params, "index.window")  # a file shorter than one window is skipped
-    target = Target(resample.sample_rate, resample.quality, cfg.dtype, cfg.block_seconds, window)
+    window, hop = get_dotted(params, "index.window"), get_dotted(params, "index.hop")  # MusicNet's windows
+    target = Target(resample.sample_rate, resample.quality, cfg.dtype, cfg.block_seconds, window, hop)
     work = Path(get_dotted(params, "paths.ingest_work"))
     corpora = corpora_from_params(cfg.corpora)
     return ingest(corpora, target, cfg.shard_mb, cfg.max_rejected, outputs["ingest"], work, cfg.workers)
@@ -109,7 +109,7 @@ def _pretrain(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) 
 
     checkpoints = Path(get_dotted(params, "paths.checkpoints"))
     cfg = section(params, "pretrain", PretrainConfig)
-    return pretrain(inputs["index"], outputs["model"], checkpoints, cfg, tracker)
+    return pretrain(inputs["index"], outputs["model"], checkpoints, cfg, tracker, inputs["ingest"])
 
 
 def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -278,20 +278,21 @@ STAGES: dict[str, Stage] = {
             inputs={},
             outputs={"ingest": "paths.ingest"},
             params=_keys("ingest", IngestConfig)
-            + ("resample.sample_rate", "resample.quality", "index.window"),
+            + ("resample.sample_rate", "resample.quality", "index.window", "index.hop"),
             code=("jtm/ingest",),
             workers="ingest.workers",
             run=_ingest,
         ),
         Stage(
             "pretrain",
-            "Train CPC on the train windows (CPU, GPU, or several processes under torchrun); resumable.",
-            inputs={"index": "paths.index", "audio16k": "paths.audio16k"},
+            "Train CPC on the train windows and ingested corpora (CPU, GPU, or torchrun); resumable.",
+            inputs={"index": "paths.index", "audio16k": "paths.audio16k", "ingest": "paths.ingest"},
             outputs={"model": "paths.pretrain"},
             params=_keys("pretrain", PretrainConfig),
             code=(
                 "jtm/train",
                 "jtm/data/sampling.py",
+                "jtm/data/mixture.py",
                 "jtm/data/windows.py",
                 "jtm/models",
             ),

@@ -110,6 +110,7 @@ def built(tmp_path, _corpus_root, tracking_uri) -> dict:
         "raw",
         "audio16k",
         "index",
+        "ingest",
         "pretrain",
         "embeddings",
         "cells",

@@ -213,3 +213,38 @@ def test_a_pattern_that_matches_no_audio_is_an_error(tiny_params, tmp_path):
     corpora = [{"name": "lib", "paths": [str(tmp_path / "empty")], "weight": 1.0}]
     with pytest.raises(ConfigError, match="holds no audio file"):
         run_stage("ingest", ingest_params(tiny_params, corpora))
+
+
+def test_pretraining_draws_from_musicnet_and_two_corpora_and_the_report_names_them(built, tmp_path):
+    """The ingested shards are read sample-exact by the training dataset, a pretraining run mixes
+    both corpora with MusicNet, and the report says what the model was pretrained on."""
+    from jtm.data.windows import WindowDataset, WindowRef, load_unlabeled
+
+    for corpus, seconds in (("radio", 3.0), ("vinyl", 2.5)):  # no file twice: no duplicates
+        (tmp_path / corpus).mkdir()
+        for i in range(3):
+            sf.write(tmp_path / corpus / f"{i}.flac", stereo(44_100, seconds + i), 44_100)
+    corpora = [
+        {"name": "radio", "paths": [str(tmp_path / "radio")], "weight": 2.0},
+        {"name": "vinyl", "paths": [str(tmp_path / "vinyl")], "weight": 1.0},
+    ]
+    params = ingest_params(built, corpora)
+    run_stage("ingest", params)
+    ingest_dir = Path(params["paths"]["ingest"])
+    windows, tracks = load_unlabeled(ingest_dir)
+    assert set(windows["source"]) == {"radio", "vinyl"} and (windows["length"] == 8000).all()
+    dataset = WindowDataset(windows, tracks)
+    manifest = pd.read_parquet(ingest_dir / "manifest.parquet")
+    last = len(windows) - 1
+    row = manifest.iloc[-1 - int(windows["id"].iat[last])]
+    want = shard_audio(ingest_dir, row)[windows["start"].iat[last] : windows["start"].iat[last] + 8000]
+    np.testing.assert_array_equal(dataset[WindowRef(last, 0)][0].numpy(), want)
+
+    set_dotted(params, "pretrain.musicnet_weight", 0.5)
+    metrics = run_stage("pretrain", params)
+    assert set(metrics["corpora"]) == {"musicnet", "radio", "vinyl"}
+    assert metrics["corpora"]["radio"]["weight"] == 2.0
+    assert metrics["corpora"]["vinyl"]["hours"] == pytest.approx((2.5 + 3.5 + 4.5) / 3600, rel=1e-3)
+    run_stage("report", params)
+    text = Path(params["paths"]["report_md"]).read_text()
+    assert "Pretrained on: MusicNet's train split (" in text and "radio (0.00 h, weight 2)" in text

@@ -171,6 +171,7 @@ class PretrainConfig(ModelSpec):
     negative_pool: int = at_least(0)  # 0: negatives from every frame of the (global) batch
     sampling: str = choice(choices.SAMPLINGS)
     category: str = choice(choices.CATEGORIES)
+    musicnet_weight: float = at_least(0)  # MusicNet's train split beside ingested corpora (0: none)
     batch_size: int = at_least(1)
     jitter: int = at_least(0)
     lr: float = positive()

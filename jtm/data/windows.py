@@ -6,6 +6,7 @@ DataLoader workers or DDP processes, and a resumed run, see exactly the same dat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +39,32 @@ def load_windows(index_dir: str | Path, splits: tuple[str, ...]) -> tuple[pd.Dat
     return windows.sort_values(["id", "start"], ignore_index=True), tracks
 
 
+def load_unlabeled(ingest_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(windows, tracks) of the ingested corpora (jtm/ingest/stage.py), shaped like
+    `load_windows`'s: each file is a track with a negative id (MusicNet's are positive), its
+    shard as `path` and its place in it as `offset` (samples); split "unlabeled", `source` its
+    corpus, no composer or ensemble."""
+    ingest_dir = Path(ingest_dir)
+    manifest = pd.read_parquet(ingest_dir / "manifest.parquet")
+    dtype = json.loads((ingest_dir / "corpora.json").read_text())["dtype"]
+    tracks = pd.DataFrame(
+        {
+            "id": -1 - np.arange(len(manifest)),
+            "path": [str(ingest_dir / shard) for shard in manifest["shard"]],
+            "offset": manifest["offset"].to_numpy(),
+            "samples": manifest["samples"].to_numpy(),
+            "dtype": dtype,
+            "source": manifest["corpus"].to_numpy(),
+            "split": "unlabeled",
+        }
+    )
+    windows = pd.read_parquet(ingest_dir / "windows.parquet")
+    windows = pd.DataFrame(
+        {"id": -1 - windows["file"].to_numpy(), "start": windows["start"], "length": windows["length"]}
+    ).merge(tracks[["id", "split", "samples", "source"]], on="id")
+    return windows.assign(composer=None, ensemble=None), tracks
+
+
 def random_shift(seed: int, epoch: int, key: int, limit: int) -> int:
     """A seeded offset in [-limit, limit] samples: the same for the same (seed, epoch, key)."""
     if limit <= 0:
@@ -48,8 +75,9 @@ def random_shift(seed: int, epoch: int, key: int, limit: int) -> int:
 class WindowDataset(Dataset):
     """Items are `WindowRef`s -> (audio float32 (length,), stream, reset).
 
-    The array of each track is memory-mapped on first use in each worker process; the window is
-    moved by `ref.shift` and clamped inside its track, so no window ever crosses a track end.
+    The array of each track is memory-mapped on first use in each worker process (an ingested
+    file: its slice of a shard, `tracks`' offset and dtype columns); the window is moved by
+    `ref.shift` and clamped inside its track, so no window ever crosses a track end.
     """
 
     def __init__(self, windows: pd.DataFrame, tracks: pd.DataFrame):
@@ -58,14 +86,28 @@ class WindowDataset(Dataset):
         self.lengths = windows["length"].to_numpy()
         self.samples = windows["samples"].to_numpy()
         self.paths = dict(zip(tracks["id"], tracks["path"], strict=True))
+        self.slices = {}
+        if "offset" in tracks:
+            sliced = tracks.dropna(subset=["offset"])
+            self.slices = {
+                int(r.id): (int(r.offset), int(r.samples), str(r.dtype)) for r in sliced.itertuples()
+            }
         self._arrays: dict[int, np.ndarray] = {}
+        self._shards: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def _array(self, track_id: int) -> np.ndarray:
         if track_id not in self._arrays:
-            self._arrays[track_id] = np.load(self.paths[track_id], mmap_mode="r")
+            path = self.paths[track_id]
+            if track_id in self.slices:  # one memory map per shard, a view per file
+                offset, samples, dtype = self.slices[track_id]
+                if path not in self._shards:
+                    self._shards[path] = np.memmap(path, dtype=dtype, mode="r")
+                self._arrays[track_id] = self._shards[path][offset : offset + samples]
+            else:
+                self._arrays[track_id] = np.load(path, mmap_mode="r")
         return self._arrays[track_id]
 
     def __getitem__(self, ref: WindowRef):

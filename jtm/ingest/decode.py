@@ -22,13 +22,15 @@ import soxr
 @dataclass(frozen=True)
 class Target:
     """What every file becomes: `rate` Hz mono `dtype` samples, resampled at soxr `quality`,
-    decoded `block_seconds` at a time; files under `min_samples` (one window) are skipped."""
+    decoded `block_seconds` at a time; files under `min_samples` (one window) are skipped. `hop`:
+    samples between the windows pretraining draws (the index's, as for MusicNet)."""
 
     rate: int
     quality: str
     dtype: str
     block_seconds: float
     min_samples: int
+    hop: int
 
 
 @dataclass(frozen=True)

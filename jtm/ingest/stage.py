@@ -9,6 +9,8 @@ Output folder (params `paths.ingest`; read by pretraining)::
     rejects.parquet    one row per file not ingested: corpus, path, sha256, kind (error: unreadable,
                        zero-length, truncated, non-finite; short: under one window; duplicate:
                        the same bytes as an earlier file), reason
+    windows.parquet    every full window of every ingested file: file (manifest row), start,
+                       length (samples; `index.window` and `index.hop`, as MusicNet's)
     corpora.json       per corpus: weight, files, hours, shards; and the samples' rate and dtype
 
 Files are decoded in parallel and packed in path order, so the shards are the same whatever the
@@ -27,9 +29,11 @@ from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from jtm.atomic import atomic_dir
+from jtm.data.index import window_starts
 from jtm.errors import DataError
 from jtm.ingest.decode import Decoded, Target, decode_file
 from jtm.ingest.discover import Candidate, Corpus, discover
@@ -147,7 +151,8 @@ def ingest(
     began = time.perf_counter()
     plan = [candidate for corpus in corpora for candidate in discover(corpus)]
     limit = max(1, int(shard_mb * 2**20))
-    prepare(work, asdict(target) | {"shard_bytes": limit, "code": _code_digest()})
+    stamp = {k: v for k, v in asdict(target).items() if k != "hop"}  # the hop only places windows
+    prepare(work, stamp | {"shard_bytes": limit, "code": _code_digest()})
     ledgers, first = reuse(work, plan, target.dtype)
     reused = sum(len(ledger) for ledger in ledgers)
     seen = {r.sha256: r.path for ledger in ledgers for r in ledger.itertuples() if r.status == "ok"}
@@ -188,5 +193,11 @@ def _write(
                 "shards": int(held["shard"].nunique()),
             }
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
+        samples = manifest["samples"].to_numpy(dtype=np.int64)
+        file, starts = window_starts(samples, target.min_samples, target.hop)
+        length = np.full(len(starts), target.min_samples, dtype=np.int64)
+        pd.DataFrame({"file": file, "start": starts, "length": length}).to_parquet(
+            tmp / "windows.parquet", index=False
+        )
         rejects.to_parquet(tmp / "rejects.parquet", index=False)
         (tmp / "corpora.json").write_text(json.dumps(summary, indent=2))

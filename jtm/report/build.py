@@ -274,6 +274,7 @@ def _intro(context: dict) -> list[str]:
         f"{context['ensembles']} ensembles, {context['composers']} composers.",
         f"CPC: {p['steps']} steps; validation accuracy k=1 {p['val_acc_k1']:.3f}, k={last} "
         f"{p[f'val_acc_k{last}']:.3f} (chance {p['chance_accuracy']:.3f}).",
+        "Pretrained on: " + _corpora(p.get("corpora", {})) + ".",
         f"Downstream: {context['models']} models trained; scores on the test split, model selection "
         "(L2 strength, the best CPC method and each rival) on the validation split.",
         "Test split per task: "
@@ -285,6 +286,17 @@ def _intro(context: dict) -> list[str]:
         f"{_first(context)['unit']}s "
         "(and of probe seeds); differences paired on the same resamples.",
     ]
+
+
+def _corpora(corpora: dict) -> str:
+    """Each pretraining source with its hours and weight (models trained before this was
+    recorded: MusicNet's train split alone)."""
+    if not corpora:
+        return "MusicNet's train split"
+    names = {"musicnet": "MusicNet's train split"}
+    return ", ".join(
+        f"{names.get(name, name)} ({c['hours']:.2f} h, weight {c['weight']:g})" for name, c in corpora.items()
+    )
 
 
 def _first(context: dict) -> dict:

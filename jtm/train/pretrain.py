@@ -32,6 +32,7 @@ from jtm.models.spec import spec_of
 from jtm.train.checkpoint import TrainState, restore_training, save_training
 from jtm.train.distributed import Distributed, barrier, gather_frames, setup_distributed, wrap
 from jtm.train.infonce import draw_negatives, draw_subpool, info_nce
+from jtm.train.sources import Sources, tables_digest, training_sources
 from jtm.train.streams import new_state, select_state, store_state
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,14 @@ def lr_factor(step: int, warmup_steps: int, decay_every: int, decay_gamma: float
     return warm * (decay_gamma ** (step // decay_every) if decay_every > 0 else 1.0)
 
 
-def _fingerprint(cfg: PretrainConfig, index_dir: Path) -> str:
+def _fingerprint(cfg: PretrainConfig, index_dir: Path, ingest_dir: Path | None = None) -> str:
     """Identifies a training run: every key that can change the output (the stage's DVC params,
-    the same list) and the exact index tables."""
+    the same list), the exact index tables and the ingested corpora's tables."""
     values = {name: getattr(cfg, name) for name in output_fields(PretrainConfig)}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode())
     for table in ("tracks.parquet", "windows.parquet"):
         digest.update((index_dir / table).read_bytes())
+    digest.update(tables_digest(ingest_dir))
     return digest.hexdigest()
 
 
@@ -92,10 +94,10 @@ class Batch:
     position: int  # the batch's index in its epoch's plan
 
 
-def epoch_batches(dataset, windows, cfg: PretrainConfig, dist: Distributed, state: TrainState):
+def epoch_batches(dataset, sources: Sources, cfg: PretrainConfig, dist: Distributed, state: TrainState):
     """The batches of `state.epoch` from `state.position` on: this rank's shares, loaded by
     `cfg.workers` DataLoader processes."""
-    plan = plan_epoch(windows, cfg.sampling, cfg.batch_size, cfg.seed, state.epoch, cfg.category, cfg.jitter)
+    plan = sources.plan(cfg, state.epoch)
     shares = [(j, split_for_rank(b, dist.rank, dist.world), len(b)) for j, b in enumerate(plan)]
     if not any(s is not None for _, s, _ in shares):
         raise ValueError(f"no batch of {cfg.sampling!r} sampling divides among {dist.world} processes")
@@ -203,15 +205,22 @@ class Progress:
 
 
 def pretrain(
-    index_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, cfg: PretrainConfig, tracker=None
+    index_dir: str | Path,
+    out_dir: str | Path,
+    checkpoint_dir: str | Path,
+    cfg: PretrainConfig,
+    tracker=None,
+    ingest_dir: str | Path | None = None,
 ) -> dict:
-    """Train CPC on the index's train split; write the model folder (jtm/models/artifact.py),
-    metrics.json and curves_{train,val}.csv to out_dir.
+    """Train CPC on the index's train split and the corpora ingested at `ingest_dir` (if any);
+    write the model folder (jtm/models/artifact.py), metrics.json and curves_{train,val}.csv to
+    out_dir.
 
     `tracker` (jtm.tracking) receives per-step curves and the final artifacts; may be None.
     Returns final metrics (per-k train and val loss/accuracy).
     """
     index_dir, out_dir, checkpoint_dir = Path(index_dir), Path(out_dir), Path(checkpoint_dir)
+    ingest_dir = Path(ingest_dir) if ingest_dir is not None else None
     dist = setup_distributed(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)  # float sums depend on the thread count
@@ -222,12 +231,12 @@ def pretrain(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.decay_every, cfg.decay_gamma)
     )
-    windows, tracks = load_windows(index_dir, ("train",))
+    sources = training_sources(index_dir, ingest_dir, cfg)
     val_windows, val_tracks = load_windows(index_dir, ("val",))
-    if windows.empty:
+    if sources.windows.empty:
         raise ValueError(f"{index_dir}: no train windows")
-    dataset = WindowDataset(windows, tracks)
-    fingerprint = _fingerprint(cfg, index_dir)
+    dataset = WindowDataset(sources.windows, sources.tracks)
+    fingerprint = _fingerprint(cfg, index_dir, ingest_dir)
     checkpoint = checkpoint_dir / f"rank{dist.rank}-of-{dist.world}.pt"
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     state = restore_training(checkpoint, fingerprint, parts, dist.device) or TrainState(
@@ -238,7 +247,7 @@ def pretrain(
     )
     progress = Progress(cfg, state, tracker, dist.main)
     while state.step < cfg.steps:
-        for batch in epoch_batches(dataset, windows, cfg, dist, state):
+        for batch in epoch_batches(dataset, sources, cfg, dist, state):
             if state.step >= cfg.steps:
                 break
             progress.add(
@@ -254,7 +263,7 @@ def pretrain(
                 save_training(checkpoint, fingerprint, parts, state, dataclasses.asdict(cfg))
         else:
             state.epoch, state.position = state.epoch + 1, 0
-    metrics: dict = {"steps": state.step, "epochs": state.epoch}
+    metrics: dict = {"steps": state.step, "epochs": state.epoch, "corpora": sources.summary}
     if dist.main:
         val_loss_k, val_acc_k = (
             evaluate(model, val_windows, val_tracks, cfg, dist.device)
@@ -263,7 +272,8 @@ def pretrain(
         )
         metrics |= per_k("train", progress.loss_k, progress.acc_k) | per_k("val", val_loss_k, val_acc_k)
         metrics["chance_accuracy"] = 1 / (1 + cfg.n_negatives)
-        _write_outputs(out_dir, model, cfg, int(windows["length"].iloc[0]), metrics, state.history)
+        window = int(sources.windows["length"].iloc[0])
+        _write_outputs(out_dir, model, cfg, window, metrics, state.history)
         if tracker is not None:
             tracker.artifacts(out_dir)
         print("per-k accuracy (val): " + " ".join(f"k{k + 1}={a:.3f}" for k, a in enumerate(val_acc_k)))

@@ -5,6 +5,7 @@ rule pretrain:
     input:
         index=rules.index.output.index,
         audio16k=rules.resample.output.audio16k,
+        ingest=rules.ingest.output.ingest,
         code=STAGES["pretrain"].code,
     output:
         model=directory(config["paths"]["pretrain"]),

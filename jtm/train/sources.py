@@ -1,0 +1,85 @@
+"""What pretraining reads: MusicNet's train windows and every ingested corpus (stage `ingest`),
+and how each epoch's batches are drawn from them.
+
+With MusicNet alone, batches are planned as they always were (jtm/data/sampling.py); with
+ingested corpora, each source (MusicNet's train split weighted by `pretrain.musicnet_weight`,
+each corpus by its `ingest.corpora` weight) feeds the batches in proportion to its weight
+(jtm/data/mixture.py). Evaluation stays on MusicNet's labelled tasks either way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from jtm.config import PretrainConfig
+from jtm.data.mixture import MixturePlan
+from jtm.data.sampling import plan_epoch
+from jtm.data.windows import WindowRef, load_unlabeled, load_windows
+from jtm.errors import ConfigError
+
+MUSICNET = "musicnet"
+RATE = 16_000
+
+
+@dataclass
+class Sources:
+    """Training windows and tracks (MusicNet's first, then the corpora's), each source's weight
+    and a summary for the report: source -> {weight, hours, windows}."""
+
+    windows: pd.DataFrame
+    tracks: pd.DataFrame
+    weights: dict[str, float]
+    summary: dict[str, dict]
+    mixture: MixturePlan | None = None
+
+    def plan(self, cfg: PretrainConfig, epoch: int) -> list[list[WindowRef]]:
+        """The batches of `epoch`."""
+        if self.mixture is None:
+            return plan_epoch(
+                self.windows, cfg.sampling, cfg.batch_size, cfg.seed, epoch, cfg.category, cfg.jitter
+            )
+        return self.mixture.epoch(epoch)
+
+
+def training_sources(index_dir: Path, ingest_dir: Path | None, cfg: PretrainConfig) -> Sources:
+    windows, tracks = load_windows(index_dir, ("train",))
+    windows, weights = windows.assign(source=MUSICNET), {MUSICNET: cfg.musicnet_weight}
+    tracks = tracks.assign(source=MUSICNET)
+    if ingest_dir is not None and (ingest_dir / "manifest.parquet").is_file():
+        extra_windows, extra_tracks = load_unlabeled(ingest_dir)
+        corpora = json.loads((ingest_dir / "corpora.json").read_text())["corpora"]
+        weights |= {name: corpus["weight"] for name, corpus in corpora.items()}
+        windows = pd.concat([windows, extra_windows], ignore_index=True)
+        tracks = pd.concat([tracks, extra_tracks], ignore_index=True)
+    used = {s for s, w in weights.items() if w > 0 and (windows["source"] == s).any()}
+    if not used:
+        raise ConfigError(
+            "pretraining has no audio: pretrain.musicnet_weight is 0 and no ingested corpus holds windows"
+        )
+    summary = {
+        source: {
+            "weight": weight,
+            "hours": float(tracks.loc[tracks["source"] == source, "samples"].sum()) / RATE / 3600,
+            "windows": int((windows["source"] == source).sum()),
+        }
+        for source, weight in weights.items()
+        if source in used
+    }
+    if used == {MUSICNET}:
+        windows = windows[windows["source"] == MUSICNET]
+        return Sources(windows, tracks, weights, summary)
+    mixture = MixturePlan(windows, weights, cfg.sampling, cfg.batch_size, cfg.seed, cfg.category, cfg.jitter)
+    return Sources(windows, tracks, weights, summary, mixture)
+
+
+def tables_digest(ingest_dir: Path | None) -> bytes:
+    """The ingested tables' bytes, for the run's fingerprint (empty without corpora)."""
+    if ingest_dir is None or not (ingest_dir / "manifest.parquet").is_file():
+        return b""
+    return b"".join(
+        (ingest_dir / name).read_bytes() for name in ("manifest.parquet", "windows.parquet", "corpora.json")
+    )
