@@ -18,6 +18,7 @@ PREDICTORS = ("linear", "transformer")  # pretrain.predictor: the prediction hea
 NORMS = ("layer", "batch", "instance", "none")  # pretrain.norm
 SAMPLINGS = ("uniform", "samesequence", "samecategory", "sequential")  # pretrain.sampling
 CATEGORIES = ("ensemble", "composer")  # pretrain.category
+SPLITS_GUARDED = ("test", "val")  # leakage.splits: the index splits ingested audio must not hold
 DEVICES = ("auto", "cpu", "cuda")  # pretrain.device
 FEATURES = ("cpc", "random", "logmel")  # embed.features, downstream.features
 LAYERS = ("context", "encoder", "both")  # embed.layer: both = context and encoder side by side

@@ -4,6 +4,7 @@
 - `ConfigError`: a params file or override that cannot be used; names the params file, the
   key, the value and what is allowed.
 - `TrainingError`: training that cannot go on (a non-finite loss); names the step.
+- `MissingLibraryError`: a system library a stage needs is not installed; says how to get it.
 """
 
 from __future__ import annotations
@@ -51,3 +52,7 @@ class ConfigError(JtmError, ValueError):
 
 class TrainingError(JtmError):
     """Training stopped: what happened, and at which step."""
+
+
+class MissingLibraryError(JtmError):
+    """A system library a stage needs is not installed: which, and how to install it."""

@@ -22,6 +22,7 @@ from jtm.config import (
     EmbedConfig,
     IndexConfig,
     IngestConfig,
+    LeakageConfig,
     PretrainConfig,
     ReportConfig,
     ResampleConfig,
@@ -104,12 +105,20 @@ def _ingest(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) ->
     return ingest(corpora, target, cfg.shard_mb, cfg.max_rejected, outputs["ingest"], work, cfg.workers)
 
 
+def _leakage(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
+    from jtm.leakage.stage import guard
+
+    cfg = section(params, "leakage", LeakageConfig)
+    return guard(inputs["index"], inputs["ingest"], outputs["leakage"], cfg)
+
+
 def _pretrain(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.train.pretrain import pretrain
 
     checkpoints = Path(get_dotted(params, "paths.checkpoints"))
     cfg = section(params, "pretrain", PretrainConfig)
-    return pretrain(inputs["index"], outputs["model"], checkpoints, cfg, tracker, inputs["ingest"])
+    unlabeled = (inputs["ingest"], inputs["leakage"])
+    return pretrain(inputs["index"], outputs["model"], checkpoints, cfg, tracker, unlabeled)
 
 
 def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -284,9 +293,24 @@ STAGES: dict[str, Stage] = {
             run=_ingest,
         ),
         Stage(
+            "leakage",
+            "Find ingested files that are test/val recordings (Chromaprint): pretraining leaves them out.",
+            inputs={"index": "paths.index", "ingest": "paths.ingest"},
+            outputs={"leakage": "paths.leakage"},
+            params=_keys("leakage", LeakageConfig),
+            code=("jtm/leakage", "jtm/ingest/fingerprint.py"),
+            workers=None,
+            run=_leakage,
+        ),
+        Stage(
             "pretrain",
             "Train CPC on the train windows and ingested corpora (CPU, GPU, or torchrun); resumable.",
-            inputs={"index": "paths.index", "audio16k": "paths.audio16k", "ingest": "paths.ingest"},
+            inputs={
+                "index": "paths.index",
+                "audio16k": "paths.audio16k",
+                "ingest": "paths.ingest",
+                "leakage": "paths.leakage",
+            },
             outputs={"model": "paths.pretrain"},
             params=_keys("pretrain", PretrainConfig),
             code=(

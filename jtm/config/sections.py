@@ -71,6 +71,7 @@ class Paths:
     index: str
     ingest: str
     ingest_work: str
+    leakage: str
     pretrain: str
     checkpoints: str
     score_cache: str
@@ -160,6 +161,13 @@ class IngestConfig:
     max_rejected: float = share()
     block_seconds: float = positive()
     workers: int = bookkeeping(minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeakageConfig:
+    splits: tuple[str, ...] = choice(choices.SPLITS_GUARDED)
+    threshold: float = share()
+    min_seconds: float = positive()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +268,7 @@ SECTIONS = {
     "resample": ResampleConfig,
     "index": IndexConfig,
     "ingest": IngestConfig,
+    "leakage": LeakageConfig,
     "pretrain": PretrainConfig,
     "embed": EmbedConfig,
     "downstream": DownstreamConfig,

@@ -39,13 +39,13 @@ def load_windows(index_dir: str | Path, splits: tuple[str, ...]) -> tuple[pd.Dat
     return windows.sort_values(["id", "start"], ignore_index=True), tracks
 
 
-def load_unlabeled(ingest_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(windows, tracks) of the ingested corpora (jtm/ingest/stage.py), shaped like
-    `load_windows`'s: each file is a track with a negative id (MusicNet's are positive), its
-    shard as `path` and its place in it as `offset` (samples); split "unlabeled", `source` its
-    corpus, no composer or ensemble."""
+def load_unlabeled(ingest_dir: str | Path, excluded=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(windows, tracks) of the ingested corpora (jtm/ingest/stage.py) but the files whose path
+    is `excluded`, shaped like `load_windows`'s: each file is a track with a negative id
+    (MusicNet's are positive; -1 - its manifest row), its shard as `path` and its place in it
+    as `offset` (samples); split "unlabeled", `source` its corpus, no composer or ensemble."""
     ingest_dir = Path(ingest_dir)
-    manifest = pd.read_parquet(ingest_dir / "manifest.parquet")
+    manifest = pd.read_parquet(ingest_dir / "manifest.parquet", columns=["corpus", "path", "shard", "offset", "samples"])
     dtype = json.loads((ingest_dir / "corpora.json").read_text())["dtype"]
     tracks = pd.DataFrame(
         {
@@ -62,6 +62,9 @@ def load_unlabeled(ingest_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     windows = pd.DataFrame(
         {"id": -1 - windows["file"].to_numpy(), "start": windows["start"], "length": windows["length"]}
     ).merge(tracks[["id", "split", "samples", "source"]], on="id")
+    kept = ~manifest["path"].isin(set(excluded)).to_numpy()
+    tracks = tracks[kept].reset_index(drop=True)
+    windows = windows[windows["id"].isin(tracks["id"])].reset_index(drop=True)
     return windows.assign(composer=None, ensemble=None), tracks
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from jtm.ingest.fingerprint import Fingerprint
+
 
 @dataclass(frozen=True)
 class Target:
@@ -36,7 +38,8 @@ class Target:
 @dataclass(frozen=True)
 class Decoded:
     """A file's fate: status `ok` (its samples in a raw file), `short` or `error` (`reason` says
-    why), with what libsndfile said of it (format, subtype, rate, channels, frames)."""
+    why), with what libsndfile said of it (format, subtype, rate, channels, frames) and, when
+    ok, the Chromaprint fingerprint of its 16 kHz samples (for the leakage guard)."""
 
     sha256: str
     status: str
@@ -47,6 +50,7 @@ class Decoded:
     channels: int = 0
     source_frames: int = 0
     samples: int = 0
+    fingerprint: tuple[int, ...] = ()
 
 
 def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -64,9 +68,9 @@ def _quantise(samples: np.ndarray, dtype: str) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
-def _stream(path: str, handle, target: Target, info) -> tuple[int, int, str]:
-    """Decode, downmix, resample and write raw samples to `handle`: (frames read, samples
-    written, reason the file is unusable or "")."""
+def _stream(path: str, handle, target: Target, info, printer: Fingerprint) -> tuple[int, int, str]:
+    """Decode, downmix, resample, fingerprint and write raw samples to `handle`: (frames read,
+    samples written, reason the file is unusable or "")."""
     resampler = None
     if info.samplerate != target.rate:
         resampler = soxr.ResampleStream(
@@ -84,6 +88,7 @@ def _stream(path: str, handle, target: Target, info) -> tuple[int, int, str]:
                 return read, written, f"non-finite sample ({mono[bad[0]]}) at {where:.3f} s"
             read += len(mono)
             out = mono if resampler is None else resampler.resample_chunk(mono, last=len(mono) == 0)
+            printer.add(out)
             _quantise(out, target.dtype).tofile(handle)
             written += len(out)
             if len(mono) == 0:
@@ -119,9 +124,10 @@ def decode_file(path: str, out: Path, target: Target) -> Decoded:
     if truncated := _truncation(info):
         return Decoded(sha, "error", truncated, **about)
     partial = out.with_name(out.name + ".partial")
+    printer = Fingerprint(target.rate)
     try:
         with open(partial, "wb") as handle:
-            read, written, reason = _stream(path, handle, target, info)
+            read, written, reason = _stream(path, handle, target, info, printer)
     except (RuntimeError, OSError) as err:
         partial.unlink(missing_ok=True)
         return Decoded(sha, "error", f"unreadable after the header: {err}", **about)
@@ -134,4 +140,4 @@ def decode_file(path: str, out: Path, target: Target) -> Decoded:
         seconds = written / target.rate
         return Decoded(sha, "short", f"{seconds:.2f} s: shorter than one window", **about)
     os.replace(partial, out)
-    return Decoded(sha, "ok", **about, samples=written)
+    return Decoded(sha, "ok", **about, samples=written, fingerprint=tuple(printer.finish().tolist()))

@@ -5,7 +5,8 @@ Output folder (params `paths.ingest`; read by pretraining)::
     shards/<corpus>/<NNNNN>.<f32|i16>  raw samples at `resample.sample_rate`, files end to end
     manifest.parquet   one row per ingested file: corpus, path, bytes, mtime_ns, sha256, format,
                        subtype, source_rate, channels, source_frames, samples (at 16 kHz),
-                       shard (relative path), offset (samples into the shard)
+                       shard (relative path), offset (samples into the shard), fingerprint
+                       (Chromaprint items of the 16 kHz samples: jtm/leakage)
     rejects.parquet    one row per file not ingested: corpus, path, sha256, kind (error: unreadable,
                        zero-length, truncated, non-finite; short: under one window; duplicate:
                        the same bytes as an earlier file), reason
@@ -42,7 +43,7 @@ from jtm.progress import progress
 
 MANIFEST_COLUMNS = [
     "corpus", "path", "bytes", "mtime_ns", "sha256", "format", "subtype", "source_rate",
-    "channels", "source_frames", "samples", "shard", "offset",
+    "channels", "source_frames", "samples", "shard", "offset", "fingerprint",
 ]  # fmt: skip
 REJECT_COLUMNS = ["corpus", "path", "sha256", "kind", "reason"]
 

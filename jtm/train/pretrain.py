@@ -44,14 +44,14 @@ def lr_factor(step: int, warmup_steps: int, decay_every: int, decay_gamma: float
     return warm * (decay_gamma ** (step // decay_every) if decay_every > 0 else 1.0)
 
 
-def _fingerprint(cfg: PretrainConfig, index_dir: Path, ingest_dir: Path | None = None) -> str:
+def _fingerprint(cfg: PretrainConfig, index_dir: Path, unlabeled: tuple[Path, Path] | None = None) -> str:
     """Identifies a training run: every key that can change the output (the stage's DVC params,
     the same list), the exact index tables and the ingested corpora's tables."""
     values = {name: getattr(cfg, name) for name in output_fields(PretrainConfig)}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode())
     for table in ("tracks.parquet", "windows.parquet"):
         digest.update((index_dir / table).read_bytes())
-    digest.update(tables_digest(ingest_dir))
+    digest.update(tables_digest(unlabeled))
     return digest.hexdigest()
 
 
@@ -210,17 +210,18 @@ def pretrain(
     checkpoint_dir: str | Path,
     cfg: PretrainConfig,
     tracker=None,
-    ingest_dir: str | Path | None = None,
+    unlabeled: tuple[str | Path, str | Path] | None = None,
 ) -> dict:
-    """Train CPC on the index's train split and the corpora ingested at `ingest_dir` (if any);
-    write the model folder (jtm/models/artifact.py), metrics.json and curves_{train,val}.csv to
+    """Train CPC on the index's train split and the ingested corpora, if any (`unlabeled`: the
+    ingest and leakage stages' folders; files the leakage guard matched are left out); write
+    the model folder (jtm/models/artifact.py), metrics.json and curves_{train,val}.csv to
     out_dir.
 
     `tracker` (jtm.tracking) receives per-step curves and the final artifacts; may be None.
     Returns final metrics (per-k train and val loss/accuracy).
     """
     index_dir, out_dir, checkpoint_dir = Path(index_dir), Path(out_dir), Path(checkpoint_dir)
-    ingest_dir = Path(ingest_dir) if ingest_dir is not None else None
+    unlabeled = tuple(Path(p) for p in unlabeled) if unlabeled is not None else None
     dist = setup_distributed(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)  # float sums depend on the thread count
@@ -231,12 +232,12 @@ def pretrain(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.decay_every, cfg.decay_gamma)
     )
-    sources = training_sources(index_dir, ingest_dir, cfg)
+    sources = training_sources(index_dir, unlabeled, cfg)
     val_windows, val_tracks = load_windows(index_dir, ("val",))
     if sources.windows.empty:
         raise ValueError(f"{index_dir}: no train windows")
     dataset = WindowDataset(sources.windows, sources.tracks)
-    fingerprint = _fingerprint(cfg, index_dir, ingest_dir)
+    fingerprint = _fingerprint(cfg, index_dir, unlabeled)
     checkpoint = checkpoint_dir / f"rank{dist.rank}-of-{dist.world}.pt"
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     state = restore_training(checkpoint, fingerprint, parts, dist.device) or TrainState(

@@ -45,12 +45,16 @@ class Sources:
         return self.mixture.epoch(epoch)
 
 
-def training_sources(index_dir: Path, ingest_dir: Path | None, cfg: PretrainConfig) -> Sources:
+def training_sources(index_dir: Path, unlabeled: tuple[Path, Path] | None, cfg: PretrainConfig) -> Sources:
+    """MusicNet's train windows, and those of `unlabeled` = (ingest folder, leakage folder) less
+    the files the leakage guard matched."""
     windows, tracks = load_windows(index_dir, ("train",))
     windows, weights = windows.assign(source=MUSICNET), {MUSICNET: cfg.musicnet_weight}
     tracks = tracks.assign(source=MUSICNET)
-    if ingest_dir is not None and (ingest_dir / "manifest.parquet").is_file():
-        extra_windows, extra_tracks = load_unlabeled(ingest_dir)
+    if unlabeled is not None and (unlabeled[0] / "manifest.parquet").is_file():
+        ingest_dir, leakage_dir = unlabeled
+        excluded = pd.read_parquet(leakage_dir / "matches.parquet")["path"]
+        extra_windows, extra_tracks = load_unlabeled(ingest_dir, excluded)
         corpora = json.loads((ingest_dir / "corpora.json").read_text())["corpora"]
         weights |= {name: corpus["weight"] for name, corpus in corpora.items()}
         windows = pd.concat([windows, extra_windows], ignore_index=True)
@@ -76,10 +80,10 @@ def training_sources(index_dir: Path, ingest_dir: Path | None, cfg: PretrainConf
     return Sources(windows, tracks, weights, summary, mixture)
 
 
-def tables_digest(ingest_dir: Path | None) -> bytes:
-    """The ingested tables' bytes, for the run's fingerprint (empty without corpora)."""
-    if ingest_dir is None or not (ingest_dir / "manifest.parquet").is_file():
+def tables_digest(unlabeled: tuple[Path, Path] | None) -> bytes:
+    """The ingested and excluded tables' bytes, for the run's fingerprint (empty without them)."""
+    if unlabeled is None or not (unlabeled[0] / "manifest.parquet").is_file():
         return b""
-    return b"".join(
-        (ingest_dir / name).read_bytes() for name in ("manifest.parquet", "windows.parquet", "corpora.json")
-    )
+    ingest_dir, leakage_dir = unlabeled
+    tables = [ingest_dir / name for name in ("manifest.parquet", "windows.parquet", "corpora.json")]
+    return b"".join(table.read_bytes() for table in [*tables, leakage_dir / "matches.parquet"])

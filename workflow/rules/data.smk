@@ -95,3 +95,23 @@ rule ingest:
         read=subset(config, STAGES["ingest"].params),
     script:
         "../scripts/ingest.py"
+
+
+# Ingested files that are test/val recordings (see jtm/leakage/stage.py): pretraining skips them.
+rule leakage:
+    input:
+        index=rules.index.output.index,
+        ingest=rules.ingest.output.ingest,
+        code=STAGES["leakage"].code,
+    output:
+        leakage=directory(config["paths"]["leakage"]),
+    log:
+        "logs/leakage.log",
+    conda:
+        "../envs/jtm.yaml"
+    resources:
+        **rule_resources(config, "leakage"),
+    params:
+        read=subset(config, STAGES["leakage"].params),
+    script:
+        "../scripts/leakage.py"

@@ -6,6 +6,7 @@ rule pretrain:
         index=rules.index.output.index,
         audio16k=rules.resample.output.audio16k,
         ingest=rules.ingest.output.ingest,
+        leakage=rules.leakage.output.leakage,
         code=STAGES["pretrain"].code,
     output:
         model=directory(config["paths"]["pretrain"]),
