@@ -16,6 +16,8 @@ LAYERS = [
     ("jtm.config",),
     ("jtm.tracking",),
     ("jtm.data", "jtm.models"),
+    ("jtm.ingest",),
+    ("jtm.leakage",),
     ("jtm.train", "jtm.features"),
     ("jtm.downstream",),
     ("jtm.report",),
