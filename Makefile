@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint bench-resample bench-cpc profile-cpc lock clean
+.PHONY: install demo study test lint bench-resample bench-cpc bench-loader profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -48,6 +48,9 @@ bench-resample: install
 
 bench-cpc: install
 	python benchmarks/bench_cpc.py
+
+bench-loader: install
+	python benchmarks/bench_loader.py
 
 profile-cpc: install
 	python benchmarks/profile_cpc_step.py

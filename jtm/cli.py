@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from jtm.choices import LAYERS, POOLINGS
 from jtm.config import ConfigError, get_dotted, load_params, validate_params
 from jtm.errors import JtmError
 from jtm.stages import STAGES
@@ -87,10 +88,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--subset", action="store_true", help="the tree is part of MusicNet: skip the counts"
     )
     _add_common(validate)
+    features = commands.add_parser(
+        "features",
+        help="Embed any audio files with a trained model: frames, pooled vectors and their keys.",
+        description="Cut every audio file under the paths (files, folders, globs; any format libsndfile\n"
+        "reads) into windows of the model's length and write <out>/keys.parquet, files.parquet,\n"
+        "frames.npy and pooled.npy (see README, 'Features for your own audio').",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    features.add_argument("paths", nargs="+", help="audio files, folders or glob patterns")
+    features.add_argument("--model", help="a pretrain output folder (default: params paths.pretrain)")
+    features.add_argument("--out", required=True, help="folder to write (must not exist, or be empty)")
+    features.add_argument("--layer", choices=LAYERS, help="read-out (default: params embed.layer)")
+    features.add_argument("--pooling", choices=POOLINGS, help="window vector (default: params embed.pooling)")
+    features.add_argument("--hop", type=int, help="samples between windows (default: the model's window)")
+    features.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    _add_common(features)
     summary = commands.add_parser("summary", help="Print what the Parquet index holds and where.")
     _add_common(summary)
     commands.add_parser("schema", help="Print the JSON Schema params files are checked against.")
     return parser
+
+
+def _empty_out(out: Path) -> None:
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(
+            f"--out {out}: folder exists and is not empty; choose a new one (it would be replaced)"
+        )
+
+
+def _features(args: argparse.Namespace, params: dict) -> dict:
+    from jtm.features.files import embed_files
+
+    _empty_out(Path(args.out))
+    return embed_files(
+        args.paths,
+        args.model or get_dotted(params, "paths.pretrain"),
+        args.out,
+        layer=args.layer or get_dotted(params, "embed.layer"),
+        pooling=args.pooling or get_dotted(params, "embed.pooling"),
+        hop=args.hop,
+        quality=get_dotted(params, "resample.quality"),
+        batch_size=args.batch_size,
+    )
 
 
 def _render(args: argparse.Namespace, params: dict) -> dict:
@@ -100,11 +140,7 @@ def _render(args: argparse.Namespace, params: dict) -> dict:
     from jtm.data.render import render_corpus
     from jtm.data.scores import extract_scores
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(
-            f"--out {out}: folder exists and is not empty; choose a new one (it would be replaced)"
-        )
+    _empty_out(Path(args.out))
     cfg = section(params, "demo", DemoConfig)
     if args.soundfont:
         cfg = dataclasses.replace(cfg, soundfont=args.soundfont)
@@ -155,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"MLflow runs: mlflow ui --backend-store-uri {uri}" + (f", then open {page}" if page else "")
             )
             return 0
-        if args.command == "render":
-            metrics = _render(args, params)
+        if args.command in ("render", "features"):
+            metrics = (_render if args.command == "render" else _features)(args, params)
             where = args.out
         else:
             from jtm.runner import run_stage, stage_paths

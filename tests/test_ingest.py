@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import soxr
+import torch
 import yaml
 
 from jtm.config import set_dotted
@@ -248,3 +249,27 @@ def test_pretraining_draws_from_musicnet_and_two_corpora_and_the_report_names_th
     run_stage("report", params)
     text = Path(params["paths"]["report_md"]).read_text()
     assert "Pretrained on: MusicNet's train split (" in text and "radio (0.00 h, weight 2)" in text
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int16"])
+def test_a_batch_fetched_at_once_equals_its_windows_collated(tiny_params, tmp_path, dtype):
+    """`WindowDataset.__getitems__` (one copy per window into one array: the fast loader path)
+    returns what collating `__getitem__` window by window returns, shifts and int16 included."""
+    from torch.utils.data import default_collate
+
+    from jtm.data.windows import WindowDataset, WindowRef, load_unlabeled
+
+    write_formats(tmp_path / "music", seconds=1.5)
+    corpora = [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}]
+    run_stage("ingest", ingest_params(tiny_params, corpora, dtype=dtype))
+    windows, tracks = load_unlabeled(tiny_params["paths"]["ingest"])
+    dataset = WindowDataset(windows, tracks)
+    refs = [
+        WindowRef(i, shift, stream, i % 2 == 0)
+        for i, shift, stream in ((0, -3000, 0), (3, 777, 1), (5, 0, 2))
+    ]
+    batched = dataset.__getitems__(refs)
+    collated = default_collate([dataset[ref] for ref in refs])
+    for a, b in zip(batched, collated, strict=True):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -68,6 +68,11 @@ def load_unlabeled(ingest_dir: str | Path, excluded=()) -> tuple[pd.DataFrame, p
     return windows.assign(composer=None, ensemble=None), tracks
 
 
+def as_batch(batch):
+    """The DataLoader collate function for `WindowDataset.__getitems__`: already a batch."""
+    return batch
+
+
 def random_shift(seed: int, epoch: int, key: int, limit: int) -> int:
     """A seeded offset in [-limit, limit] samples: the same for the same (seed, epoch, key)."""
     if limit <= 0:
@@ -113,11 +118,30 @@ class WindowDataset(Dataset):
                 self._arrays[track_id] = np.load(path, mmap_mode="r")
         return self._arrays[track_id]
 
-    def __getitem__(self, ref: WindowRef):
+    def _window(self, ref: WindowRef) -> np.ndarray:
+        """The window's samples, a view of the memory map (moved by the shift, kept in its track)."""
         i = ref.index
         length = int(self.lengths[i])
         start = int(np.clip(self.starts[i] + ref.shift, 0, self.samples[i] - length))
-        audio = self._array(int(self.ids[i]))[start : start + length]
+        return self._array(int(self.ids[i]))[start : start + length]
+
+    def __getitems__(self, refs: list[WindowRef]):
+        """A whole batch at once (what a DataLoader with a batch sampler asks for): (audio (B, L)
+        float32, streams (B,) int64, resets (B,) bool), each window copied once into one array;
+        the same values as collating `__getitem__`'s, without a tensor per window (see
+        benchmarks/bench_loader.py). Use with `collate_fn=as_batch`."""
+        views = [self._window(ref) for ref in refs]
+        audio = np.empty((len(refs), len(views[0])), dtype=np.float32)
+        for row, view in enumerate(views):
+            audio[row] = view
+            if view.dtype == np.int16:
+                audio[row] /= 32767
+        streams = torch.tensor([ref.stream for ref in refs], dtype=torch.int64)
+        resets = torch.tensor([ref.reset for ref in refs], dtype=torch.bool)
+        return torch.from_numpy(audio), streams, resets
+
+    def __getitem__(self, ref: WindowRef):
+        audio = self._window(ref)
         # np.array copies out of the read-only memory map into a tensor-owned buffer.
         audio = np.array(audio, dtype=np.float32) / (32767 if audio.dtype == np.int16 else 1)
         return torch.from_numpy(audio), ref.stream, ref.reset

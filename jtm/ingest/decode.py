@@ -68,7 +68,7 @@ def _quantise(samples: np.ndarray, dtype: str) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
-def _stream(path: str, handle, target: Target, info, printer: Fingerprint) -> tuple[int, int, str]:
+def _stream(path: str, handle, target: Target, info, printer: Fingerprint | None) -> tuple[int, int, str]:
     """Decode, downmix, resample, fingerprint and write raw samples to `handle`: (frames read,
     samples written, reason the file is unusable or "")."""
     resampler = None
@@ -88,7 +88,8 @@ def _stream(path: str, handle, target: Target, info, printer: Fingerprint) -> tu
                 return read, written, f"non-finite sample ({mono[bad[0]]}) at {where:.3f} s"
             read += len(mono)
             out = mono if resampler is None else resampler.resample_chunk(mono, last=len(mono) == 0)
-            printer.add(out)
+            if printer is not None:
+                printer.add(out)
             _quantise(out, target.dtype).tofile(handle)
             written += len(out)
             if len(mono) == 0:
@@ -105,9 +106,9 @@ def _truncation(info) -> str:
     return ""
 
 
-def decode_file(path: str, out: Path, target: Target) -> Decoded:
+def decode_file(path: str, out: Path, target: Target, fingerprint: bool = True) -> Decoded:
     """Decode `path` into raw `target.dtype` samples at `out` (written beside it, then renamed;
-    removed unless the status is `ok`)."""
+    removed unless the status is `ok`); with its fingerprint unless `fingerprint` is False."""
     sha = content_hash(path)
     if os.path.getsize(path) == 0:
         return Decoded(sha, "error", "empty file: 0 bytes")
@@ -124,7 +125,7 @@ def decode_file(path: str, out: Path, target: Target) -> Decoded:
     if truncated := _truncation(info):
         return Decoded(sha, "error", truncated, **about)
     partial = out.with_name(out.name + ".partial")
-    printer = Fingerprint(target.rate)
+    printer = Fingerprint(target.rate) if fingerprint else None
     try:
         with open(partial, "wb") as handle:
             read, written, reason = _stream(path, handle, target, info, printer)
@@ -140,4 +141,5 @@ def decode_file(path: str, out: Path, target: Target) -> Decoded:
         seconds = written / target.rate
         return Decoded(sha, "short", f"{seconds:.2f} s: shorter than one window", **about)
     os.replace(partial, out)
-    return Decoded(sha, "ok", **about, samples=written, fingerprint=tuple(printer.finish().tolist()))
+    prints = tuple(printer.finish().tolist()) if printer is not None else ()
+    return Decoded(sha, "ok", **about, samples=written, fingerprint=prints)

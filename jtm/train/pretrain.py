@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from jtm.atomic import atomic_dir
 from jtm.config import PretrainConfig, output_fields
 from jtm.data.sampling import plan_epoch, split_for_rank
-from jtm.data.windows import WindowDataset, load_windows
+from jtm.data.windows import WindowDataset, as_batch, load_windows
 from jtm.errors import TrainingError
 from jtm.models.artifact import save_model
 from jtm.models.registry import build_cpc
@@ -106,6 +106,7 @@ def epoch_batches(dataset, sources: Sources, cfg: PretrainConfig, dist: Distribu
         dataset,
         batch_sampler=[s[0] for _, s, _ in shares],
         num_workers=cfg.workers,
+        collate_fn=as_batch,
         pin_memory=dist.device.type == "cuda",
         persistent_workers=False,
         generator=torch.Generator().manual_seed(cfg.seed),

@@ -1,0 +1,120 @@
+"""`jtm features`: a trained model's frames and pooled embeddings for any audio files, so a
+researcher can use a model on their own music without building a corpus.
+
+Every file the ingest path decodes (any format libsndfile reads, any rate, channels averaged to
+mono, resampled with soxr as stage `resample` does) is cut into windows of the model's length,
+`hop` samples apart (the remainder after the last full window is dropped; a file shorter than
+one window is listed and skipped, as is one that cannot be read), and embedded in batches.
+
+Output folder (written beside its place, renamed on success)::
+
+    keys.parquet    row, file (files.parquet row), path, window (0-based in its file),
+                    start (16 kHz samples), seconds
+    files.parquet   path, status (ok | short | error), reason, format, source_rate, channels,
+                    samples (16 kHz), windows
+    frames.npy      (windows, frames, dim) float16, memory-mappable: 100 Hz frames
+    pooled.npy      (windows, dim) float32: the frames pooled (mean; meanstd, meanmax: 2 dim)
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from jtm.atomic import atomic_dir
+from jtm.errors import DataError
+from jtm.features.embed import pool
+from jtm.ingest.decode import Target, decode_file
+from jtm.ingest.discover import Corpus, discover
+from jtm.models.artifact import load_encoder
+from jtm.progress import progress
+
+SAMPLE_RATE = 16_000
+
+
+def _decode_all(paths: list[str], scratch: Path, target: Target) -> tuple[pd.DataFrame, list[Path | None]]:
+    """Each file decoded into `scratch` (raw float32): the files table and each file's raw path."""
+    rows, raws = [], []
+    for i, candidate in enumerate(
+        progress(discover(Corpus("files", tuple(paths), 1.0)), desc="features: decode", unit="files")
+    ):
+        raw = scratch / f"{i}.raw"
+        decoded = decode_file(candidate.path, raw, target, fingerprint=False)
+        count = (decoded.samples - target.min_samples) // target.hop + 1 if decoded.status == "ok" else 0
+        about = {k: getattr(decoded, k) for k in ("status", "reason", "format", "source_rate", "channels")}
+        rows.append({"path": candidate.path, **about, "samples": decoded.samples, "windows": count})
+        raws.append(raw if decoded.status == "ok" else None)
+    return pd.DataFrame(rows), raws
+
+
+def _keys(files: pd.DataFrame, window: int, hop: int) -> pd.DataFrame:
+    file = np.repeat(np.arange(len(files)), files["windows"].to_numpy())
+    position = np.concatenate([np.arange(n) for n in files["windows"]]) if len(file) else np.zeros(0, int)
+    starts = position * hop
+    return pd.DataFrame(
+        {"row": np.arange(len(file)), "file": file, "path": files["path"].to_numpy()[file],
+         "window": position, "start": starts, "seconds": starts / SAMPLE_RATE}
+    )  # fmt: skip
+
+
+def embed_files(
+    paths: list[str],
+    model_dir: str | Path,
+    out: str | Path,
+    *,
+    layer: str = "encoder",
+    pooling: str = "mean",
+    hop: int | None = None,
+    quality: str = "VHQ",
+    batch_size: int = 16,
+) -> dict:
+    """Embed every window of the audio files under `paths` (files, folders, globs) with the model
+    in `model_dir` (a pretrain output folder); write `out` as the module docstring says."""
+    model_dir = Path(model_dir)
+    window = int(json.loads((model_dir / "config.json").read_text())["window"])
+    hop = hop or window
+    encoder = load_encoder(model_dir, layer)
+    target = Target(SAMPLE_RATE, quality, "float32", 10.0, window, hop)
+    with tempfile.TemporaryDirectory() as scratch, atomic_dir(out) as tmp:
+        files, raws = _decode_all(paths, Path(scratch), target)
+        keys = _keys(files, window, hop)
+        if keys.empty:
+            raise DataError(
+                paths[0], "no file holds a full window of audio: nothing to embed (see the reasons above)"
+            )
+        frames = pooled = None
+        batches = [keys.iloc[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+        audio = {}
+        for batch in progress(batches, desc="features: embed", unit="batches"):
+            clips = []
+            for f, start in zip(batch["file"], batch["start"], strict=True):
+                if f not in audio:  # files in order: one memory map at a time
+                    audio = {f: np.memmap(raws[f], dtype=np.float32, mode="r")}
+                clips.append(audio[f][start : start + window])
+            with torch.no_grad():
+                features = encoder(torch.from_numpy(np.stack(clips))).float()
+            vectors = pool(features, pooling).numpy()
+            if frames is None:
+                shape = (len(keys), features.shape[1], features.shape[2])
+                frames = np.lib.format.open_memmap(
+                    tmp / "frames.npy", mode="w+", dtype=np.float16, shape=shape
+                )
+                pooled = np.empty((len(keys), vectors.shape[1]), np.float32)
+            rows = batch["row"].to_numpy()
+            frames[rows] = features.numpy().astype(np.float16)
+            pooled[rows] = vectors
+        frames.flush()
+        np.save(tmp / "pooled.npy", pooled)
+        keys.to_parquet(tmp / "keys.parquet", index=False)
+        files.to_parquet(tmp / "files.parquet", index=False)
+    return {
+        "files": len(files),
+        "embedded_files": int((files["windows"] > 0).sum()),
+        "windows": len(keys),
+        "dim": int(pooled.shape[1]),
+    }

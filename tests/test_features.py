@@ -1,0 +1,76 @@
+"""`jtm features`: a trained model embeds a folder of mixed-format files, window by window, with
+exactly the model's own output; bad and short files are listed, not fatal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+import torch
+
+from jtm import load_encoder
+from jtm.features.files import embed_files
+
+
+def write_library(folder: Path) -> None:
+    folder.mkdir()
+    t = np.arange(44_100 * 3) / 44_100
+    sf.write(folder / "stereo44.wav", np.stack([np.sin(2 * np.pi * 220 * t)] * 2, 1) * 0.3, 44_100)
+    t = np.arange(22_050 * 2) / 22_050
+    sf.write(folder / "mono22.flac", np.sin(2 * np.pi * 330 * t) * 0.3, 22_050)
+    t = np.arange(48_000 * 2) / 48_000
+    sf.write(folder / "opus48.opus", np.sin(2 * np.pi * 440 * t) * 0.3, 48_000, format="OGG", subtype="OPUS")
+    sf.write(folder / "stereo.mp3", np.stack([np.sin(2 * np.pi * 550 * t)] * 2, 1) * 0.3, 48_000)
+    sf.write(folder / "short.wav", np.zeros(1000), 16_000)
+    (folder / "broken.flac").write_bytes(b"fLaC not really")
+
+
+def test_a_folder_of_mixed_formats_is_embedded_window_by_window(built, tmp_path):
+    write_library(tmp_path / "library")
+    model = Path(built["paths"]["pretrain"])
+    metrics = embed_files([str(tmp_path / "library")], model, tmp_path / "out", layer="context", hop=4000)
+    out = tmp_path / "out"
+    files = pd.read_parquet(out / "files.parquet").set_index(
+        pd.read_parquet(out / "files.parquet")["path"].map(lambda p: Path(p).name)
+    )
+    assert metrics["embedded_files"] == 4 and metrics["files"] == 6
+    assert files.loc["short.wav", "status"] == "short" and files.loc["broken.flac", "status"] == "error"
+    keys = pd.read_parquet(out / "keys.parquet")
+    frames, pooled = np.load(out / "frames.npy", mmap_mode="r"), np.load(out / "pooled.npy")
+    assert len(keys) == len(frames) == len(pooled) == files["windows"].sum()
+    # 3 s at 16 kHz, windows of 8000 samples every 4000: 11 of them, the last at 40 000
+    wav = keys[keys["path"].str.endswith("stereo44.wav")]
+    assert len(wav) == 11 and wav["start"].iloc[-1] == 40_000
+    audio, rate = sf.read(tmp_path / "library" / "stereo44.wav", dtype="float32")
+    audio = soxr.resample(audio.mean(1), rate, 16_000, quality="VHQ")
+    row = int(wav["row"].iloc[3])
+    clip = torch.from_numpy(np.ascontiguousarray(audio[12_000:20_000]))[None]
+    with torch.no_grad():
+        want = load_encoder(model, "context")(clip)[0].numpy()
+    np.testing.assert_allclose(frames[row].astype(np.float32), want, atol=2e-2, rtol=1e-2)
+    np.testing.assert_allclose(pooled[row], frames[row].astype(np.float32).mean(0), atol=1e-2)
+
+
+def test_the_command_line_writes_the_same_and_refuses_a_full_folder(built, tmp_path):
+    write_library(tmp_path / "library")
+    jtm = Path(sys.executable).with_name("jtm")
+    model = built["paths"]["pretrain"]
+    command = [
+        jtm,
+        "features",
+        str(tmp_path / "library" / "*.wav"),
+        "--model",
+        model,
+        "--out",
+        tmp_path / "out",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_parquet(tmp_path / "out" / "files.parquet")) == 2  # the glob: two WAVs
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 2 and "folder exists and is not empty" in again.stderr
