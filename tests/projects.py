@@ -68,14 +68,15 @@ def make_project(root: Path) -> Path:
 
 
 def write_unlabeled(folder: Path) -> None:
-    """Two files of unlabeled audio (stereo OGG at 22.05 kHz, mono FLAC at 48 kHz) with a fixed
-    modification time: the manifest records it, and both engines' projects must agree."""
+    """Two files of unlabeled audio (stereo WAV at 22.05 kHz, mono FLAC at 48 kHz) with a fixed
+    modification time, as each engine's project writes them: byte for byte the same (an Ogg file
+    would not be: its stream serial number is random)."""
     import numpy as np
     import soundfile as sf
 
     folder.mkdir()
     t = np.arange(22_050 * 2) / 22_050
-    sf.write(folder / "stereo.ogg", np.stack([np.sin(2 * np.pi * 330 * t)] * 2, 1) * 0.3, 22_050)
+    sf.write(folder / "stereo.wav", np.stack([np.sin(2 * np.pi * 330 * t)] * 2, 1) * 0.3, 22_050)
     t = np.arange(48_000 * 2) / 48_000
     sf.write(folder / "mono.flac", np.sin(2 * np.pi * 550 * t) * 0.3, 48_000)
     for file in folder.iterdir():

@@ -30,7 +30,8 @@ def slurm_project(tmp_path_factory):
 def test_every_job_went_through_sbatch(slurm_project):
     root, output, jobs = slurm_project
     submitted = [line for line in output.splitlines() if "has been submitted with SLURM jobid" in line]
-    rules = {"demo_scores", "acquire", "resample", "index", "pretrain", "embed", "probe", "downstream"}
+    rules = {"demo_scores", "acquire", "resample", "index", "ingest", "leakage", "pretrain", "embed", "probe"}
+    rules |= {"downstream"}
     rules |= {"end_to_end", "report"}
     logs = root / "logs" / "slurm"
     assert {p.name.removeprefix("rule_") for p in logs.iterdir()} == rules

@@ -3,7 +3,7 @@
 Output folder (params `paths.ingest`; read by pretraining)::
 
     shards/<corpus>/<NNNNN>.<f32|i16>  raw samples at `resample.sample_rate`, files end to end
-    manifest.parquet   one row per ingested file: corpus, path, bytes, mtime_ns, sha256, format,
+    manifest.parquet   one row per ingested file: corpus, path, bytes, sha256, format,
                        subtype, source_rate, channels, source_frames, samples (at 16 kHz),
                        shard (relative path), offset (samples into the shard), fingerprint
                        (Chromaprint items of the 16 kHz samples: jtm/leakage)
@@ -42,7 +42,7 @@ from jtm.ingest.shards import ShardWriter, prepare, reuse, shard_name
 from jtm.progress import progress
 
 MANIFEST_COLUMNS = [
-    "corpus", "path", "bytes", "mtime_ns", "sha256", "format", "subtype", "source_rate",
+    "corpus", "path", "bytes", "sha256", "format", "subtype", "source_rate",
     "channels", "source_frames", "samples", "shard", "offset", "fingerprint",
 ]  # fmt: skip
 REJECT_COLUMNS = ["corpus", "path", "sha256", "kind", "reason"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from jtm.config import PretrainConfig
 from jtm.data.mixture import MixturePlan
@@ -81,8 +82,11 @@ def training_sources(index_dir: Path, unlabeled: tuple[Path, Path] | None, cfg: 
 
 
 def tables_digest(unlabeled: tuple[Path, Path] | None) -> bytes:
-    """The ingested and excluded tables' bytes, for the run's fingerprint (empty without them)."""
+    """The ingested and excluded tables' bytes, for the run's fingerprint (empty when nothing was
+    ingested: a run on MusicNet alone does not depend on the empty tables' format)."""
     if unlabeled is None or not (unlabeled[0] / "manifest.parquet").is_file():
+        return b""
+    if pq.read_metadata(unlabeled[0] / "manifest.parquet").num_rows == 0:
         return b""
     ingest_dir, leakage_dir = unlabeled
     tables = [ingest_dir / name for name in ("manifest.parquet", "windows.parquet", "corpora.json")]
