@@ -288,7 +288,7 @@ STAGES: dict[str, Stage] = {
             outputs={"ingest": "paths.ingest"},
             params=_keys("ingest", IngestConfig)
             + ("resample.sample_rate", "resample.quality", "index.window", "index.hop"),
-            code=("jtm/ingest",),
+            code=("jtm/ingest", "jtm/data/index.py"),  # index.py: where windows start, as MusicNet's
             workers="ingest.workers",
             run=_ingest,
         ),
