@@ -5,7 +5,11 @@ The "materialising" loss is the straightforward formulation (the seed study's an
 it gathers a (positions x N x H) tensor of negatives; jtm's lean loss scores by matrix product
 and gather. Ratios are against the materialising loss at the same config, in the same run.
 
-    python benchmarks/bench_cpc.py [--steps 3] [--configs demo,full-gru,full-transformer]
+    python benchmarks/bench_cpc.py [--steps 3] [--configs demo,full-gru,full-transformer,ddp-8x32]
+
+`ddp-8x32` is one rank of eight under DDP (batch 32) scoring against the global batch's pool
+(8 x 32 x 128 = 32 768 frames), simulated on one process; the lean loss scores the product in
+chunks (jtm.train.infonce.MAX_SCORES), and "lean, unchunked" shows the whole product's cost.
 """
 
 from __future__ import annotations
@@ -27,16 +31,21 @@ CONFIGS = {
     "full-transformer": dict(
         encoder="sinc", hidden=512, context="transformer", batch=8, window=20480, k=12, n=128
     ),
+    # one rank of 8 under DDP: batch 32 here, negatives from the global batch's 8 x 32 x 128 frames
+    # (the other ranks' gathered frames simulated by random ones, as gather_frames delivers them)
+    "ddp-8x32": dict(
+        encoder="logmel", hidden=128, context="gru", batch=32, window=20480, k=12, n=128, ranks=8
+    ),
 }
 
 
-def worker(config: dict, materialise: bool, steps: int) -> dict:
+def worker(config: dict, materialise: bool, steps: int, chunked: bool = True) -> dict:
     """Train `steps` steps on random audio (after one warm-up step); report speed and memory."""
     import torch
 
     from jtm.models.registry import build_cpc
     from jtm.models.spec import ModelSpec
-    from jtm.train.infonce import draw_negatives, info_nce
+    from jtm.train.infonce import MAX_SCORES, draw_negatives, info_nce
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
@@ -64,9 +73,12 @@ def worker(config: dict, materialise: bool, steps: int) -> dict:
         with autocast:
             frames, _, predictions, _ = model(audio)
         b, t, h = frames.shape
-        draws = draw_negatives(generator, b, t, config["n"], b * t)
         frames, predictions = frames.float(), predictions.float()
-        loss, _, _ = info_nce(frames, predictions, frames.reshape(-1, h), draws, materialise=materialise)
+        others = torch.randn((config.get("ranks", 1) - 1) * b * t, h, device=device)  # no gradient
+        pool = torch.cat([frames.reshape(-1, h), others])
+        draws = draw_negatives(generator, b, t, config["n"], len(pool))
+        limit = MAX_SCORES if chunked else len(pool) * b * t
+        loss, _, _ = info_nce(frames, predictions, pool, draws, materialise=materialise, max_scores=limit)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -107,13 +119,14 @@ def main() -> None:
     if args.worker:
         name, loss = args.worker.split(":")
         config = dict(CONFIGS[name], k=1) if loss == "k=1" else CONFIGS[name]
-        print(json.dumps(worker(config, loss == "materialising", args.steps)))
+        print(json.dumps(worker(config, loss == "materialising", args.steps, loss != "lean, unchunked")))
         return
     rows = []
     for name in args.configs.split(","):
         # "k=1": the same model with one prediction step, i.e. (almost) no loss: what the
         # runtime, weights and encoder activations take whatever the loss.
-        for loss in ("materialising", "lean", "k=1"):
+        unchunked = ("lean, unchunked",) if CONFIGS[name].get("ranks", 1) > 1 else ()
+        for loss in ("materialising", "lean", *unchunked, "k=1"):
             command = [sys.executable, __file__, "--worker", f"{name}:{loss}", "--steps", str(args.steps)]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
