@@ -113,12 +113,8 @@ def test_heads_and_reverse_mode(head):
     )  # reversed order: first = last frame
 
 
-@pytest.mark.parametrize(
-    ("subpool", "max_scores"),
-    [(None, 1 << 22), (9, 1 << 22), (None, 100)],
-    ids=["whole-pool", "sub-pool", "chunked"],
-)
-def test_lean_loss_equals_the_materialised_one(subpool, max_scores):
+@pytest.mark.parametrize("subpool", [None, 9], ids=["whole-pool", "sub-pool"])
+def test_lean_loss_equals_the_materialised_one(subpool):
     torch.manual_seed(0)
     frames = torch.randn(3, 12, 8, requires_grad=True)
     predictions = torch.randn(3, 12, 4, 8, requires_grad=True)
@@ -128,7 +124,7 @@ def test_lean_loss_equals_the_materialised_one(subpool, max_scores):
         generators = torch.Generator().manual_seed(2), torch.Generator().manual_seed(1)
         subpool, draws = draw_subpool(*generators, 3, 12, 10, 36, subpool)
     pool = frames.reshape(-1, 8)
-    lean = info_nce(frames, predictions, pool, draws, subpool=subpool, max_scores=max_scores)
+    lean = info_nce(frames, predictions, pool, draws, subpool=subpool)
     full = info_nce(frames, predictions, pool, draws, materialise=True, subpool=subpool)
     for a, b in zip(lean, full, strict=True):
         torch.testing.assert_close(a, b)

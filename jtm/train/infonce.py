@@ -8,11 +8,6 @@ per step at the seed study's config, as much again for the product). Here each s
 matrix product against the pool, (positions x P), then a gather of N scores per row: memory
 grows with the pool size, never with N x H.
 
-The product is taken `MAX_SCORES` scores at a time (rows of predictions against the whole pool,
-each chunk gathered at once), so a DDP-sized pool (8 ranks x 32 windows x 128 frames = 32 768
-frames) never holds a (positions x P) matrix: the loss's own memory stays bounded whatever the
-pool, with the same values.
-
 With a sub-pool (`pretrain.negative_pool`), each step first draws a random subset of S pool
 frames and its negatives among them: the product is (positions x S), so the loss costs S / P of
 the whole pool's, and every negative is still a uniform draw from the pool; a draw that lands on
@@ -23,8 +18,6 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
-
-MAX_SCORES = 1 << 22  # scores (floats) of the (rows x pool) product held at once: 16 MB
 
 
 def draw_negatives(
@@ -60,7 +53,6 @@ def info_nce(
     row_offset: int = 0,
     materialise: bool = False,
     subpool: torch.Tensor | None = None,
-    max_scores: int = MAX_SCORES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean InfoNCE loss over k, and per-k loss and accuracy (both shape (K,)).
 
@@ -68,8 +60,7 @@ def info_nce(
     where this batch's frames are rows [row_offset * T, (row_offset + B) * T) of the pool;
     draws: (B, T, N) from `draw_negatives`. `materialise=True` is the straightforward
     formulation, kept for the benchmark and as the reference in tests. With `subpool` (S,)
-    and its draws from `draw_subpool`, draws index the sub-pool. `max_scores`: the most scores
-    of the product held at once (rows are scored in chunks).
+    and its draws from `draw_subpool`, draws index the sub-pool.
     """
     b, t, k_max, h = predictions.shape
     n = draws.shape[-1]
@@ -92,7 +83,7 @@ def info_nce(
             # CPC_audio's way: a (rows, 1 + N, H) candidates tensor times the prediction.
             negatives = (pool[index] * predicted.unsqueeze(1)).sum(-1)
         else:
-            negatives = _scored(predicted, pool, index, max_scores)
+            negatives = (predicted @ pool.T).gather(1, index)
         if subpool is not None:  # a draw of the positive's own frame is no negative
             negatives = negatives.masked_fill(subpool[index] == where, float("-inf"))
         logits = torch.cat([positive, negatives], dim=1).float()
@@ -101,17 +92,3 @@ def info_nce(
         accuracies.append((logits.argmax(1) == 0).float().mean())
     per_k_loss = torch.stack(losses)
     return per_k_loss.mean(), per_k_loss.detach(), torch.stack(accuracies).detach()
-
-
-def _scored(
-    predicted: torch.Tensor, pool: torch.Tensor, index: torch.Tensor, max_scores: int
-) -> torch.Tensor:
-    """(rows, N) = (predicted @ pool.T).gather(1, index), `max_scores` // P rows at a time."""
-    step = max(1, max_scores // max(1, len(pool)))
-    if step >= len(predicted):
-        return (predicted @ pool.T).gather(1, index)
-    chunks = [
-        (predicted[i : i + step] @ pool.T).gather(1, index[i : i + step])
-        for i in range(0, len(predicted), step)
-    ]
-    return torch.cat(chunks)
