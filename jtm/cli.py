@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"MLflow runs: mlflow ui --backend-store-uri {uri}" + (f", then open {page}" if page else "")
             )
             return 0
-        if args.command in ("render", "features"):
-            metrics = (_render if args.command == "render" else _features)(args, params)
+        writers = {"render": _render, "features": _features}  # commands that write --out
+        if args.command in writers:
+            metrics = writers[args.command](args, params)
             where = args.out
         else:
             from jtm.runner import run_stage, stage_paths

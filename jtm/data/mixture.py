@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jtm.data.windows import WindowRef, random_shift
+from jtm.data.sampling import chunks, walk_streams, window_refs
+from jtm.data.windows import WindowRef
 
 
 class _Stream:
@@ -43,10 +44,6 @@ class _Stream:
             self.position += len(part)
             n -= len(part)
         return taken
-
-
-def _chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
-    return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 
 class MixturePlan:
@@ -88,7 +85,7 @@ class MixturePlan:
             key = w[self.category].astype(object).where(w[self.category].notna(), "file " + key).astype(str)
         units = []
         for rows in w.groupby(key.to_numpy(), sort=True).indices.values():
-            units += _chunks(rng.permutation(members[rows]), self.batch_size)
+            units += chunks(rng.permutation(members[rows]), self.batch_size)
         return [units[i] for i in rng.permutation(len(units))]
 
     def _run(self, epoch: int) -> tuple[list[list[WindowRef]], list[tuple[int, int]]]:
@@ -103,7 +100,7 @@ class MixturePlan:
             for s, stream in enumerate(streams):
                 taken = stream.take(int((slots == s).sum()))
                 order[slots == s] = np.concatenate(taken) if taken else []
-            batches = [self._refs(epoch, chunk) for chunk in _chunks(order, self.batch_size)]
+            batches = [self._refs(epoch, chunk) for chunk in chunks(order, self.batch_size)]
         else:
             units, count = [], 0
             while count < self.total:
@@ -118,18 +115,13 @@ class MixturePlan:
         return batches, [stream.state for stream in streams]
 
     def _refs(self, epoch: int, chunk) -> list[WindowRef]:
-        return [WindowRef(int(i), random_shift(self.seed, epoch, int(i), self.jitter)) for i in chunk]
+        return window_refs(chunk, self.seed, epoch, self.jitter)
 
     def _sequential(self, epoch: int, tracks: list[np.ndarray]) -> list[list[WindowRef]]:
         """`batch_size` streams walk the drawn tracks, each the next one when its own ends."""
         ids = self.windows["id"].to_numpy()
-        streams: list[list[WindowRef]] = [[] for _ in range(self.batch_size)]
-        for track in tracks:
-            stream = min(range(self.batch_size), key=lambda s: len(streams[s]))
-            shift = random_shift(self.seed, epoch, int(ids[track[0]]), self.jitter)
-            streams[stream] += [WindowRef(int(i), shift, stream, j == 0) for j, i in enumerate(track)]
-        steps = max(len(s) for s in streams)
-        return [[s[j] for s in streams if j < len(s)] for j in range(steps)]
+        track_ids = [ids[track[0]] for track in tracks]
+        return walk_streams(tracks, track_ids, self.batch_size, self.seed, epoch, self.jitter)
 
     def epoch(self, epoch: int) -> list[list[WindowRef]]:
         while len(self.starts) <= epoch:

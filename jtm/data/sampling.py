@@ -23,8 +23,26 @@ from jtm.data.windows import WindowRef, random_shift
 STRATEGIES = choices.SAMPLINGS
 
 
-def _chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
+def chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
     return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+def window_refs(chunk, seed: int, epoch: int, jitter: int) -> list[WindowRef]:
+    """The windows of `chunk` (indices), each with its seeded per-epoch shift."""
+    return [WindowRef(int(i), random_shift(seed, epoch, int(i), jitter)) for i in chunk]
+
+
+def walk_streams(tracks, track_ids, batch_size: int, seed: int, epoch: int, jitter: int):
+    """`batch_size` streams walk `tracks` (arrays of consecutive window indices, in order), each
+    stream taking the next track when its own ends; batch j holds each stream's j-th window.
+    A track's windows share one shift, seeded by its id (`track_ids`)."""
+    streams: list[list[WindowRef]] = [[] for _ in range(batch_size)]
+    for track, track_id in zip(tracks, track_ids, strict=True):
+        stream = min(range(batch_size), key=lambda s: len(streams[s]))
+        shift = random_shift(seed, epoch, int(track_id), jitter)
+        streams[stream] += [WindowRef(int(i), shift, stream, j == 0) for j, i in enumerate(track)]
+    steps = max(len(s) for s in streams)
+    return [[s[j] for s in streams if j < len(s)] for j in range(steps)]
 
 
 def plan_epoch(
@@ -41,15 +59,15 @@ def plan_epoch(
     index = np.arange(len(windows))
 
     def refs(chunk) -> list[WindowRef]:
-        return [WindowRef(int(i), random_shift(seed, epoch, int(i), jitter)) for i in chunk]
+        return window_refs(chunk, seed, epoch, jitter)
 
     if strategy == "uniform":
-        return [refs(c) for c in _chunks(rng.permutation(index), batch_size)]
+        return [refs(c) for c in chunks(rng.permutation(index), batch_size)]
     if strategy in ("samesequence", "samecategory"):
         key = windows["id"] if strategy == "samesequence" else windows[category]
         batches = []
         for _, group in pd.Series(index).groupby(key.to_numpy(), sort=True):
-            batches += _chunks(rng.permutation(group.to_numpy()), batch_size)
+            batches += chunks(rng.permutation(group.to_numpy()), batch_size)
         return [refs(batches[i]) for i in rng.permutation(len(batches))]
     if strategy == "sequential":
         return _sequential(windows, batch_size, seed, epoch, rng, jitter)
@@ -60,13 +78,9 @@ def _sequential(windows, batch_size, seed, epoch, rng, jitter) -> list[list[Wind
     # Consecutive, non-overlapping windows of each track: starts at multiples of the length.
     consecutive = windows[(windows["start"] % windows["length"]) == 0]
     tracks = [g.index.to_numpy() for _, g in consecutive.groupby("id", sort=True)]
-    streams: list[list[WindowRef]] = [[] for _ in range(batch_size)]
-    for t in rng.permutation(len(tracks)):
-        stream = min(range(batch_size), key=lambda s: len(streams[s]))
-        shift = random_shift(seed, epoch, int(consecutive.loc[tracks[t][0], "id"]), jitter)
-        streams[stream] += [WindowRef(int(i), shift, stream, j == 0) for j, i in enumerate(tracks[t])]
-    steps = max(len(s) for s in streams)
-    return [[s[j] for s in streams if j < len(s)] for j in range(steps)]
+    order = [tracks[t] for t in rng.permutation(len(tracks))]
+    ids = [consecutive.loc[track[0], "id"] for track in order]
+    return walk_streams(order, ids, batch_size, seed, epoch, jitter)
 
 
 def split_for_rank(batch: list[WindowRef], rank: int, world: int) -> tuple[list[WindowRef], int] | None:

@@ -27,14 +27,13 @@ import pandas as pd
 import torch
 
 from jtm.atomic import atomic_dir
+from jtm.data.index import window_starts
 from jtm.errors import DataError
-from jtm.features.embed import pool
+from jtm.features.embed import SAMPLE_RATE, pool
 from jtm.ingest.decode import Target, decode_file
 from jtm.ingest.discover import Corpus, discover
 from jtm.models.artifact import load_encoder
 from jtm.progress import progress
-
-SAMPLE_RATE = 16_000
 
 
 def _decode_all(paths: list[str], scratch: Path, target: Target) -> tuple[pd.DataFrame, list[Path | None]]:
@@ -45,20 +44,21 @@ def _decode_all(paths: list[str], scratch: Path, target: Target) -> tuple[pd.Dat
     ):
         raw = scratch / f"{i}.raw"
         decoded = decode_file(candidate.path, raw, target, fingerprint=False)
-        count = (decoded.samples - target.min_samples) // target.hop + 1 if decoded.status == "ok" else 0
         about = {k: getattr(decoded, k) for k in ("status", "reason", "format", "source_rate", "channels")}
-        rows.append({"path": candidate.path, **about, "samples": decoded.samples, "windows": count})
+        rows.append({"path": candidate.path, **about, "samples": decoded.samples})
         raws.append(raw if decoded.status == "ok" else None)
     return pd.DataFrame(rows), raws
 
 
 def _keys(files: pd.DataFrame, window: int, hop: int) -> pd.DataFrame:
-    file = np.repeat(np.arange(len(files)), files["windows"].to_numpy())
-    position = np.concatenate([np.arange(n) for n in files["windows"]]) if len(file) else np.zeros(0, int)
-    starts = position * hop
+    """One row per full window of the decoded files (as the index places MusicNet's); counts
+    each file's windows into `files`."""
+    samples = files["samples"].where(files["status"] == "ok", 0).to_numpy(dtype=np.int64)
+    file, starts = window_starts(samples, window, hop)
+    files["windows"] = np.bincount(file, minlength=len(files))
     return pd.DataFrame(
         {"row": np.arange(len(file)), "file": file, "path": files["path"].to_numpy()[file],
-         "window": position, "start": starts, "seconds": starts / SAMPLE_RATE}
+         "window": starts // hop, "start": starts, "seconds": starts / SAMPLE_RATE}
     )  # fmt: skip
 
 
