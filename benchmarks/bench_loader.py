@@ -11,7 +11,8 @@ disk's). The model's appetite: a demo-config CPC step (log-mel, hidden 128) time
 CPU, and the compass figure for one H100 at the full config (~2 500 windows/s; the loader's
 target is 10x that per worker). "Fetched" is what a worker produces on its own; "delivered"
 what reaches the training process through the DataLoader (the hand-over between processes
-included).
+included); "fetch threads" what threads of the training process itself deliver
+(`pretrain.fetch_threads`, jtm/data/prefetch.py: no hand-over).
 
     python benchmarks/bench_loader.py [--files 40] [--seconds 60] [--batch 32] [--batches 200]
 """
@@ -30,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from jtm.data.mixture import MixturePlan
+from jtm.data.prefetch import prefetched
 from jtm.data.windows import WindowDataset, as_batch, load_unlabeled
 from jtm.ingest.decode import Target
 from jtm.ingest.discover import Corpus
@@ -90,6 +92,16 @@ def fetch_rate(dataset: WindowDataset, plan) -> float:
     for batch in plan:
         dataset.__getitems__(batch)
     return sum(len(b) for b in plan) / (time.perf_counter() - began)
+
+
+def threaded_rate(dataset: WindowDataset, plan, threads: int) -> float:
+    """Windows/s reaching the training loop from `threads` fetch threads of its own process
+    (`pretrain.fetch_threads`: jtm.data.prefetch), in plan order."""
+    dataset.__getitems__(plan[0])
+    began, count = time.perf_counter(), 0
+    for audio, _, _ in prefetched(dataset.__getitems__, plan, threads):
+        count += len(audio)
+    return count / (time.perf_counter() - began)
 
 
 def windows_per_second(dataset, plan, batches: int, workers: int) -> float:
@@ -153,6 +165,7 @@ def main() -> None:
         }
         rates = {name: windows_per_second(ds, plan, args.batches, 1) for name, ds in loaders.items()}
         fetched = fetch_rate(shards, plan)
+        threaded = {n: threaded_rate(shards, plan, n) for n in (1, 2)}
     consumed = model_windows_per_second()
     hours = args.files * args.seconds / 3600
     print(
@@ -162,9 +175,19 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"  {name:28s} {rate:10.0f} windows/s  ({rate / base:.2f}x the per-track, per-window loader)")
     print(f"  a worker's own fetch from shards (no hand-over) {fetched:10.0f} windows/s")
+    for n, rate in threaded.items():
+        print(
+            f"  shards, {n} fetch thread(s) in the training process"
+            f" {rate:10.0f} windows/s  ({rate / base:.2f}x)"
+        )
     print(f"model, demo config, this CPU (one torch thread):   {consumed:8.1f} windows/s")
     print(f"one shard worker / model on this CPU:              {rates['shards, batched'] / consumed:8.0f}x")
-    for what, rate in (("delivered", rates["shards, batched"]), ("fetched", fetched)):
+    delivered = (
+        ("delivered", rates["shards, batched"]),
+        ("fetched", fetched),
+        ("one fetch thread", threaded[1]),
+    )
+    for what, rate in delivered:
         ratio = rate / H100_FULL_WINDOWS_PER_S
         print(
             f"one shard worker ({what}) / one H100, full config (~{H100_FULL_WINDOWS_PER_S}/s): {ratio:.1f}x"

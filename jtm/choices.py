@@ -20,6 +20,7 @@ SAMPLINGS = ("uniform", "samesequence", "samecategory", "sequential")  # pretrai
 CATEGORIES = ("ensemble", "composer")  # pretrain.category
 SPLITS_GUARDED = ("test", "val")  # leakage.splits: the index splits ingested audio must not hold
 DEVICES = ("auto", "cpu", "cuda")  # pretrain.device
+LOADERS = ("global", "sharded")  # pretrain.loader
 FEATURES = ("cpc", "random", "logmel")  # embed.features, downstream.features
 LAYERS = ("context", "encoder", "both")  # embed.layer: both = context and encoder side by side
 POOLINGS = ("mean", "meanstd", "meanmax")  # embed.pooling: a window's frames -> one vector

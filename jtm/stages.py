@@ -267,7 +267,7 @@ STAGES: dict[str, Stage] = {
             inputs={"raw": "paths.raw"},
             outputs={"audio16k": "paths.audio16k"},
             params=_keys("resample", ResampleConfig),
-            code=("jtm/data/resample.py", "jtm/data/musicnet.py"),
+            code=("jtm/data/resample.py", "jtm/data/musicnet.py", "jtm/data/pcm.py"),
             workers="resample.workers",
             run=_resample,
         ),
@@ -288,7 +288,7 @@ STAGES: dict[str, Stage] = {
             outputs={"ingest": "paths.ingest"},
             params=_keys("ingest", IngestConfig)
             + ("resample.sample_rate", "resample.quality", "index.window", "index.hop"),
-            code=("jtm/ingest", "jtm/data/index.py"),  # index.py: where windows start, as MusicNet's
+            code=("jtm/ingest", "jtm/data/index.py", "jtm/data/pcm.py"),  # index.py: window starts
             workers="ingest.workers",
             run=_ingest,
         ),
@@ -298,7 +298,7 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "ingest": "paths.ingest"},
             outputs={"leakage": "paths.leakage"},
             params=_keys("leakage", LeakageConfig),
-            code=("jtm/leakage", "jtm/ingest/fingerprint.py"),
+            code=("jtm/leakage", "jtm/ingest/fingerprint.py", "jtm/data/pcm.py"),
             workers=None,
             run=_leakage,
         ),
@@ -317,10 +317,12 @@ STAGES: dict[str, Stage] = {
                 "jtm/train",
                 "jtm/data/sampling.py",
                 "jtm/data/mixture.py",
+                "jtm/data/partition.py",
+                "jtm/data/pcm.py",
                 "jtm/data/windows.py",
                 "jtm/models",
             ),
-            workers=None,  # the rule asks for pretrain.threads (torch) + pretrain.workers (loader)
+            workers=None,  # the rule asks for pretrain.threads (torch) + workers + fetch_threads
             run=_pretrain,
         ),
         Stage(

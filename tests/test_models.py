@@ -8,6 +8,7 @@ from jtm.choices import PREDICTORS
 from jtm.models.encoder import DOWNSAMPLING, Encoder, SincConv
 from jtm.models.registry import all_combinations, build_cpc, build_encoder
 from jtm.models.spec import ModelSpec
+from jtm.train import infonce
 from jtm.train.infonce import draw_negatives, draw_subpool, info_nce
 
 SMALL = dict(
@@ -131,6 +132,43 @@ def test_lean_loss_equals_the_materialised_one(subpool):
     grads = [torch.autograd.grad(x[0], (frames, predictions)) for x in (lean, full)]
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
+
+
+GATHERING = [10**6, 0]  # infonce.GATHER_ABOVE: score against the whole pool, or gather N rows
+
+
+@pytest.mark.parametrize("gather_above", GATHERING, ids=["product", "gather"])
+@pytest.mark.parametrize("chunk", [1 << 24, 50], ids=["one-chunk", "row-chunks"])
+def test_lean_loss_equals_the_materialised_one_in_row_chunks(monkeypatch, chunk, gather_above):
+    """Chunked scores (a row or two at a time) give the same loss and gradients, both ways."""
+    monkeypatch.setattr(infonce, "CHUNK", chunk)
+    monkeypatch.setattr(infonce, "GATHER_ABOVE", gather_above)
+    test_lean_loss_equals_the_materialised_one(None)
+    test_lean_loss_equals_the_materialised_one(9)
+
+
+@pytest.mark.parametrize("gather_above", GATHERING, ids=["product", "gather"])
+def test_the_lean_loss_keeps_no_rows_by_pool_product_for_backward(monkeypatch, gather_above):
+    """What autograd saves for backward grows with positions x N, not with the pool: at a
+    DDP-sized pool the (positions x P) products would dwarf everything else."""
+    monkeypatch.setattr(infonce, "GATHER_ABOVE", gather_above)
+    torch.manual_seed(0)
+    b, t, k, h, n, others = 2, 10, 3, 4, 5, 400
+    frames = torch.randn(b, t, h, requires_grad=True)
+    predictions = torch.randn(b, t, k, h, requires_grad=True)
+    pool = torch.cat([frames.reshape(-1, h), torch.randn(others, h)])  # + other ranks' frames
+    draws = draw_negatives(torch.Generator().manual_seed(1), b, t, n, len(pool))
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        loss, _, _ = info_nce(frames, predictions, pool, draws)
+    assert saved and max(saved) < b * (t - k) * len(pool), sorted(saved)[-3:]  # the smallest product
+    loss.backward()
+    assert predictions.grad.abs().sum() > 0 and frames.grad.abs().sum() > 0
 
 
 def test_positive_is_never_a_negative():

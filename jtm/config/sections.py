@@ -180,6 +180,9 @@ class PretrainConfig(ModelSpec):
     sampling: str = choice(choices.SAMPLINGS)
     category: str = choice(choices.CATEGORIES)
     musicnet_weight: float = at_least(0)  # MusicNet's train split beside ingested corpora (0: none)
+    loader: str = choice(
+        choices.LOADERS
+    )  # global: every rank's share of one plan; sharded: files dealt to ranks
     batch_size: int = at_least(1)
     jitter: int = at_least(0)
     lr: float = positive()
@@ -194,6 +197,7 @@ class PretrainConfig(ModelSpec):
     val_batches: int = at_least(1)
     checkpoint_every: int = bookkeeping(minimum=1)
     workers: int = bookkeeping(minimum=0)
+    fetch_threads: int = bookkeeping(minimum=0)  # with workers 0: threads fetching batches ahead
     threads: int = at_least(0)  # 0: torch's default; float sums depend on the count
     device: str = bookkeeping(choices=choices.DEVICES)
     bf16: bool

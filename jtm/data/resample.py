@@ -21,7 +21,7 @@ import soxr
 
 from jtm.atomic import atomic_dir
 from jtm.config import ResampleConfig
-from jtm.data import musicnet
+from jtm.data import musicnet, pcm
 from jtm.errors import DataError
 from jtm.progress import progress
 
@@ -53,7 +53,7 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
                 if written + len(resampled) > n_out:
                     raise DataError(wav, f"resampler produced more than the expected {n_out} samples")
                 if dtype == np.int16:
-                    resampled = np.clip(np.round(resampled * 32767), -32768, 32767).astype(np.int16)
+                    resampled = pcm.to_int16(resampled)
                 resampled.tofile(handle)
                 written += len(resampled)
                 if last:

@@ -15,6 +15,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from jtm.data import pcm
+
 
 class WindowRef(NamedTuple):
     """What a batch sampler yields per item: which window, in which epoch, for which stream.
@@ -135,13 +137,11 @@ class WindowDataset(Dataset):
         for row, view in enumerate(views):
             audio[row] = view
             if view.dtype == np.int16:
-                audio[row] /= 32767
+                audio[row] /= pcm.SCALE
         streams = torch.tensor([ref.stream for ref in refs], dtype=torch.int64)
         resets = torch.tensor([ref.reset for ref in refs], dtype=torch.bool)
         return torch.from_numpy(audio), streams, resets
 
     def __getitem__(self, ref: WindowRef):
-        audio = self._window(ref)
-        # np.array copies out of the read-only memory map into a tensor-owned buffer.
-        audio = np.array(audio, dtype=np.float32) / (32767 if audio.dtype == np.int16 else 1)
-        return torch.from_numpy(audio), ref.stream, ref.reset
+        # A copy out of the read-only memory map into a tensor-owned buffer.
+        return torch.from_numpy(pcm.to_float32(self._window(ref))), ref.stream, ref.reset

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from jtm.data import pcm
 from jtm.ingest.fingerprint import Fingerprint
 
 
@@ -64,7 +65,7 @@ def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def _quantise(samples: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "int16":
-        return np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
+        return pcm.to_int16(samples)
     return samples.astype(np.float32, copy=False)
 
 

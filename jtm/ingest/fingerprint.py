@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jtm.data import pcm
 from jtm.errors import MissingLibraryError
 
 ITEMS_PER_SECOND = 11025 / 1365  # Chromaprint's frame rate: 4096-sample frames, hop 1365, at 11.025 kHz
@@ -33,8 +34,7 @@ class Fingerprint:
         self._printer.start(rate, 1)
 
     def add(self, samples: np.ndarray) -> None:
-        pcm = np.clip(np.round(np.asarray(samples, dtype=np.float32) * 32767), -32768, 32767)
-        self._printer.feed(pcm.astype("<i2").tobytes())
+        self._printer.feed(pcm.to_int16(np.asarray(samples, dtype=np.float32)).astype("<i2").tobytes())
 
     def finish(self) -> np.ndarray:
         raw, _ = self._chromaprint.decode_fingerprint(self._printer.finish())
@@ -45,7 +45,6 @@ def of_array(samples: np.ndarray, rate: int, block: int = 1 << 20) -> np.ndarray
     """The fingerprint of a (memory-mapped) 1-D array, read `block` samples at a time; int16
     arrays are scaled as stage `resample` wrote them."""
     printer = Fingerprint(rate)
-    scale = 1 / 32767 if samples.dtype == np.int16 else 1.0
     for begin in range(0, len(samples), block):
-        printer.add(np.asarray(samples[begin : begin + block], dtype=np.float32) * scale)
+        printer.add(pcm.to_float32(samples[begin : begin + block]))
     return printer.finish()

@@ -129,10 +129,11 @@ def _link(source: Path, target: Path) -> None:
 def _code_digest() -> str:
     """SHA-256 of the modules that decide what a shard holds: a resumed run trusts shards made
     by the same code only."""
+    from jtm.data import pcm
     from jtm.ingest import decode, shards
 
     digest = hashlib.sha256()
-    for module in (decode, shards):
+    for module in (decode, shards, pcm):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 

@@ -5,8 +5,10 @@ N negatives drawn from a pool of frames (the batch's, or the global batch's unde
 straightforward formulation (the seed study's and CPC_audio's) builds a (positions x (1 + N) x H)
 candidates tensor for every k and multiplies it by the predictions (about 3 GB of candidates
 per step at the seed study's config, as much again for the product). Here each step k is one
-matrix product against the pool, (positions x P), then a gather of N scores per row: memory
-grows with the pool size, never with N x H.
+matrix product against the pool, (positions x P), then a gather of N scores per row; for a pool
+far larger than N (under DDP: the global batch's frames) a gather of each row's N candidates
+instead; either in row chunks (`PoolScores`), so what the loss keeps for backward grows with
+positions x N, never with N x H or with the pool.
 
 With a sub-pool (`pretrain.negative_pool`), each step first draws a random subset of S pool
 frames and its negatives among them: the product is (positions x S), so the loss costs S / P of
@@ -18,6 +20,59 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
+
+CHUNK = 1 << 24  # floats per chunk of the scores' intermediate: 64 MB of float32 at a time
+GATHER_ABOVE = 16  # pools over 16 x N frames: gather the N drawn rows rather than score every frame
+
+
+class PoolScores(torch.autograd.Function):
+    """`(predicted @ pool.T).gather(1, index)`, (R, N): each row's scores against its N drawn
+    pool rows, without keeping any (R x P) or (R x N x H) intermediate for backward.
+
+    Autograd's own gather saves its whole input: every k's full product would stay alive until
+    the backward pass (12 x 4 096 x 32 768 floats, 6.4 GB, at a DDP-sized pool). Here forward
+    and backward go through row chunks of at most `CHUNK` floats, each freed at once. A pool of
+    up to `GATHER_ABOVE` x N frames is scored by one matrix product per chunk (backward
+    scatters into a chunk-sized matrix and multiplies as autograd's mm does: a single chunk gives
+    autograd's values bit for bit); a larger one, where the product would cost P / N times the
+    work, by gathering each row's N candidates (R x N x H per chunk, recomputed in backward).
+    """
+
+    @staticmethod
+    def forward(ctx, predicted: torch.Tensor, pool: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(predicted, pool, index)
+        gathered = len(pool) > GATHER_ABOVE * index.shape[1]
+        parts = []
+        for s in _chunks(predicted, pool, index, gathered):
+            if gathered:
+                parts.append(torch.bmm(pool[index[s]], predicted[s].unsqueeze(-1)).squeeze(-1))
+            else:
+                parts.append((predicted[s] @ pool.T).gather(1, index[s]))
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        predicted, pool, index = ctx.saved_tensors
+        gathered = len(pool) > GATHER_ABOVE * index.shape[1]
+        grad_predicted, grad_pool = [], None if not gathered else torch.zeros_like(pool)
+        for s in _chunks(predicted, pool, index, gathered):
+            if gathered:
+                grad_predicted.append(torch.bmm(grad[s].unsqueeze(1), pool[index[s]]).squeeze(1))
+                rows = (grad[s].unsqueeze(-1) * predicted[s].unsqueeze(1)).reshape(-1, pool.shape[1])
+                grad_pool.index_add_(0, index[s].reshape(-1), rows)
+                continue
+            scattered = grad.new_zeros(len(index[s]), len(pool)).scatter_add_(1, index[s], grad[s])
+            grad_predicted.append(scattered.mm(pool))
+            part = predicted[s].t().mm(scattered).t()
+            grad_pool = part if grad_pool is None else grad_pool + part
+        return torch.cat(grad_predicted), grad_pool, None
+
+
+def _chunks(predicted: torch.Tensor, pool: torch.Tensor, index: torch.Tensor, gathered: bool) -> list[slice]:
+    """Row slices whose intermediate, (rows x P) or (rows x N x H), holds at most `CHUNK` floats."""
+    per_row = index.shape[1] * pool.shape[1] if gathered else len(pool)
+    step = max(1, CHUNK // max(1, per_row))
+    return [slice(i, i + step) for i in range(0, len(predicted), step)]
 
 
 def draw_negatives(
@@ -83,7 +138,7 @@ def info_nce(
             # CPC_audio's way: a (rows, 1 + N, H) candidates tensor times the prediction.
             negatives = (pool[index] * predicted.unsqueeze(1)).sum(-1)
         else:
-            negatives = (predicted @ pool.T).gather(1, index)
+            negatives = PoolScores.apply(predicted, pool, index)
         if subpool is not None:  # a draw of the positive's own frame is no negative
             negatives = negatives.masked_fill(subpool[index] == where, float("-inf"))
         logits = torch.cat([positive, negatives], dim=1).float()

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from jtm.atomic import atomic_dir
 from jtm.config import PretrainConfig, output_fields
-from jtm.data.sampling import plan_epoch, split_for_rank
+from jtm.data.prefetch import prefetched
+from jtm.data.sampling import plan_epoch
 from jtm.data.windows import WindowDataset, as_batch, load_windows
 from jtm.errors import TrainingError
 from jtm.models.artifact import save_model
@@ -95,24 +96,37 @@ class Batch:
 
 
 def epoch_batches(dataset, sources: Sources, cfg: PretrainConfig, dist: Distributed, state: TrainState):
-    """The batches of `state.epoch` from `state.position` on: this rank's shares, loaded by
-    `cfg.workers` DataLoader processes."""
-    plan = sources.plan(cfg, state.epoch)
-    shares = [(j, split_for_rank(b, dist.rank, dist.world), len(b)) for j, b in enumerate(plan)]
-    if not any(s is not None for _, s, _ in shares):
-        raise ValueError(f"no batch of {cfg.sampling!r} sampling divides among {dist.world} processes")
-    shares = [(j, s, size) for j, s, size in shares if s is not None and j >= state.position]
-    loader = DataLoader(
-        dataset,
-        batch_sampler=[s[0] for _, s, _ in shares],
-        num_workers=cfg.workers,
-        collate_fn=as_batch,
-        pin_memory=dist.device.type == "cuda",
-        persistent_workers=False,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-    for (audio, streams, resets), (j, (_, offset), size) in zip(loader, shares, strict=True):
-        yield Batch(audio.to(dist.device, non_blocking=True), streams, resets, size, offset, j)
+    """The batches of `state.epoch` from `state.position` on: this rank's rows of each, read by
+    `cfg.workers` DataLoader processes, or `cfg.fetch_threads` threads of this one, or here."""
+    shares = sources.rank_batches(cfg, state.epoch, dist.rank, dist.world)
+    shares = [share for share in shares if share.position >= state.position]
+    refs = [share.refs for share in shares]
+    if cfg.workers == 0 and cfg.fetch_threads > 0:
+        fetch = _pinned(dataset) if dist.device.type == "cuda" else dataset.__getitems__
+        loaded = prefetched(fetch, refs, cfg.fetch_threads)
+    else:
+        loaded = DataLoader(
+            dataset,
+            batch_sampler=refs,
+            num_workers=cfg.workers,
+            collate_fn=as_batch,
+            pin_memory=dist.device.type == "cuda",
+            persistent_workers=False,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+    for (audio, streams, resets), share in zip(loaded, shares, strict=True):
+        yield Batch(audio.to(dist.device, non_blocking=True), streams, resets, share.size, share.offset,
+                    share.position)  # fmt: skip
+
+
+def _pinned(dataset):
+    """Fetch a batch with its audio in page-locked memory (an asynchronous copy to the GPU)."""
+
+    def fetch(refs):
+        audio, streams, resets = dataset.__getitems__(refs)
+        return audio.pin_memory(), streams, resets
+
+    return fetch
 
 
 def train_step(trained, optimizer, scheduler, batch: Batch, state: TrainState, cfg, dist, autocast):

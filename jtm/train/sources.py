@@ -12,18 +12,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from jtm.config import PretrainConfig
 from jtm.data.mixture import MixturePlan
-from jtm.data.sampling import plan_epoch
+from jtm.data.partition import sharded_epoch
+from jtm.data.sampling import plan_epoch, split_for_rank
 from jtm.data.windows import WindowRef, load_unlabeled, load_windows
 from jtm.errors import ConfigError
 
 MUSICNET = "musicnet"
 RATE = 16_000
+
+
+class RankBatch(NamedTuple):
+    """One rank's rows of a global batch: the batch's place in its epoch, the rows' windows, the
+    global batch's size and where the rows start in it."""
+
+    position: int
+    refs: list[WindowRef]
+    size: int
+    offset: int
 
 
 @dataclass
@@ -38,12 +50,28 @@ class Sources:
     mixture: MixturePlan | None = None
 
     def plan(self, cfg: PretrainConfig, epoch: int) -> list[list[WindowRef]]:
-        """The batches of `epoch`."""
+        """The global batches of `epoch` (`pretrain.loader: global`)."""
         if self.mixture is None:
             return plan_epoch(
                 self.windows, cfg.sampling, cfg.batch_size, cfg.seed, epoch, cfg.category, cfg.jitter
             )
         return self.mixture.epoch(epoch)
+
+    def rank_batches(self, cfg: PretrainConfig, epoch: int, rank: int, world: int) -> list[RankBatch]:
+        """This rank's batches of `epoch`: its share of each global batch (`global`), or its own
+        batches over the files dealt to it (`sharded`, jtm/data/partition.py)."""
+        if cfg.loader == "sharded":
+            paths = dict(zip(self.tracks["id"], self.tracks["path"], strict=True))
+            weights = {s: w for s, w in self.weights.items() if s in self.summary}
+            plans = sharded_epoch(self.windows, paths, weights, cfg.sampling, cfg.batch_size, cfg.seed,
+                                  epoch, world, cfg.category, cfg.jitter)  # fmt: skip
+            local = cfg.batch_size // world
+            return [RankBatch(j, refs, cfg.batch_size, rank * local) for j, refs in enumerate(plans[rank])]
+        plan = self.plan(cfg, epoch)
+        shares = [(j, split_for_rank(b, rank, world), len(b)) for j, b in enumerate(plan)]
+        if not any(share is not None for _, share, _ in shares):
+            raise ValueError(f"no batch of {cfg.sampling!r} sampling divides among {world} processes")
+        return [RankBatch(j, share[0], size, share[1]) for j, share, size in shares if share is not None]
 
 
 def training_sources(index_dir: Path, unlabeled: tuple[Path, Path] | None, cfg: PretrainConfig) -> Sources:

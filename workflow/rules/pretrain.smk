@@ -14,8 +14,8 @@ rule pretrain:
         "logs/pretrain.log",
     conda:
         "../envs/jtm.yaml"
-    # torch's threads plus the DataLoader's worker processes: every CPU the job keeps busy
-    threads: config["pretrain"]["threads"] + config["pretrain"]["workers"]
+    # torch's threads plus the loader's worker processes or fetch threads: every CPU the job keeps busy
+    threads: config["pretrain"]["threads"] + config["pretrain"]["workers"] + config["pretrain"]["fetch_threads"]
     resources:
         **rule_resources(config, "pretrain"),
     params:
