@@ -15,7 +15,10 @@ rule pretrain:
     conda:
         "../envs/jtm.yaml"
     # torch's threads plus the loader's worker processes or fetch threads: every CPU the job keeps busy
-    threads: config["pretrain"]["threads"] + config["pretrain"]["workers"] + config["pretrain"]["fetch_threads"]
+    threads:
+        config["pretrain"]["threads"]
+        + config["pretrain"]["workers"]
+        + config["pretrain"]["fetch_threads"]
     resources:
         **rule_resources(config, "pretrain"),
     params:
