@@ -79,6 +79,8 @@ def test_a_batch_size_the_ranks_cannot_share_is_an_error():
     windows, paths = toy_windows()
     with pytest.raises(ValueError, match="multiple of the process count"):
         sharded_epoch(windows, paths, {"musicnet": 1.0}, "uniform", 5, 0, 0, world=2)
+    with pytest.raises(ValueError, match="no full batch"):  # one-track batches of 9 windows at most
+        sharded_epoch(windows, paths, {"musicnet": 1.0}, "samesequence", 40, 0, 0, world=2)
 
 
 def test_prefetched_batches_come_in_order_whatever_the_threads():

@@ -61,4 +61,7 @@ def sharded_epoch(windows: pd.DataFrame, paths: dict, weights: dict, strategy: s
             [[ref._replace(index=int(rows[ref.index])) for ref in b] for b in plan if len(b) == local]
         )
     steps = min(len(plan) for plan in plans)
+    if steps == 0:
+        raise ValueError(f"sharded loading: some rank of {world} has no full batch of {local} windows of "
+                         f"{strategy!r} sampling in epoch {epoch}; use fewer processes or the global loader")  # fmt: skip
     return [plan[:steps] for plan in plans]
