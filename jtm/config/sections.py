@@ -180,9 +180,7 @@ class PretrainConfig(ModelSpec):
     sampling: str = choice(choices.SAMPLINGS)
     category: str = choice(choices.CATEGORIES)
     musicnet_weight: float = at_least(0)  # MusicNet's train split beside ingested corpora (0: none)
-    loader: str = choice(
-        choices.LOADERS
-    )  # global: every rank's share of one plan; sharded: files dealt to ranks
+    loader: str = choice(choices.LOADERS)  # global: shares of one plan; sharded: files per rank
     batch_size: int = at_least(1)
     jitter: int = at_least(0)
     lr: float = positive()

@@ -62,8 +62,7 @@ class Sources:
         batches over the files dealt to it (`sharded`, jtm/data/partition.py)."""
         if cfg.loader == "sharded":
             paths = dict(zip(self.tracks["id"], self.tracks["path"], strict=True))
-            weights = {s: w for s, w in self.weights.items() if s in self.summary}
-            plans = sharded_epoch(self.windows, paths, weights, cfg.sampling, cfg.batch_size, cfg.seed,
+            plans = sharded_epoch(self.windows, paths, self.weights, cfg.sampling, cfg.batch_size, cfg.seed,
                                   epoch, world, cfg.category, cfg.jitter)  # fmt: skip
             local = cfg.batch_size // world
             return [RankBatch(j, refs, cfg.batch_size, rank * local) for j, refs in enumerate(plans[rank])]
