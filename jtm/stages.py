@@ -189,9 +189,8 @@ _PROBE_KEYS = _keys(
     "downstream",
     DownstreamConfig,
     only=tuple(
-        "features probes mlp_hidden budgets seeds transcription_seeds l2_grid max_iter frame_stride "
-        "bootstrap_unit "
-        "excerpt_windows threads".split()
+        "features probes mlp_hidden budgets seeds transcription_seeds l2_grid max_iter mlp_max_iter "
+        "frame_stride bootstrap_unit excerpt_windows threads".split()
     ),
 )
 _END_TO_END_KEYS = _keys(
@@ -227,6 +226,8 @@ _CELL_CODE = (
     "jtm/downstream/metrics.py",
     "jtm/downstream/bootstrap.py",
     "jtm/downstream/probe.py",
+    "jtm/data/windows.py",  # how a window's samples are read and scaled
+    "jtm/data/pcm.py",
 )
 
 STAGES: dict[str, Stage] = {
@@ -331,7 +332,7 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"embeddings": "paths.embeddings"},
             params=_keys("embed", EmbedConfig),
-            code=("jtm/features", "jtm/models"),
+            code=("jtm/features", "jtm/models", "jtm/data/windows.py", "jtm/data/pcm.py"),
             workers=None,
             run=_embed,
         ),
@@ -353,7 +354,8 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"cell": "paths.cells"},
             params=_END_TO_END_KEYS,
-            code=_CELL_CODE + ("jtm/downstream/end_to_end.py",),
+            # jtm/models: the networks it trains (from scratch, or from the CPC model)
+            code=_CELL_CODE + ("jtm/downstream/end_to_end.py", "jtm/models"),
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.end_to_end_tasks", "init": "downstream.end_to_end"},

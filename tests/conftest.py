@@ -71,6 +71,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         "downstream.budgets=[1, all]",
         "downstream.seeds=[0, 1]",
         "downstream.max_iter=10",
+        "downstream.mlp_max_iter=10",
         "downstream.bootstrap_resamples=50",
         "downstream.e2e_steps=2",
         "downstream.e2e_batch_size=2",

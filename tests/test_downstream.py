@@ -100,7 +100,7 @@ def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_interv
 
 def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
     built["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    built["downstream"].update(seeds=[0, 1])
+    built["downstream"].update(seeds=[0, 1], max_iter=50, mlp_max_iter=2)
     run_stage("probe", built, item={"task": "instruments"})
     mlflow.set_tracking_uri(built["mlflow"]["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=[built["mlflow"]["experiment"]])
@@ -111,6 +111,15 @@ def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
     assert {"task", "method", "budget", "seed", "l2", "train_tracks"} <= set(child.data.params)
     history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_score")
     assert len(history) == len(built["downstream"]["l2_grid"])  # one point per L2 strength
+    evaluations = {  # L-BFGS objective evaluations per strength: each head's own iteration cap
+        head: [
+            point.value
+            for run_id in children[children["params.head"] == head]["run_id"]
+            for point in mlflow.MlflowClient().get_metric_history(run_id, "iterations")
+        ]
+        for head in ("linear", "mlp")
+    }
+    assert max(evaluations["mlp"]) <= 4 < max(evaluations["linear"])
 
 
 def test_a_cell_is_reproducible(built, tmp_path):

@@ -227,6 +227,7 @@ class DownstreamConfig:
     end_to_end_seeds: tuple[int, ...] = dataclasses.field(metadata={"min_items": 1})
     l2_grid: tuple[float, ...] = positive(min_items=1)
     max_iter: int = at_least(1)
+    mlp_max_iter: int = at_least(1)
     frame_stride: int = at_least(1)
     bootstrap_resamples: int = at_least(10)
     bootstrap_unit: str = choice(choices.BOOTSTRAP_UNITS)

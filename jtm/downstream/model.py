@@ -124,7 +124,7 @@ def _train_probe(cell: CellInputs, method: Method, train: np.ndarray, cfg: Downs
         outputs,
         hidden=cfg.mlp_hidden,
         l2_grid=cfg.l2_grid,
-        max_iter=cfg.max_iter,
+        max_iter=cfg.mlp_max_iter if method.head == "mlp" else cfg.max_iter,
         seed=seed,
     )
     x_val = inputs(cell.val, stride)
