@@ -146,6 +146,9 @@ def row(name: str, rev: str | None = None) -> dict:
 def run(names: list[str]) -> None:
     ROWS.parent.mkdir(parents=True, exist_ok=True)
     for name in names or VARIANTS:
+        # `dvc exp run` leaves an experiment's params in the workspace: start each from HEAD's, or
+        # a key one variant sets (a shorter STFT, a corpus) would leak into the next.
+        subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml"], check=True)
         command = ["dvc", "exp", "run", "-n", slug(name), *overrides(VARIANTS[name])]
         print("$", " ".join(command), flush=True)
         subprocess.run(command, check=True)
