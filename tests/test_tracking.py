@@ -1,5 +1,11 @@
-"""Every stage run is an MLflow run; a tracking outage warns and the stage still completes."""
+"""Every stage run is an MLflow run; a tracking outage warns and the stage still completes.
 
+The behaviour tests run with the recorder in the stage's process and in a process of its own
+(params' `mlflow.recorder`): both must record the same runs.
+"""
+
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,13 +62,16 @@ def mlflow_server(tmp_path_factory):
         server.wait(timeout=30)
 
 
-def test_stage_run_is_logged_to_a_real_server(built, mlflow_server):
+RECORDERS = pytest.mark.parametrize("recorder", ["inline", "process"])
+
+
+@RECORDERS
+def test_stage_run_is_logged_to_a_real_server(built, mlflow_server, recorder):
     params = built
-    params["mlflow"]["tracking_uri"] = mlflow_server
-    params["mlflow"]["experiment"] = "jtm-test"
+    params["mlflow"].update(tracking_uri=mlflow_server, experiment=f"jtm-test-{recorder}", recorder=recorder)
     metrics = run_stage("index", params)
     client = MlflowClient(tracking_uri=mlflow_server)
-    experiment = client.get_experiment_by_name("jtm-test")
+    experiment = client.get_experiment_by_name(f"jtm-test-{recorder}")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.tags["stage"] == "index"
@@ -95,11 +104,12 @@ def test_the_printed_ui_link_opens_the_training_runs_in_a_browser(built, mlflow_
     assert "/runs" in landed and "overview" not in landed
 
 
-def test_the_report_and_its_figures_are_artifacts_of_the_report_run(built, mlflow_server):
-    built["mlflow"].update(tracking_uri=mlflow_server, experiment="jtm-report")
+@RECORDERS
+def test_the_report_and_its_figures_are_artifacts_of_the_report_run(built, mlflow_server, recorder):
+    built["mlflow"].update(tracking_uri=mlflow_server, experiment=f"jtm-report-{recorder}", recorder=recorder)
     run_stage("report", built)
     client = MlflowClient(tracking_uri=mlflow_server)
-    experiment = client.get_experiment_by_name("jtm-report")
+    experiment = client.get_experiment_by_name(f"jtm-report-{recorder}")
     (run,) = client.search_runs([experiment.experiment_id])
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.html", "report.md", "figures"} <= top
@@ -119,23 +129,69 @@ def test_resample_logs_hours_and_speed(built, tmp_path):
     assert run.data.params["resample.quality"] == "VHQ"
 
 
-def test_unreachable_tracking_server_warns_and_the_stage_completes(built, tmp_path):
+@RECORDERS
+def test_unreachable_tracking_server_warns_and_the_stage_completes(built, tmp_path, recorder):
     params = built
     params["paths"]["index"] = str(tmp_path / "index-offline")
-    params["mlflow"]["tracking_uri"] = f"http://127.0.0.1:{_free_port()}"
+    params["mlflow"].update(tracking_uri=f"http://127.0.0.1:{_free_port()}", recorder=recorder)
     with pytest.warns(UserWarning, match="MLflow tracking disabled"):
         metrics = run_stage("index", params)
     assert metrics["windows"] > 0
     assert (tmp_path / "index-offline" / "windows.parquet").is_file()
 
 
-def test_a_failing_stage_marks_its_run_failed(built, tmp_path):
+@RECORDERS
+def test_a_failing_stage_marks_its_run_failed(built, tmp_path, recorder):
     params = built
     params["paths"]["audio16k"] = str(tmp_path / "nothing-here")
-    params["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'failed.db'}"
+    params["mlflow"].update(tracking_uri=f"sqlite:///{tmp_path / 'failed.db'}", recorder=recorder)
     (tmp_path / "nothing-here").mkdir()
     with pytest.raises(Exception, match="no manifest"):
         run_stage("index", params)
     client = MlflowClient(tracking_uri=params["mlflow"]["tracking_uri"])
     (run,) = client.search_runs([client.get_experiment_by_name(params["mlflow"]["experiment"]).experiment_id])
     assert run.info.status == "FAILED"
+
+
+# A stage that logs a figure, then waits for its stdin to close (it never does: it is killed).
+_STAGE_KILLED_MIDWAY = """
+import sys
+from jtm.tracking import stage_run
+tracking = {"tracking_uri": sys.argv[1], "experiment": "x", "recorder": "process"}
+with stage_run("killed", tracking, {}) as tracker:
+    tracker.metrics({"alive": 1.0})
+    sys.stdin.read()
+"""
+
+
+def test_a_killed_stage_leaves_its_run_closed_as_killed(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'killed.db'}"
+    stage = subprocess.Popen([sys.executable, "-c", _STAGE_KILLED_MIDWAY, uri], stdin=subprocess.PIPE)
+    client = MlflowClient(tracking_uri=uri)
+
+    def run():  # the stage's run once the recorder has logged its figure, else None
+        try:
+            runs = client.search_runs([client.get_experiment_by_name("x").experiment_id])
+        except Exception:  # no store or experiment yet
+            return None
+        return runs[0] if runs and "alive" in runs[0].data.metrics else None
+
+    try:
+        assert _poll(lambda: run() is not None), "the stage's run never logged its figure"
+        assert run().info.status == "RUNNING"
+        os.kill(stage.pid, signal.SIGKILL)  # no `finally` of the stage runs
+        assert stage.wait(timeout=60) == -signal.SIGKILL
+        assert _poll(lambda: run().info.status != "RUNNING")
+        assert run().info.status == "KILLED"
+    finally:
+        stage.kill()
+
+
+def _poll(ready, deadline_s: float = 300) -> bool:
+    """Whether `ready()` came true before a generous deadline (a busy machine is slow, not wrong)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if ready():
+            return True
+        time.sleep(0.2)
+    return False

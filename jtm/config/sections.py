@@ -262,6 +262,7 @@ class ClusterConfig:
 class MlflowConfig:
     tracking_uri: str
     experiment: str
+    recorder: str = choice(choices.RECORDERS)
 
 
 SECTIONS = {

@@ -1,0 +1,116 @@
+"""What a stage's MLflow run receives, applied to MLflow: the one place that calls it.
+
+A `Recorder` takes operations as plain dicts (`{"op": "start", ...}`: start, metrics,
+artifacts, child_run, end), so the same code serves a stage in its own process and a recorder
+process fed over a pipe (jtm/tracking/process.py). A failing operation returns the warning to
+give instead of raising: losing a record is better than losing the work.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+# Fail fast on an unreachable server instead of MLflow's default minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+# MLflow 3's UI opens an experiment on its GenAI overview unless told otherwise: the experiment
+# is tagged as model training, and the link jtm prints asks for the training runs page (the
+# UI's GenAI / Model training switch is a per-browser setting that a URL parameter overrides).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+class Recorder:
+    """One stage run's MLflow calls. `apply(op)` returns None, or the warning to give."""
+
+    def __init__(self):
+        self.stage, self._mlflow = "?", None
+
+    def apply(self, op: dict) -> str | None:
+        kind = op["op"]
+        if kind == "start":
+            return self._start(op["stage"], op["tracking"], op["tags"], op["params"])
+        if self._mlflow is None:  # tracking disabled: the start already warned
+            return None
+        handlers = {"metrics": self._metrics, "artifacts": self._artifacts, "child_run": self._child_run}
+        try:
+            (handlers | {"end": self._end})[kind](op)
+        except Exception as err:  # any tracking failure: warn, keep working
+            if kind == "end":
+                self._mlflow = None
+            return _FAILURES[kind].format(stage=self.stage, err=err, **op)
+        return None
+
+    def _start(self, stage: str, tracking: dict, tags: dict, params: dict) -> str | None:
+        self.stage = stage
+        try:
+            import mlflow
+
+            mlflow.set_tracking_uri(tracking["tracking_uri"])
+            _open_experiment(mlflow, tracking["experiment"])
+            mlflow.start_run(run_name=stage)
+            mlflow.set_tags({"stage": stage, "git_commit": git_commit()} | tags)
+            mlflow.log_params(params)
+        except Exception as err:
+            return f"MLflow tracking disabled for stage {stage!r}: {err}"
+        self._mlflow = mlflow
+        return None
+
+    def _metrics(self, op: dict) -> None:
+        self._mlflow.log_metrics(op["values"], step=op["step"])
+
+    def _artifacts(self, op: dict) -> None:
+        path, under = op["path"], op["artifact_path"]
+        log = self._mlflow.log_artifacts if os.path.isdir(path) else self._mlflow.log_artifact
+        log(path, under)
+
+    def _child_run(self, op: dict) -> None:
+        """A nested run in a few batched calls: a study of hundreds of models costs seconds."""
+        from mlflow.entities import Metric, Param
+
+        client = self._mlflow.MlflowClient()
+        parent = self._mlflow.active_run().info
+        run = client.create_run(
+            parent.experiment_id,
+            run_name=op["name"],
+            tags={"mlflow.parentRunId": parent.run_id, "stage": self.stage},
+        )
+        now = int(time.time() * 1000)
+        values = [Metric(k, v, now, 0) for k, v in op["metrics"].items()]
+        values += [Metric(k, v, now, i) for k, curve in op["curves"].items() for i, v in enumerate(curve)]
+        entries = [Param(k, v) for k, v in op["params"].items()]
+        for begin in range(0, max(len(values), len(entries)), 100):
+            client.log_batch(
+                run.info.run_id, metrics=values[begin : begin + 100], params=entries[begin : begin + 100]
+            )
+        client.set_terminated(run.info.run_id)
+
+    def _end(self, op: dict) -> None:
+        mlflow, self._mlflow = self._mlflow, None
+        mlflow.end_run(status=op["status"])
+
+
+_FAILURES = {
+    "metrics": "MLflow: could not log metrics for {stage!r}: {err}",
+    "artifacts": "MLflow: could not log {path} for {stage!r}: {err}",
+    "child_run": "MLflow: could not record {name!r} of {stage!r}: {err}",
+    "end": "MLflow: could not close the run for {stage!r}: {err}",
+}
+
+
+def _open_experiment(mlflow, name: str) -> None:
+    """Make `name` the active experiment, tagged as model training so the UI opens on its runs."""
+    experiment = mlflow.set_experiment(name)
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
