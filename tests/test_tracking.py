@@ -195,3 +195,31 @@ def _poll(ready, deadline_s: float = 300) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+# A stage whose forked worker (holding the recorder's pipe, as a fork inherits every descriptor)
+# is still alive when the run ends: the worker is released only once the run has closed.
+_STAGE_WITH_A_WORKER = """
+import multiprocessing, sys
+from jtm.tracking import stage_run
+tracking = {"tracking_uri": sys.argv[1], "experiment": "x", "recorder": "process"}
+released = multiprocessing.get_context("fork").Event()
+with stage_run("forked", tracking, {}) as tracker:
+    worker = multiprocessing.get_context("fork").Process(target=released.wait)
+    worker.start()
+    tracker.metrics({"alive": 1.0})
+print("closed", flush=True)
+released.set()
+worker.join()
+"""
+
+
+def test_a_worker_forked_by_the_stage_does_not_hold_its_run_open(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'forked.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", _STAGE_WITH_A_WORKER, uri], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0 and done.stdout == "closed\n", done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("x").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.metrics["alive"] == 1.0

@@ -57,7 +57,7 @@ class RecorderProcess:
             self._flushed.put(None)  # gone for good: later flushes return at once
 
     def close(self) -> None:
-        """Let the recorder finish what it was sent, and wait for it."""
+        """Let the recorder finish what it was sent (up to its "end"), and wait for it."""
         try:
             self._process.stdin.close()
         except OSError:
@@ -98,7 +98,8 @@ def main() -> None:
             continue
         if (warning := recorder.apply(op)) is not None:
             replies.write(json.dumps({"warning": warning}) + "\n")
-        ended |= op["op"] == "end"
+        if ended := op["op"] == "end":  # done, even if a forked worker of the stage still holds the pipe
+            break
     if not ended and (warning := recorder.apply({"op": "end", "status": "KILLED"})) is not None:
         print(warning, file=sys.stderr)
 
