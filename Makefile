@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint bench-resample bench-cpc bench-loader profile-cpc lock clean
+.PHONY: install demo study test lint bench-resample bench-cpc bench-loader bench-tracking profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ bench-cpc: install
 
 bench-loader: install
 	python benchmarks/bench_loader.py
+
+# Needs the demo's data (make demo first).
+bench-tracking: install
+	python benchmarks/bench_tracking.py
 
 profile-cpc: install
 	python benchmarks/profile_cpc_step.py
