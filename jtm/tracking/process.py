@@ -1,8 +1,8 @@
 """A stage's recorder in a process of its own, fed JSON lines over a pipe.
 
-Importing MLflow and opening its SQL store cost a stage 1.5 s on an idle 2-core machine and 6-8
-s on a busy one, before any work: in a process of its own, started with the stage, that cost
-overlaps the stage's work. The stage writes operations (jtm/tracking/recorder.py) to the
+Importing MLflow and opening its SQL store cost a stage 1.4 s on a 2-core Intel Xeon and 6-8 s
+on a 2-core AMD EPYC VM, before any work: in a process of its own, started with the stage, that
+cost overlaps the stage's work. The stage writes operations (jtm/tracking/recorder.py) to the
 recorder's stdin and never waits, except where it must (`flush`: an artifact is logged before
 the stage renames it); the recorder answers on its stdout with warnings and flush marks, which a
 thread of the stage collects. An end of input without an "end" operation (the stage was killed)
