@@ -45,7 +45,9 @@ def versus_control(budget: str, task: str, rev: str | None) -> str:
 
 
 def table() -> None:
-    runs = {"workspace": None} | experiments()
+    # `dvc exp run` leaves the last experiment's results in the workspace: say whose they are.
+    seed = read_json("results/pretrain/config.json", None)["pretrain"]["seed"]
+    runs = {f"workspace (pretrain.seed {seed})": None} | experiments()
     head = "| run | val k=1 |" + "".join(f" {t}, all labels |" for t in TASKS) + " ensemble, 1 track/class |"
     print(head + "\n|" + "---|" * (3 + len(TASKS)))
     for name, rev in runs.items():
