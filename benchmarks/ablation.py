@@ -118,6 +118,20 @@ def read_json(path: str, rev: str | None) -> dict:
     )
 
 
+def rival(comparisons: dict, family: str) -> str:
+    """The key of a comparisons file's pair against `family` ("random", "logmel"): "cpc-mlp - random-mlp"."""
+    return next(k for k in comparisons if k.split(" - ")[1].startswith(family))
+
+
+def experiment_commits() -> dict[str, str]:
+    """{experiment name: commit} of every DVC experiment in this repository (`dvc exp show`'s)."""
+    refs = subprocess.run(
+        ["git", "for-each-ref", "refs/exps", "--format=%(refname) %(objectname)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return {ref.rsplit("/", 1)[1]: rev for ref, rev in zip(refs[::2], refs[1::2], strict=True)}
+
+
 def row(name: str, rev: str | None = None) -> dict:
     """One ablation row from the workspace's results, or from experiment commit `rev`."""
     pretrained = read_json("results/pretrain/metrics.json", rev)
@@ -135,11 +149,11 @@ def row(name: str, rev: str | None = None) -> dict:
     }
     for task in TASKS:
         comparisons = read_json(f"results/metrics/{task}/comparisons/all.json", rev)
-        pair = next(k for k in comparisons if k.split(" - ")[1].startswith("random"))
+        pair = rival(comparisons, "random")
         best = pair.split(" - ")[0]
         headline = read_json(f"results/metrics/{task}/{best}/all.json", rev)["headline"]
         smallest = read_json(f"results/metrics/{task}/comparisons/1-per-class.json", rev)
-        logmel = next(k for k in smallest if k.split(" - ")[1].startswith("logmel"))
+        logmel = rival(smallest, "logmel")
         out[task] = {"best": best, **headline, "vs_random": comparisons[pair]}
         out[task]["smallest_vs_logmel"] = {"pair": logmel, **smallest[logmel]}
     return out
@@ -160,11 +174,7 @@ def run(names: list[str]) -> None:
 
 def collect() -> None:
     """Rebuild rows.jsonl from the experiments' commits (`dvc exp show` lists them)."""
-    refs = subprocess.run(
-        ["git", "for-each-ref", "refs/exps", "--format=%(refname) %(objectname)"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    revs = {ref.rsplit("/", 1)[1]: rev for ref, rev in zip(refs[::2], refs[1::2], strict=True)}
+    revs = experiment_commits()
     rows = [row(name, revs[slug(name)]) for name in VARIANTS if slug(name) in revs]
     ROWS.parent.mkdir(parents=True, exist_ok=True)
     ROWS.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -17,7 +17,7 @@ import argparse
 import subprocess
 import sys
 
-from ablation import TASKS, _diff, read_json
+from ablation import TASKS, _diff, experiment_commits, read_json, rival
 
 
 def run(seeds: list[int]) -> None:
@@ -30,17 +30,13 @@ def run(seeds: list[int]) -> None:
 
 def experiments() -> dict[str, str]:
     """{"pretrain-seed-N": commit} of the experiments `run` made."""
-    refs = subprocess.run(
-        ["git", "for-each-ref", "refs/exps", "--format=%(refname) %(objectname)"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    named = {ref.rsplit("/", 1)[1]: rev for ref, rev in zip(refs[::2], refs[1::2], strict=True)}
+    named = experiment_commits()
     return {name: rev for name, rev in sorted(named.items()) if name.startswith("pretrain-seed-")}
 
 
 def versus_control(budget: str, task: str, rev: str | None) -> str:
     comparisons = read_json(f"results/metrics/{task}/comparisons/{budget}.json", rev)
-    pair = next(k for k in comparisons if k.split(" - ")[1].startswith("random"))
+    pair = rival(comparisons, "random")
     return f"{_diff(comparisons[pair])} ({pair.split(' - ')[0]})"
 
 

@@ -42,9 +42,14 @@ class Recorder:
             return self._start(op["stage"], op["tracking"], op["tags"], op["params"])
         if self._mlflow is None:  # tracking disabled: the start already warned
             return None
-        handlers = {"metrics": self._metrics, "artifacts": self._artifacts, "child_run": self._child_run}
+        handlers = {
+            "metrics": self._metrics,
+            "artifacts": self._artifacts,
+            "child_run": self._child_run,
+            "end": self._end,
+        }
         try:
-            (handlers | {"end": self._end})[kind](op)
+            handlers[kind](op)
         except Exception as err:  # any tracking failure: warn, keep working
             if kind == "end":
                 self._mlflow = None
