@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint bench-resample bench-cpc bench-loader bench-tracking profile-cpc lock clean
+.PHONY: install demo study test lint dvc-deps bench-resample bench-cpc bench-loader bench-tracking profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ demo: install
 study: install
 	dvc exp run -n study -S pretrain.steps=1500
 	jtm summary
+
+# dvc.yaml's code deps from the import graph (jtm/codedeps.py); tests/test_dag.py fails when stale.
+dvc-deps: install
+	python -c "from jtm.workflow import write_dvc_code; write_dvc_code('dvc.yaml')"
 
 lint: install
 	ruff check .

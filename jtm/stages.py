@@ -2,11 +2,14 @@
 
 This table is what `jtm <stage>`, the Snakemake rules and the DVC commands share (the rules
 read their code and params lists from it; a test checks that dvc.yaml and the Snakefile declare
-exactly these inputs, outputs and params). Params lists name only the keys that can change a
-stage's output: bookkeeping keys (worker counts, retries, devices: `reruns=False` in
-jtm/config/sections.py) are read too but left out, so changing them reruns nothing. Each
-adapter below only picks its sections and paths and calls one library function; running a stage
-is jtm/runner.py's job.
+exactly these inputs, outputs, params and code; `make dvc-deps` rewrites dvc.yaml's code deps).
+
+A stage's code is computed, never typed: this file and every `jtm` module its adapter's imports
+reach (jtm/codedeps.py), so an edit reruns exactly the stages that can run the edited code.
+Params lists name only the keys that can change a stage's output: bookkeeping keys (worker
+counts, retries, timeouts: `reruns=False` in jtm/config/sections.py) are read too but left out,
+so changing them reruns nothing. Each adapter below only picks its sections and paths and calls
+one library function; running a stage is jtm/runner.py's job.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from jtm.codedeps import function_code
 from jtm.config import (
     DataConfig,
     DemoConfig,
@@ -42,7 +46,6 @@ class Stage:
     inputs: dict[str, str]  # role -> params key holding its path
     outputs: dict[str, str]
     params: tuple[str, ...]  # dotted keys that can change the output
-    code: tuple[str, ...]  # modules whose change reruns the stage (DVC deps, Snakemake inputs)
     workers: str | None  # params key of its process count (Snakemake sets it to the rule's threads)
     run: Callable[..., dict]  # (params, inputs, outputs, tracker, item) -> metrics
     # A matrix stage runs once per item: one value from each params list named here (item name ->
@@ -51,6 +54,12 @@ class Stage:
     cell: str = ""
     # Inputs read only when a params key has a value: role -> (dotted key, value).
     input_when: dict[str, tuple[str, object]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def code(self) -> tuple[str, ...]:
+        """The files whose change reruns the stage (DVC deps, Snakemake inputs): this module and
+        what the adapter `run` imports, transitively, inside jtm/ (jtm/codedeps.py)."""
+        return function_code(__name__, self.run.__name__)
 
     def needs(self, role: str, params: dict) -> bool:
         """Whether this stage reads its input `role` under `params`."""
@@ -216,19 +225,6 @@ _STUDY_KEYS = _keys(
         "bootstrap_seed",
     ),
 )
-_CELL_CODE = (
-    "jtm/downstream/cell.py",
-    "jtm/downstream/inputs.py",
-    "jtm/downstream/model.py",
-    "jtm/downstream/design.py",
-    "jtm/downstream/labels.py",
-    "jtm/downstream/subsets.py",
-    "jtm/downstream/metrics.py",
-    "jtm/downstream/bootstrap.py",
-    "jtm/downstream/probe.py",
-    "jtm/data/windows.py",  # how a window's samples are read and scaled
-    "jtm/data/pcm.py",
-)
 
 STAGES: dict[str, Stage] = {
     stage.name: stage
@@ -240,7 +236,6 @@ STAGES: dict[str, Stage] = {
             outputs={"scores": "paths.scores"},
             params=("data.source",)
             + _keys("demo", DemoConfig, only=("scores", "excerpt_seconds", "excerpts", "default_bpm")),
-            code=("jtm/data/scores.py",),
             workers="demo.workers",
             run=_demo_scores,
         ),
@@ -250,14 +245,6 @@ STAGES: dict[str, Stage] = {
             inputs={"scores": "paths.scores"},
             outputs={"raw": "paths.raw"},
             params=_keys("data", DataConfig) + _RENDER_KEYS,
-            code=(
-                "jtm/data/acquire.py",
-                "jtm/data/download.py",
-                "jtm/data/extract.py",
-                "jtm/data/render.py",
-                "jtm/data/synth.py",
-                "jtm/data/ensembles.py",
-            ),
             workers="demo.workers",
             run=_acquire,
             input_when={"scores": ("data.source", "demo")},
@@ -268,7 +255,6 @@ STAGES: dict[str, Stage] = {
             inputs={"raw": "paths.raw"},
             outputs={"audio16k": "paths.audio16k"},
             params=_keys("resample", ResampleConfig),
-            code=("jtm/data/resample.py", "jtm/data/musicnet.py", "jtm/data/pcm.py"),
             workers="resample.workers",
             run=_resample,
         ),
@@ -278,7 +264,6 @@ STAGES: dict[str, Stage] = {
             inputs={"audio16k": "paths.audio16k"},
             outputs={"index": "paths.index"},
             params=_keys("index", IndexConfig),
-            code=("jtm/data/index.py",),
             workers=None,
             run=_index,
         ),
@@ -289,7 +274,6 @@ STAGES: dict[str, Stage] = {
             outputs={"ingest": "paths.ingest"},
             params=_keys("ingest", IngestConfig)
             + ("resample.sample_rate", "resample.quality", "index.window", "index.hop"),
-            code=("jtm/ingest", "jtm/data/index.py", "jtm/data/pcm.py"),  # index.py: window starts
             workers="ingest.workers",
             run=_ingest,
         ),
@@ -299,7 +283,6 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "ingest": "paths.ingest"},
             outputs={"leakage": "paths.leakage"},
             params=_keys("leakage", LeakageConfig),
-            code=("jtm/leakage", "jtm/ingest/fingerprint.py", "jtm/data/pcm.py"),
             workers=None,
             run=_leakage,
         ),
@@ -314,15 +297,6 @@ STAGES: dict[str, Stage] = {
             },
             outputs={"model": "paths.pretrain"},
             params=_keys("pretrain", PretrainConfig),
-            code=(
-                "jtm/train",
-                "jtm/data/sampling.py",
-                "jtm/data/mixture.py",
-                "jtm/data/partition.py",
-                "jtm/data/pcm.py",
-                "jtm/data/windows.py",
-                "jtm/models",
-            ),
             workers=None,  # the rule asks for pretrain.threads (torch) + workers + fetch_threads
             run=_pretrain,
         ),
@@ -332,7 +306,6 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"embeddings": "paths.embeddings"},
             params=_keys("embed", EmbedConfig),
-            code=("jtm/features", "jtm/models", "jtm/data/windows.py", "jtm/data/pcm.py"),
             workers=None,
             run=_embed,
         ),
@@ -342,7 +315,6 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,
-            code=_CELL_CODE,
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.tasks"},
@@ -354,8 +326,6 @@ STAGES: dict[str, Stage] = {
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"cell": "paths.cells"},
             params=_END_TO_END_KEYS,
-            # jtm/models: the networks it trains (from scratch, or from the CPC model)
-            code=_CELL_CODE + ("jtm/downstream/end_to_end.py", "jtm/models"),
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.end_to_end_tasks", "init": "downstream.end_to_end"},
@@ -367,12 +337,6 @@ STAGES: dict[str, Stage] = {
             inputs={"cells": "paths.cells"},
             outputs={"results": "paths.downstream", "metrics": "paths.metrics"},
             params=_STUDY_KEYS,
-            code=(
-                "jtm/downstream/collect.py",
-                "jtm/downstream/design.py",
-                "jtm/downstream/compare.py",
-                "jtm/downstream/bootstrap.py",
-            ),
             workers=None,
             run=_downstream,
         ),
@@ -387,7 +351,6 @@ STAGES: dict[str, Stage] = {
             },
             outputs={"html": "paths.report", "markdown": "paths.report_md", "figures": "paths.figures"},
             params=_keys("report", ReportConfig),
-            code=("jtm/report",),
             workers=None,
             run=_report,
         ),

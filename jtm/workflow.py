@@ -108,3 +108,33 @@ def _torchrun(name: str, params: dict, paths: dict[str, Path], processes: int, l
         command += [f"--nproc-per-node={processes}", "-m", "jtm.cli", name, "--params", str(file)]
         print(" ".join(command), file=log, flush=True)
         subprocess.run(command, stdout=log, stderr=log, check=True)
+
+
+def dvc_yaml_with_code(text: str) -> str:
+    """dvc.yaml's text with each stage's code deps (its `- jtm/...` lines) replaced by the
+    computed list (jtm.stages), after the stage's other deps; comments and all else kept."""
+    lines, out = text.splitlines(), []
+    stage, in_deps = None, False
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if in_deps and not (indent == 6 and line.lstrip().startswith("- ")):
+            out += [f"      - {path}" for path in STAGES[stage].code]
+            in_deps = False
+        if indent == 2 and line.rstrip().endswith(":") and line.strip()[:-1] in STAGES:
+            stage = line.strip()[:-1]
+        elif line == "    deps:" and stage:
+            in_deps = True
+        elif in_deps and line.strip().startswith("- jtm/"):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def write_dvc_code(path: str | Path = "dvc.yaml") -> bool:
+    """Rewrite `path`'s code deps from the import graph; whether anything changed."""
+    path = Path(path)
+    old = path.read_text()
+    new = dvc_yaml_with_code(old)
+    if new != old:
+        path.write_text(new)
+    return new != old

@@ -120,7 +120,9 @@ def test_a_bookkeeping_key_is_no_stage_param_and_an_output_key_is():
     assert "pretrain.val_batches" in pretrain and "pretrain.val_batches".split(".")[1] in output_fields(
         PretrainConfig
     )
-    for key in ("workers", "checkpoint_every", "device", "compile"):
+    for key in ("workers", "checkpoint_every", "fetch_threads"):
         assert f"pretrain.{key}" not in pretrain and key not in output_fields(PretrainConfig)
+    for key in ("device", "bf16", "compile"):  # a CUDA model is another model (#23)
+        assert f"pretrain.{key}" in pretrain
     assert "data.retries" not in STAGES["acquire"].params
     assert "resample.workers" not in STAGES["resample"].params

@@ -127,6 +127,13 @@ def test_snakemake_rule_matches(rules, name):
     assert (REPO / "workflow" / "scripts" / f"{name}.py").is_file()
 
 
+def test_dvc_yaml_code_deps_are_the_computed_ones():
+    from jtm.workflow import dvc_yaml_with_code
+
+    text = (REPO / "dvc.yaml").read_text()
+    assert dvc_yaml_with_code(text) == text, "dvc.yaml's code deps are stale: run `make dvc-deps`"
+
+
 def test_every_named_param_and_code_file_exists():
     for stage in STAGES.values():
         for key in stage.params + tuple(stage.inputs.values()) + tuple(stage.outputs.values()):

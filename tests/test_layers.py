@@ -1,18 +1,17 @@
 """The package's layers: no module imports from a layer above its own (lazy imports included),
 and every name params may choose (jtm.choices) is one its builder knows."""
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from jtm import choices
-from tests.conftest import REPO
+from jtm.codedeps import imports, module_files
 
 # Lowest first; a module may import its own layer or any below it. Data and models sit side by
 # side and never import each other (data code never imports models).
 LAYERS = [
-    ("jtm.errors", "jtm.choices", "jtm.progress", "jtm.atomic", "jtm.models.spec"),
+    ("jtm.errors", "jtm.choices", "jtm.progress", "jtm.atomic", "jtm.codedeps", "jtm.models.spec"),
     ("jtm.config",),
     ("jtm.tracking",),
     ("jtm.data", "jtm.models"),
@@ -38,30 +37,10 @@ def _layer(module: str) -> tuple[int, str]:
     return best
 
 
-def _modules() -> dict[str, Path]:
-    found = {}
-    for path in sorted((REPO / "jtm").rglob("*.py")):
-        parts = path.relative_to(REPO).with_suffix("").parts
-        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return found
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            full = {f"{node.module}.{a.name}" for a in node.names}
-            names |= full & set(_modules())
-    return {n for n in names if n == "jtm" or n.startswith("jtm.")}
-
-
-@pytest.mark.parametrize("module", list(_modules()))
+@pytest.mark.parametrize("module", list(module_files()))
 def test_no_module_imports_from_a_layer_above_it(module):
     rank, prefix = _layer(module)
-    for imported in _imports(_modules()[module], module):
+    for imported in imports(module):  # the module's import statements, lazy ones too
         if imported == "jtm":  # the package itself: its version, nothing else
             continue
         their_rank, their_prefix = _layer(imported)

@@ -3,7 +3,7 @@
 A field's metadata says what the schema (jtm/config/schema.py) allows beyond its type:
 `choices` (a list from jtm.choices), `minimum`/`maximum`, `exclusive_minimum`, and
 `reruns=False` for a key that cannot change what its stage writes (worker counts, retries,
-devices): the stage table leaves those out of the stage's params, so changing one reruns
+timeouts): the stage table leaves those out of the stage's params, so changing one reruns
 nothing, and pretraining leaves them out of a checkpoint's fingerprint. Defaults live in
 params.yaml only.
 """
@@ -197,9 +197,11 @@ class PretrainConfig(ModelSpec):
     workers: int = bookkeeping(minimum=0)
     fetch_threads: int = bookkeeping(minimum=0)  # with workers 0: threads fetching batches ahead
     threads: int = at_least(0)  # 0: torch's default; float sums depend on the count
-    device: str = bookkeeping(choices=choices.DEVICES)
+    # Part of the model's identity (jtm/train/pretrain.py's `numerics`): a CUDA run in bf16 gives
+    # other weights than a CPU run, so changing the device reruns pretraining.
+    device: str = choice(choices.DEVICES)
     bf16: bool
-    compile: bool = bookkeeping()
+    compile: bool
 
 
 @dataclasses.dataclass(frozen=True)

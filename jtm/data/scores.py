@@ -2,8 +2,8 @@
 
 Parsing is the slow step (0.1 s for a chorale to 10 s for a whole quartet), so the
 `demo_scores` stage does it once and stores plain tables; rendering then never touches music21.
-With a cache folder, each file's excerpts are also kept by content hash, so a rerun with more
-scores parses only the new ones. A score gives up to `excerpts` excerpts: whole measures long
+With a cache folder, each file's excerpts are also kept, keyed on the file's bytes, the settings
+and the parsing code, so a rerun with more scores parses only the new ones. A score gives up to `excerpts` excerpts: whole measures long
 enough to reach `excerpt_seconds` at the score's tempo, starting at evenly spaced points of the
 movement (the first at its start) and never overlapping; a short score gives fewer.
 
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from jtm.atomic import atomic_dir
+from jtm.codedeps import code_digest
 from jtm.config import DemoConfig
 from jtm.errors import DataError
 from jtm.progress import progress
@@ -251,17 +252,16 @@ def write_scores(cfg: DemoConfig, out: Path, source: str, cache: Path | None = N
     }
 
 
-# Bump when read_score's output changes: cached excerpts of the old code are then ignored.
-CACHE_VERSION = 2
-
-
 def _cache_key(spec: str, excerpt_seconds: float, default_bpm: float, excerpts: int) -> str:
-    """A hash of the score file's bytes and of everything read_score does with them."""
+    """A hash of the score file's bytes and of everything read_score does with them: the
+    settings, this module's code and all it imports (jtm/codedeps.py), and music21's version."""
+    import music21
     from music21 import corpus
 
     path = Path(spec) if Path(spec).exists() else Path(str(corpus.getWork(spec)))
     digest = hashlib.sha256(path.read_bytes())
-    digest.update(json.dumps([spec, excerpt_seconds, default_bpm, excerpts, CACHE_VERSION]).encode())
+    code = code_digest(__name__)
+    digest.update(json.dumps([spec, excerpt_seconds, default_bpm, excerpts, code, music21.__version__]).encode())
     return digest.hexdigest()[:32]
 
 

@@ -22,7 +22,6 @@ is written beside its place and renamed on success. The stage fails only when at
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from jtm.atomic import atomic_dir
+from jtm.codedeps import code_digest
 from jtm.data.index import window_starts
 from jtm.errors import DataError
 from jtm.ingest.decode import Decoded, Target, decode_file
@@ -127,15 +127,9 @@ def _link(source: Path, target: Path) -> None:
 
 
 def _code_digest() -> str:
-    """SHA-256 of the modules that decide what a shard holds: a resumed run trusts shards made
-    by the same code only."""
-    from jtm.data import pcm
-    from jtm.ingest import decode, shards
-
-    digest = hashlib.sha256()
-    for module in (decode, shards, pcm):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()
+    """SHA-256 of the code that decides what a shard holds (the decoder and the shard writer,
+    with all they import: jtm/codedeps.py): a resumed run trusts shards made by the same code."""
+    return code_digest("jtm.ingest.decode", "jtm.ingest.shards")
 
 
 def ingest(

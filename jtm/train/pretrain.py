@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from jtm.atomic import atomic_dir
+from jtm.codedeps import code_digest
 from jtm.config import PretrainConfig, output_fields
 from jtm.data.prefetch import prefetched
 from jtm.data.sampling import plan_epoch
@@ -45,10 +46,25 @@ def lr_factor(step: int, warmup_steps: int, decay_every: int, decay_gamma: float
     return warm * (decay_gamma ** (step // decay_every) if decay_every > 0 else 1.0)
 
 
-def _fingerprint(cfg: PretrainConfig, index_dir: Path, unlabeled: tuple[Path, Path] | None = None) -> str:
+def numerics(cfg: PretrainConfig, device: torch.device, world: int) -> dict:
+    """What the weights depend on beyond the params' values: the resolved device and precision
+    (bf16 autocast runs on CUDA only), torch.compile, the process count and torch's version, and
+    the code (this module and all it imports: jtm/codedeps.py). Part of the checkpoint's key and
+    recorded in the model's config.json, so a CPU model is never passed off as a GPU one."""
+    return {
+        "device": device.type,
+        "precision": "bf16-autocast" if cfg.bf16 and device.type == "cuda" else "fp32",
+        "compile": cfg.compile,
+        "processes": world,
+        "torch": torch.__version__,
+        "code": code_digest(__name__),
+    }
+
+
+def _fingerprint(cfg: PretrainConfig, index_dir: Path, unlabeled: tuple[Path, Path] | None, run: dict) -> str:
     """Identifies a training run: every key that can change the output (the stage's DVC params,
-    the same list), the exact index tables and the ingested corpora's tables."""
-    values = {name: getattr(cfg, name) for name in output_fields(PretrainConfig)}
+    the same list), the exact index tables, the ingested corpora's tables and `numerics`."""
+    values = {name: getattr(cfg, name) for name in output_fields(PretrainConfig)} | {"numerics": run}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode())
     for table in ("tracks.parquet", "windows.parquet"):
         digest.update((index_dir / table).read_bytes())
@@ -252,7 +268,9 @@ def pretrain(
     if sources.windows.empty:
         raise ValueError(f"{index_dir}: no train windows")
     dataset = WindowDataset(sources.windows, sources.tracks)
-    fingerprint = _fingerprint(cfg, index_dir, unlabeled)
+    run = numerics(cfg, dist.device, dist.world)
+    fingerprint = _fingerprint(cfg, index_dir, unlabeled, run)
+    resolved = dataclasses.asdict(cfg) | {"numerics": run}
     checkpoint = checkpoint_dir / f"rank{dist.rank}-of-{dist.world}.pt"
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     state = restore_training(checkpoint, fingerprint, parts, dist.device) or TrainState(
@@ -276,7 +294,7 @@ def pretrain(
                 progress.record("val", *evaluate(model, val_windows, val_tracks, cfg, dist.device), {})
             if state.step % cfg.checkpoint_every == 0 or last:
                 progress.check_finite()
-                save_training(checkpoint, fingerprint, parts, state, dataclasses.asdict(cfg))
+                save_training(checkpoint, fingerprint, parts, state, resolved)
         else:
             state.epoch, state.position = state.epoch + 1, 0
     metrics: dict = {"steps": state.step, "epochs": state.epoch, "corpora": sources.summary}
@@ -289,7 +307,7 @@ def pretrain(
         metrics |= per_k("train", progress.loss_k, progress.acc_k) | per_k("val", val_loss_k, val_acc_k)
         metrics["chance_accuracy"] = 1 / (1 + cfg.n_negatives)
         window = int(sources.windows["length"].iloc[0])
-        _write_outputs(out_dir, model, cfg, window, metrics, state.history)
+        _write_outputs(out_dir, model, cfg, resolved, window, metrics, state.history)
         if tracker is not None:
             tracker.artifacts(out_dir)
         print("per-k accuracy (val): " + " ".join(f"k{k + 1}={a:.3f}" for k, a in enumerate(val_acc_k)))
@@ -305,12 +323,12 @@ def per_k(prefix: str, loss_k: np.ndarray, acc_k: np.ndarray) -> dict:
 
 
 def _write_outputs(
-    out_dir: Path, model, cfg: PretrainConfig, window: int, metrics: dict, history: dict
+    out_dir: Path, model, cfg: PretrainConfig, resolved: dict, window: int, metrics: dict, history: dict
 ) -> None:
-    """The model folder (model.pt, config.json), metrics.json, and curves_train.csv /
-    curves_val.csv (step, loss, acc_k1, per-k loss_k*/acc_k*, ...)."""
+    """The model folder (model.pt, config.json: `resolved`, the params and `numerics`),
+    metrics.json, and curves_train.csv / curves_val.csv (step, loss, acc_k1, per-k loss_k*/acc_k*, ...)."""
     with atomic_dir(out_dir) as tmp:
-        save_model(tmp, model, spec_of(cfg), window, dataclasses.asdict(cfg))
+        save_model(tmp, model, spec_of(cfg), window, resolved)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         for split, rows in history.items():
             pd.DataFrame(rows, columns=None if rows else ["step", "loss", "acc_k1"]).to_csv(
