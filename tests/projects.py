@@ -33,14 +33,16 @@ ENGINE_OVERRIDES = [
 ]
 
 
-def run(args, cwd, env: dict | None = None) -> str:
-    """Run a command in `cwd` with this venv's tools first on PATH; its output, or fail."""
-    env = {**(env or os.environ), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+def run(args, cwd, env: dict | None = None, stderr: bool = True) -> str:
+    """Run a command in `cwd` with this venv's tools first on PATH and the project's own copy of
+    `jtm` first on the import path (its code is what the engines hash and what runs); its
+    output, or fail."""
+    env = {**(env or os.environ), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd)}
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{output}"
-    return output
+    return output if stderr else result.stdout
 
 
 def make_project(root: Path) -> Path:

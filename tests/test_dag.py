@@ -190,3 +190,59 @@ def test_each_rule_asks_for_its_params_resources_and_threads(rules):
         assert {k: rule["resources"][k] for k in rule_resources(PARAMS, name)} == rule_resources(PARAMS, name)
     assert rules["pretrain"]["threads"] == PARAMS["pretrain"]["threads"] + PARAMS["pretrain"]["workers"]
     assert rules["probe"]["threads"] == rules["end_to_end"]["threads"] == PARAMS["downstream"]["threads"]
+
+
+@pytest.mark.parametrize(
+    "stage, module",
+    [  # each missed by the hand-kept lists before #23
+        ("report", "jtm/downstream/metrics.py"),
+        ("downstream", "jtm/downstream/metrics.py"),
+        ("probe", "jtm/features/embed.py"),
+        ("probe", "jtm/data/musicnet.py"),
+        ("end_to_end", "jtm/data/musicnet.py"),
+        ("acquire", "jtm/data/musicnet.py"),
+        ("index", "jtm/data/musicnet.py"),
+        ("ingest", "jtm/data/musicnet.py"),
+        ("pretrain", "jtm/data/prefetch.py"),
+        ("pretrain", "jtm/models/cpc.py"),  # through jtm.models.registry: transitively
+        ("pretrain", "jtm/stages.py"),  # the adapter itself
+    ],
+)
+def test_a_stage_depends_on_every_module_it_can_run(stage, module):
+    assert module in STAGES[stage].code
+
+
+@pytest.mark.parametrize(
+    "stage, module",
+    [
+        ("index", "jtm/train/pretrain.py"),  # another stage's adapter imports it, not this one's
+        ("index", "jtm/models/artifact.py"),  # jtm/__init__.py imports it inside a function only
+        ("pretrain", "jtm/downstream/metrics.py"),
+        ("report", "jtm/runner.py"),  # orchestration: which stage runs where, not what it writes
+    ],
+)
+def test_a_stage_does_not_depend_on_code_it_never_runs(stage, module):
+    assert module not in STAGES[stage].code
+
+
+def test_the_code_digest_follows_every_file_it_covers(tmp_path, monkeypatch):
+    """A copy of the package: editing one module changes the digest of what imports it only."""
+    import shutil
+
+    from jtm import codedeps
+
+    shutil.copytree(REPO / "jtm", tmp_path / "jtm", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codedeps, "ROOT", tmp_path)
+    monkeypatch.setattr(codedeps, "PACKAGE", tmp_path / "jtm")
+    for cached in (codedeps.module_files, codedeps.imports, codedeps.function_code):
+        cached.cache_clear()
+    try:
+        before = {root: codedeps.code_digest(root) for root in ("jtm.train.pretrain", "jtm.data.index")}
+        with open(tmp_path / "jtm" / "data" / "prefetch.py", "a") as handle:
+            handle.write("# an edit\n")
+        assert codedeps.code_digest("jtm.train.pretrain") != before["jtm.train.pretrain"]
+        assert codedeps.code_digest("jtm.data.index") == before["jtm.data.index"]
+    finally:
+        monkeypatch.undo()
+        for cached in (codedeps.module_files, codedeps.imports, codedeps.function_code):
+            cached.cache_clear()
