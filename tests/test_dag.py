@@ -162,6 +162,10 @@ def test_rule_resources_come_from_params_cluster_section(monkeypatch):
     params = copy.deepcopy(PARAMS)
     params["cluster"].update(partition="gpu", account="lab", mem_mb=1000, runtime=5)
     params["cluster"]["rules"] = {"pretrain": {"gpu": 2, "mem_mb": 9000}, "probe": {"gpu": 0}}
+    params["pretrain"]["device"] = "cpu"
+    with pytest.raises(ConfigError, match="asks for 2 GPU\\(s\\), but pretrain.device is cpu"):
+        rule_resources(params, "pretrain")  # GPUs asked for, and left idle
+    params["pretrain"]["device"] = "cuda"
     assert rule_resources(params, "pretrain") == {
         "mem_mb": 9000,
         "runtime": 5,

@@ -105,6 +105,25 @@ def test_saved_model_loads_weights_only_and_embeds_audio(built):
         assert features.shape == (2, 100, built["pretrain"]["hidden"])
 
 
+def test_the_model_records_the_device_and_precision_it_was_trained_with(built):
+    """bf16 is asked for, but autocast runs on CUDA only: a CPU model says fp32 (#23)."""
+    set_dotted(built, "pretrain.bf16", True)
+    run_stage("pretrain", built)
+    config = json.loads((Path(built["paths"]["pretrain"]) / "config.json").read_text())
+    numerics = config["pretrain"]["numerics"]
+    assert numerics["device"] == "cpu" and numerics["precision"] == "fp32" and numerics["processes"] == 1
+    assert numerics["torch"] == torch.__version__ and len(numerics["code"]) == 64
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error a machine without CUDA gives")
+def test_cuda_asked_for_on_a_machine_without_it_is_a_clear_error():
+    from jtm.errors import ConfigError
+    from jtm.train.distributed import setup_distributed
+
+    with pytest.raises(ConfigError, match="pretrain.device is cuda, but torch sees no CUDA device"):
+        setup_distributed("cuda")
+
+
 def _cli(params_file: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "jtm.cli", "pretrain", "--params", str(params_file), *extra]
 

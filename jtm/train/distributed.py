@@ -12,6 +12,8 @@ import os
 
 import torch
 
+from jtm.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class Distributed:
@@ -29,6 +31,8 @@ def setup_distributed(device: str) -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError("pretrain.device is cuda, but torch sees no CUDA device here: use cpu (or auto)")
     if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
