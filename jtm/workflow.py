@@ -41,7 +41,8 @@ def rule_resources(config: dict, rule: str) -> dict:
     if unknown:
         raise ConfigError(f"cluster.rules.{rule}: unknown resources {unknown}; known: {list(RESOURCES)}")
     if rule == "pretrain" and wanted.get("gpu") and get_dotted(config, "pretrain.device") == "cpu":
-        raise ConfigError(f"cluster.rules.pretrain asks for {wanted['gpu']} GPU(s), but pretrain.device is cpu")
+        gpus = wanted["gpu"]
+        raise ConfigError(f"cluster.rules.pretrain asks for {gpus} GPU(s), but pretrain.device is cpu")
     # Null in params: sbatch's own environment variables, as users of the cluster already set them.
     wanted["slurm_partition"] = cluster.partition or os.environ.get("SBATCH_PARTITION")
     wanted["slurm_account"] = cluster.account or os.environ.get("SBATCH_ACCOUNT")
