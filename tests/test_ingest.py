@@ -221,16 +221,7 @@ def test_pretraining_draws_from_musicnet_and_two_corpora_and_the_report_names_th
     both corpora with MusicNet, and the report says what the model was pretrained on."""
     from jtm.data.windows import WindowDataset, WindowRef, load_unlabeled
 
-    for corpus, seconds in (("radio", 3.0), ("vinyl", 2.5)):  # no file twice: no duplicates
-        (tmp_path / corpus).mkdir()
-        for i in range(3):
-            sf.write(tmp_path / corpus / f"{i}.flac", stereo(44_100, seconds + i), 44_100)
-    corpora = [
-        {"name": "radio", "paths": [str(tmp_path / "radio")], "weight": 2.0},
-        {"name": "vinyl", "paths": [str(tmp_path / "vinyl")], "weight": 1.0},
-    ]
-    params = ingest_params(built, corpora)
-    run_stage("ingest", params)
+    params = _two_corpora(built, tmp_path)
     ingest_dir = Path(params["paths"]["ingest"])
     windows, tracks = load_unlabeled(ingest_dir)
     assert set(windows["source"]) == {"radio", "vinyl"} and (windows["length"] == 8000).all()
@@ -249,6 +240,56 @@ def test_pretraining_draws_from_musicnet_and_two_corpora_and_the_report_names_th
     run_stage("report", params)
     text = Path(params["paths"]["report_md"]).read_text()
     assert "Pretrained on: MusicNet's train split (" in text and "radio (0.00 h, weight 2)" in text
+
+
+def _two_corpora(params: dict, root: Path) -> dict:
+    """`params` with two ingested corpora: radio (3 FLAC files, weight 2) and vinyl (3, weight 1)."""
+    for corpus, seconds in (("radio", 3.0), ("vinyl", 2.5)):  # no file twice: no duplicates
+        (root / corpus).mkdir()
+        for i in range(3):
+            sf.write(root / corpus / f"{i}.flac", stereo(44_100, seconds + i), 44_100)
+    corpora = [
+        {"name": "radio", "paths": [str(root / "radio")], "weight": 2.0},
+        {"name": "vinyl", "paths": [str(root / "vinyl")], "weight": 1.0},
+    ]
+    params = ingest_params(params, corpora)
+    run_stage("ingest", params)
+    return params
+
+
+@pytest.mark.parametrize("loader, world", [("global", 1), ("sharded", 2)])
+def test_pretraining_batches_draw_each_source_by_its_weight(built, tmp_path, loader, world):
+    """What the batches hold, counted over epochs (not the summary the stage reports): each
+    source's share of the windows drawn is its weight's, within a binomial bound."""
+    from collections import Counter
+
+    from jtm.config import PretrainConfig, section
+    from jtm.train.sources import training_sources
+
+    params = _two_corpora(built, tmp_path)
+    for key, value in (
+        ("musicnet_weight", 0.5),
+        ("loader", loader),
+        ("sampling", "uniform"),
+        ("batch_size", 4),
+    ):
+        set_dotted(params, f"pretrain.{key}", value)
+    cfg = section(params, "pretrain", PretrainConfig)
+    paths = params["paths"]
+    sources = training_sources(Path(paths["index"]), (Path(paths["ingest"]), Path(paths["leakage"])), cfg)
+    source_of = sources.windows["source"].to_numpy()
+    counts = Counter(
+        source_of[ref.index]
+        for epoch in range(6)
+        for rank in range(world)
+        for batch in sources.rank_batches(cfg, epoch, rank, world)
+        for ref in batch.refs
+    )
+    drawn = sum(counts.values())
+    weights = {"musicnet": 0.5, "radio": 2.0, "vinyl": 1.0}
+    for source, weight in weights.items():
+        p = weight / sum(weights.values())
+        assert abs(counts[source] / drawn - p) < 4 * np.sqrt(p * (1 - p) / drawn), (source, counts, drawn)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int16"])

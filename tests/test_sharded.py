@@ -55,6 +55,19 @@ def test_files_are_dealt_whole_to_one_rank_each_and_balanced_per_source(world):
         assert max(loads) - min(loads) <= biggest  # greedy dealing: within one file of even
 
 
+def test_a_source_with_fewer_files_than_ranks_is_split_by_windows_so_every_rank_holds_it():
+    """A corpus in one shard: dealt whole, one rank alone could draw it and the mixture's weights
+    would fail (#25: musicnet then took 57 % of the windows for a 14 % weight)."""
+    windows, paths = toy_windows((7, 1))
+    radio = np.flatnonzero(windows["source"].to_numpy() == "radio")
+    for epoch in range(3):
+        parts = deal_files(windows, paths, 2, seed=0, epoch=epoch)
+        assert sorted(np.concatenate(parts)) == list(range(len(windows)))  # each row once
+        shares = [np.intersect1d(rows, radio) for rows in parts]
+        assert all(len(share) >= len(radio) // 2 for share in shares)
+        assert all(np.all(np.diff(share) == 1) for share in shares)  # a contiguous run each
+
+
 def test_the_deal_changes_every_epoch_and_repeats_for_the_same_seed():
     windows, paths = toy_windows((12, 12))
     deal = [tuple(map(tuple, deal_files(windows, paths, 2, seed=0, epoch=e))) for e in range(4)]

@@ -3,8 +3,10 @@ track's array) are dealt to the DDP ranks, so a rank reads only its own files an
 read by two ranks.
 
 Dealing is per source (MusicNet's train split, each ingested corpus), so every rank holds a
-share of each source (given at least as many files as ranks), in a seeded order that changes
-every epoch, each file to the rank holding the fewest of that source's windows so far. A rank
+share of each source, in a seeded order that changes every epoch, each file to the rank holding
+the fewest of that source's windows so far. A source with fewer files than ranks (a corpus in
+one large shard) is split by windows instead, in contiguous runs, one per rank: a rank with
+none of a source could not draw it, and the mixture's weights would not hold. A rank
 then plans its own batches of `batch_size / world` windows over its files with the mixture's
 weights (jtm/data/mixture.py); batches short of that size are dropped and every rank keeps as
 many batches as the poorest rank has, so all ranks step together. Unlike the global plan
@@ -23,14 +25,21 @@ from jtm.data.windows import WindowRef
 
 def deal_files(windows: pd.DataFrame, paths: dict, world: int, seed: int, epoch: int) -> list[np.ndarray]:
     """Row indices of `windows` (with `id` and `source` columns) for each of `world` ranks: every
-    row in exactly one rank's, all rows of one storage file (`paths`: track id -> file) in the
-    same rank's."""
+    row in exactly one rank's; all rows of one storage file (`paths`: track id -> file) in the
+    same rank's, unless its source has fewer files than ranks; every source in every rank's
+    (given as many windows as ranks)."""
     files = windows["id"].map(paths).to_numpy()
     owner = np.empty(len(windows), dtype=np.int64)
     rng = np.random.default_rng([seed, epoch, 43])
     for source in sorted(set(windows["source"])):
         rows = np.flatnonzero(windows["source"].to_numpy() == source)
         names, inverse, counts = np.unique(files[rows], return_inverse=True, return_counts=True)
+        if len(names) < world:  # too few files: contiguous runs of windows, rotated every epoch
+            runs = np.array_split(rows[np.argsort(inverse, kind="stable")], world)
+            shift = int(rng.integers(world))
+            for rank, run in enumerate(runs):
+                owner[run] = (rank + shift) % world
+            continue
         load = np.zeros(world, dtype=np.int64)
         rank_of = np.empty(len(names), dtype=np.int64)
         for f in rng.permutation(len(names)):
