@@ -200,6 +200,31 @@ def test_a_sub_pool_draw_of_the_positive_is_masked():
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets))
 
 
+@pytest.mark.parametrize("offset", [0, 2], ids=["first-rank", "row-offset"])
+@pytest.mark.parametrize("sub", [False, True], ids=["whole-pool", "sub-pool"])
+def test_a_ddp_pool_at_any_row_offset_gives_the_softmax_over_the_pool(offset, sub):
+    """Under DDP the pool is every rank's frames and this rank's batch starts at `row_offset`:
+    with draws covering the whole pool (or sub-pool), the loss is the softmax over every row
+    with the positive where the offset puts it, computed here independently."""
+    torch.manual_seed(0)
+    b, t, h = 2, 6, 5
+    frames, predictions = torch.randn(b, t, h), torch.randn(b, t, 1, h)
+    pool = torch.cat([torch.randn(offset * t, h), frames.reshape(-1, h), torch.randn(t, h)])  # other ranks'
+    if sub:
+        generators = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+        subpool, _ = draw_subpool(*generators, b, t, 1, len(pool), len(pool))  # every row, shuffled
+        draws = torch.arange(len(pool)).expand(b, t, len(pool))
+    else:
+        subpool, draws = None, torch.arange(len(pool) - 1).expand(b, t, len(pool) - 1)
+    lean = info_nce(frames, predictions, pool, draws, row_offset=offset, subpool=subpool)
+    full = info_nce(frames, predictions, pool, draws, row_offset=offset, materialise=True, subpool=subpool)
+    scores = predictions[:, :-1, 0].reshape(-1, h) @ pool.T
+    targets = ((torch.arange(b) + offset).unsqueeze(1) * t + torch.arange(1, t)).reshape(-1)
+    expected = torch.nn.functional.cross_entropy(scores, targets)
+    torch.testing.assert_close(lean[0], expected)
+    torch.testing.assert_close(full[0], expected)
+
+
 def test_read_outs_context_encoder_and_both():
     from jtm.models.cpc import AudioEmbedder
 

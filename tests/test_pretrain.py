@@ -18,7 +18,7 @@ from jtm.data.sampling import STRATEGIES
 from jtm.models.registry import build_cpc
 from jtm.models.spec import spec_of
 from jtm.runner import run_stage
-from jtm.train.pretrain import pretrain
+from jtm.train.pretrain import lr_factor, pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,10 @@ def test_cpc_learns_on_the_demo_corpus(built, tmp_path):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_every_strategy_trains_with_a_falling_loss(built, tmp_path, strategy):
+def test_every_strategy_moves_every_weight_of_encoder_context_and_heads(built, tmp_path, strategy):
+    """Each parameter of the saved model differs from the seeded init: fails when the optimiser
+    never steps, or when the loss does not reach a part of the model (predictions that ignore
+    the context leave the context network's weights where they started)."""
     cfg = _configure(
         built,
         sampling=strategy,
@@ -83,14 +86,31 @@ def test_every_strategy_trains_with_a_falling_loss(built, tmp_path, strategy):
         n_negatives=8,
         batch_size=4,
         lr=3e-3,
-        steps=40,
-        log_every=10,
+        warmup_steps=0,
+        steps=6,
+        log_every=3,
+        val_batches=1,
         context="lstm" if strategy == "sequential" else "gru",
     )
+    pretrain(built["paths"]["index"], tmp_path / "model", tmp_path / "ck", cfg)
+    torch.manual_seed(cfg.seed)  # as pretrain() seeds its model
+    init = build_cpc(spec_of(cfg)).state_dict()
+    trained = _weights(tmp_path / "model")
+    moved = {name for name, value in init.items() if not torch.equal(value, trained[name])}
+    learnable = {name for name, _ in build_cpc(spec_of(cfg)).named_parameters()}
+    assert learnable - moved == set()
+    assert {name.split(".")[0] for name in learnable} == {"encoder", "context", "heads"}
+
+
+def test_the_learning_rate_follows_the_warm_up_and_decay_params(built, tmp_path):
+    assert [lr_factor(s, 4, 0, 0.5) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [lr_factor(s, 0, 10, 0.5) for s in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    cfg = _configure(built, lr=1e-3, warmup_steps=4, decay_every=3, decay_gamma=0.5, steps=8, log_every=1)
     curves = Curves()
     pretrain(built["paths"]["index"], tmp_path / "model", tmp_path / "ck", cfg, curves)
-    losses = curves.series("train_loss")
-    assert len(losses) == 4 and losses[-1] < losses[0]
+    # the rate the next step will use, logged after each of steps 1..8
+    expected = [1e-3 * lr_factor(step, 4, 3, 0.5) for step in range(1, 9)]
+    assert curves.series("lr") == pytest.approx(expected)
 
 
 def test_saved_model_loads_weights_only_and_embeds_audio(built):

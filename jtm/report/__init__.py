@@ -1,0 +1,1 @@
+"""The study's report: HTML and Markdown from the stages' outputs, with its figures."""
