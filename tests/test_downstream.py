@@ -65,11 +65,13 @@ def test_every_cell_is_trained_scored_and_written(built):
                 values = cell[(cell["budget"] == budget) & (cell["metric"] == HEADLINE[task])]["value"]
                 head = summary["headline"]
                 assert head["mean"] == pytest.approx(np.mean(values))
-                assert 0 <= head["lo"] <= head["hi"] <= 1
+                # the interval holds its mean (the resamples' micro AP is binned: within 2e-3)
+                assert -2e-3 <= head["lo"] - 2e-3 <= head["mean"] <= head["hi"] + 2e-3 <= 1 + 2e-3
                 assert summary["held"]["tracks"] >= 1 and summary["held"]["classes"] >= 1
             mine = intervals[(intervals["task"] == task) & (intervals["method"] == method)]
             assert plot[method].dropna().tolist() == pytest.approx(mine["mean"].tolist(), rel=1e-5)
-            assert (plot[f"{method}_lo"].dropna() <= plot[f"{method}_hi"].dropna()).all()
+            assert plot[f"{method}_lo"].dropna().tolist() == pytest.approx(mine["lo"].tolist(), rel=1e-5)
+            assert plot[f"{method}_hi"].dropna().tolist() == pytest.approx(mine["hi"].tolist(), rel=1e-5)
     # The smallest budget holds one track per class (ensemble: per class of the train split).
     smallest = results[(results["task"] == "ensemble") & (results["budget"] == "1-per-class")]
     assert (smallest["train_tracks"] == smallest["train_classes"]).all()
@@ -87,7 +89,8 @@ def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_interv
     ensemble = comparisons[comparisons["task"] == "ensemble"]
     assert set(ensemble["rival"]) == {"random", "logmel", "supervised"}
     assert set(comparisons.loc[comparisons["task"] == "composer", "rival"]) == {"random", "logmel"}
-    assert (comparisons["lo"] <= comparisons["hi"]).all()
+    tolerance = 2e-3  # the resamples' micro AP is binned, the point estimate exact
+    assert comparisons["diff"].between(comparisons["lo"] - tolerance, comparisons["hi"] + tolerance).all()
     assert ensemble["a"].isin(["cpc-linear", "cpc-mlp", "finetune"]).all()
     split = json.loads((folder / "test_split.json").read_text())
     assert split["ensemble"]["unit"] == "work" and split["ensemble"]["units"] >= 1

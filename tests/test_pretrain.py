@@ -70,7 +70,7 @@ def test_cpc_learns_on_the_demo_corpus(built, tmp_path):
     assert metrics["val_acc_k1"] > 5 * chance
     losses = curves.series("train_loss")
     assert losses[-1] < 0.6 * losses[0]
-    assert len(curves.series("val_acc_k1")) == 1 and curves.series("windows_per_s")[0] > 0
+    assert len(curves.series("val_acc_k1")) == 1
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -135,13 +135,15 @@ def test_the_model_records_the_device_and_precision_it_was_trained_with(built):
     assert numerics["torch"] == torch.__version__ and len(numerics["code"]) == 64
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the error a machine without CUDA gives")
-def test_cuda_asked_for_on_a_machine_without_it_is_a_clear_error():
+def test_cuda_asked_for_is_used_or_is_a_clear_error():
     from jtm.errors import ConfigError
     from jtm.train.distributed import setup_distributed
 
-    with pytest.raises(ConfigError, match="pretrain.device is cuda, but torch sees no CUDA device"):
-        setup_distributed("cuda")
+    if torch.cuda.is_available():
+        assert setup_distributed("cuda").device.type == "cuda"
+    else:
+        with pytest.raises(ConfigError, match="pretrain.device is cuda, but torch sees no CUDA device"):
+            setup_distributed("cuda")
 
 
 def _cli(params_file: Path, *extra: str) -> list[str]:

@@ -3,8 +3,10 @@
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from jtm.downstream.compare import verdict
 from jtm.runner import run_stage
 from tests.browser import chromium_path
 
@@ -35,6 +37,13 @@ def test_report_has_the_table_verdicts_and_every_figure(report):
         assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", text)  # means with intervals in the table
     assert html.count('src="data:image/png;base64,') == len(FIGURES)
     assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched from elsewhere
+    # the numbers the study computed, in the report's body (not only in its params dump)
+    body = markdown.split("## Parameters")[0]
+    downstream = Path(report["downstream"])
+    for r in pd.read_parquet(downstream / "intervals.parquet").itertuples():
+        assert f"{r.mean:.3f} [{r.lo:.3f}, {r.hi:.3f}]" in body, (r.task, r.method, r.budget)
+    for c in pd.read_parquet(downstream / "comparisons.parquet").itertuples():
+        assert verdict(c.a, c.b, c.diff, c.lo, c.hi) in body, (c.task, c.budget, c.rival)
     for name in FIGURES:
         assert f"]({Path('figures')}/{name}.png)" in markdown
         assert (Path(report["figures"]) / f"{name}.png").stat().st_size > 1000

@@ -21,17 +21,23 @@ def _one_seed(values: np.ndarray) -> np.ndarray:
     return values[None]
 
 
-def test_identical_methods_differ_by_exactly_zero():
+def test_one_more_right_window_per_track_is_a_paired_difference_of_exactly_that():
+    """b is a with one more window right on each 20-window track: on every resample that draws
+    the same tracks for both, b - a is exactly 1/20; drawn apart, it would scatter widely."""
     rng = np.random.default_rng(0)
-    stats_a = _accuracy_stats([rng.random(20) < p for p in rng.random(15)])
+    tracks = [rng.random(20) < p for p in rng.uniform(0.1, 0.8, 15)]
+    better = [
+        np.concatenate([[True], t[1:]]) if not t[0] else np.concatenate([t[:-1], [True]]) for t in tracks
+    ]
+    assert all(b.sum() == t.sum() + 1 for b, t in zip(better, tracks, strict=True))  # no track was all right
     draws = bootstrap.unit_draws(15, 1000, seed=0)
     seeds = bootstrap.seed_draws(1, 1000, 0, 0)
-    a = bootstrap.resampled("accuracy", _one_seed(stats_a), draws, seeds)
-    b = bootstrap.resampled("accuracy", _one_seed(stats_a.copy()), draws, seeds)
-    low, high = bootstrap.interval(a - b)
-    assert low == high == 0
+    a = bootstrap.resampled("accuracy", _one_seed(_accuracy_stats(tracks)), draws, seeds)
+    b = bootstrap.resampled("accuracy", _one_seed(_accuracy_stats(better)), draws, seeds)
+    np.testing.assert_allclose(b - a, 1 / 20, atol=1e-12)
     low, high = bootstrap.interval(a)
-    assert low < bootstrap.accuracy_from_stats(stats_a.sum(0)) < high
+    assert high - low > 0.1  # the tracks differ: each method alone is uncertain
+    assert low < bootstrap.accuracy_from_stats(_accuracy_stats(tracks).sum(0)) < high
 
 
 def test_right_on_every_track_beats_wrong_on_every_track():
