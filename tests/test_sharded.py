@@ -107,6 +107,19 @@ def test_prefetched_batches_come_in_order_whatever_the_threads():
         assert all(name.startswith("jtm-fetch") for _, name in got)
 
 
+def test_prefetching_runs_as_many_fetches_at_once_as_it_has_threads():
+    """The first three fetches wait for each other: they pass only if three threads run them at
+    once (a pool of one would wait out the barrier's timeout and fail)."""
+    barrier = threading.Barrier(3, timeout=60)
+
+    def fetch(i):
+        if i < 3:
+            barrier.wait()
+        return i
+
+    assert list(prefetched(fetch, range(10), 3)) == list(range(10))
+
+
 def write_corpus(folder: Path, files: int = 6) -> None:
     folder.mkdir()
     rng = np.random.default_rng(3)
