@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint dvc-deps bench-resample bench-cpc bench-loader bench-tracking profile-cpc lock clean
+.PHONY: install demo study test lint dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ study: install
 # dvc.yaml's code deps from the import graph (jtm/codedeps.py); tests/test_dag.py fails when stale.
 dvc-deps: install
 	python -c "from jtm.workflow import write_dvc_code; write_dvc_code('dvc.yaml')"
+
+# Mutation testing of the modules the study rests on (pyproject.toml's [tool.mutmut]); minutes,
+# not part of `make test`. `mutmut results` lists survivors, `mutmut show <name>` one's diff.
+mutate: install
+	python -m pip install --quiet mutmut==3.8.1
+	mutmut run --max-children 2
+	mutmut results
 
 lint: install
 	ruff check .
