@@ -143,3 +143,40 @@ def test_the_best_method_of_a_family_is_chosen_on_validation_not_test():
     )
     assert compare.best_of(table, "cpc", "all") == "cpc-mlp"
     assert compare.best_of(table, "logmel", "all") is None
+
+
+def test_verdicts_say_the_winner_and_the_interval_of_its_lead():
+    assert compare.verdict("a", "b", 0.05, 0.01, 0.09) == "a beats b by +0.050 [+0.010, +0.090]"
+    assert compare.verdict("a", "b", -0.05, -0.09, -0.01) == "b beats a by +0.050 [+0.010, +0.090]"
+    assert compare.verdict("a", "b", 0.01, -0.02, 0.04) == (
+        "a and b cannot be told apart on this test split (difference +0.010 [-0.020, +0.040])"
+    )
+    assert "cannot be told apart" in compare.verdict("a", "b", 0.0, 0.0, 0.02)  # an end at 0: a tie
+
+
+def test_ties_on_validation_go_to_the_familys_first_method():
+    table = pd.DataFrame(
+        [
+            {"method": "cpc-mlp", "budget": "all", "mean": 0.9, "val_score": 0.5},
+            {"method": "cpc-linear", "budget": "all", "mean": 0.4, "val_score": 0.5},
+        ]
+    )
+    assert compare.best_of(table, "cpc", "all") == "cpc-linear"
+
+
+def test_a_budget_or_rival_missing_leaves_the_others_compared():
+    """No CPC method at the first budget, no log-mel at all: the second budget's comparisons
+    with the other rivals are still made, each on its own paired resamples."""
+    rows = [("random-linear", "1-per-class", 0.3), ("cpc-linear", "all", 0.8), ("random-linear", "all", 0.5)]
+    rows += [("supervised", "all", 0.6)]
+    table = pd.DataFrame([{"method": m, "budget": b, "mean": v, "val_score": v} for m, b, v in rows])
+    resampled = {(m, b): np.full(100, v) + np.linspace(-0.01, 0.01, 100) for m, b, v in rows}
+    paired = compare.paired_comparisons(table, resampled)
+    assert list(zip(paired["budget"], paired["rival"], paired["b"], strict=True)) == [
+        ("all", "random", "random-linear"),
+        ("all", "supervised", "supervised"),
+    ]
+    assert paired["diff"].tolist() == pytest.approx([0.3, 0.2])
+    assert paired["lo"].tolist() == pytest.approx([0.3, 0.2]) and paired["hi"].tolist() == pytest.approx(
+        [0.3, 0.2]
+    )

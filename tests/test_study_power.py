@@ -107,9 +107,10 @@ def _row(method: str, budget: str, seed: int, val_score: float, value: float) ->
     }
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("power")
+@pytest.fixture
+def study(tmp_path):
+    """Built for each test (a second), so a mutation tester sees which test runs which code."""
+    root = tmp_path
     per_work = write_cells(root / "cells")
     collect(root / "cells", root / "downstream", root / "metrics", _config())
     return root, per_work
