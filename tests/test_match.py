@@ -57,9 +57,23 @@ def test_a_degraded_copy_scores_its_share_of_equal_bits():
 
 def test_an_overlap_shorter_than_the_minimum_is_no_match():
     references = _prints(6, {"a": 300})
-    query = references["a"][250:]  # 50 items at the reference's end
-    assert References(references).best(query, min_overlap=50).overlap == 50
-    assert References(references).best(query, min_overlap=51).reference is None
+    query = np.concatenate([references["a"][250:], _prints(9, {"tail": 30})["tail"]])  # runs past the end
+    found = References(references).best(query, min_overlap=50)
+    assert (found.offset, found.overlap, found.similarity) == (250, 50, 1.0)  # only where both exist
+    none = References(references).best(query, min_overlap=51)
+    assert (none.reference, none.similarity, none.offset, none.overlap) == (None, 0.0, 0, 0)
+
+
+def test_fingerprints_as_lists_of_ints_are_read_as_uint32():
+    """Parquet hands fingerprints back as lists; their bits are those of 32-bit items."""
+    references = _prints(10, {"a": 300})
+    query = references["a"][40:140]
+    as_lists = References({"a": references["a"].tolist()}).best(query.tolist(), min_overlap=40)
+    assert as_lists == References(references).best(query, min_overlap=40)
+    degraded = _flip(query, 0.1, seed=11)
+    degraded[::4] = query[::4]
+    found = References({"a": references["a"].tolist()}).best(degraded.tolist(), min_overlap=40)
+    assert found.similarity == pytest.approx(equal_bits(degraded, query))
 
 
 def test_unrelated_fingerprints_find_nothing():

@@ -143,6 +143,9 @@ def test_the_best_method_of_a_family_is_chosen_on_validation_not_test():
     )
     assert compare.best_of(table, "cpc", "all") == "cpc-mlp"
     assert compare.best_of(table, "logmel", "all") is None
+    no_cpc = table.assign(method=["random-linear", "random-mlp"])
+    empty = compare.paired_comparisons(no_cpc, {})
+    assert empty.empty and list(empty.columns) == ["budget", "a", "rival", "b", "diff", "lo", "hi"]
 
 
 def test_verdicts_say_the_winner_and_the_interval_of_its_lead():
@@ -152,6 +155,7 @@ def test_verdicts_say_the_winner_and_the_interval_of_its_lead():
         "a and b cannot be told apart on this test split (difference +0.010 [-0.020, +0.040])"
     )
     assert "cannot be told apart" in compare.verdict("a", "b", 0.0, 0.0, 0.02)  # an end at 0: a tie
+    assert "cannot be told apart" in compare.verdict("a", "b", -0.01, -0.02, 0.0)
 
 
 def test_ties_on_validation_go_to_the_familys_first_method():
@@ -180,3 +184,50 @@ def test_a_budget_or_rival_missing_leaves_the_others_compared():
     assert paired["lo"].tolist() == pytest.approx([0.3, 0.2]) and paired["hi"].tolist() == pytest.approx(
         [0.3, 0.2]
     )
+
+
+def test_micro_ap_from_binned_counts_in_small_exact_cases_and_in_batches():
+    """Counts per score bin, lowest bin first (positives, then negatives), against AP by hand."""
+    only_positive = np.array([0, 0, 0, 1, 0, 0, 0, 0], float)  # one positive, the top score
+    below_a_negative = np.array([0, 0, 1, 0, 0, 0, 0, 1], float)  # a negative scores above it
+    empty_top = np.array([0, 0, 1, 0, 0, 0, 0, 0], float)  # nothing in the top bin
+    two_and_two = np.array([1, 0, 1, 0, 0, 1, 0, 1], float)
+    expected = [1.0, 0.5, 1.0, (1 / 2 * 1 / 2) + (1 / 2 * 2 / 4)]
+    for counts, ap in zip((only_positive, below_a_negative, empty_top, two_and_two), expected, strict=True):
+        assert bootstrap.ap_from_stats(counts) == pytest.approx(ap)
+    batch = np.stack([only_positive, below_a_negative, empty_top, two_and_two])
+    np.testing.assert_allclose(bootstrap.ap_from_stats(batch), expected)  # one value per row
+    truth = np.array([1, 0, 1, 0])
+    scores = np.array([0.2, 0.4, 0.6, 0.8])  # the two_and_two case as scikit-learn sees it
+    assert average_precision_score(truth, scores) == pytest.approx(expected[-1])
+
+
+def test_resampled_micro_ap_is_the_ap_of_each_resamples_drawn_units():
+    rng = np.random.default_rng(5)
+    truth = rng.random((60, 8, 6)) < 0.2
+    probs = np.clip(0.5 * truth + 0.6 * rng.random(truth.shape), 0, 1)
+    units = np.repeat(np.arange(6), 10)
+    unit_stats = bootstrap.ap_stats(truth, probs, units, 6, bootstrap.ap_edges(truth, probs))
+    draws = bootstrap.unit_draws(6, 50, seed=2)
+    got = bootstrap.resampled("ap", unit_stats[None], draws, bootstrap.seed_draws(1, 50, 2, 0))
+    np.testing.assert_allclose(got, [bootstrap.ap_from_stats(d @ unit_stats) for d in draws])
+
+
+def test_statistics_keep_every_unit_and_bin_even_when_empty():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    stats = bootstrap.accuracy_stats(np.array([0, 1, 1]), probs, np.array([0, 0, 1]), n_units=3)
+    np.testing.assert_array_equal(stats, [[2, 2], [0, 1], [0, 0]])  # unit 2 holds no window
+    assert bootstrap.accuracy_from_stats(stats[1:2].sum(0)) == 0.0
+    assert bootstrap.accuracy_from_stats(np.array([1.0, 1.0])) == 1.0  # one window, right
+    edges = bootstrap.ap_edges(np.array([[1, 0, 0]]), np.array([[0.9, 0.1, 0.1]]), bins=8)
+    assert len(edges) == 7 and np.all(np.diff(edges) >= 0)  # few distinct scores: padded, sorted
+    ap = bootstrap.ap_stats(np.array([[1, 0, 0]]), np.array([[0.9, 0.1, 0.1]]), np.array([0]), 2, edges)
+    assert ap.shape == (2, 16) and ap[1].sum() == 0 and ap[0].sum() == 3  # unit 1: no cell at all
+
+
+def test_draws_are_reproducible_from_their_seed():
+    for draw in (lambda s: bootstrap.unit_draws(7, 20, s), lambda s: bootstrap.seed_draws(3, 20, s, 5)):
+        np.testing.assert_array_equal(draw(4), draw(4))
+        assert not np.array_equal(draw(4), draw(5))
+    assert set(np.unique(bootstrap.seed_draws(3, 200, 0, 0))) == {0, 1, 2}
+    assert (bootstrap.unit_draws(7, 20, 0).sum(1) == 7).all()
