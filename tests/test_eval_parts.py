@@ -74,7 +74,8 @@ def test_non_overlapping_keeps_every_other_half_hop_window():
 def test_label_budget_is_whole_tracks_per_class_seeded_and_nested():
     tracks = np.repeat(np.arange(12), 10)  # 12 tracks of 10 windows
     strata = np.where(tracks < 8, "a", "b")  # 8 tracks of a, 4 of b
-    assert label_subset(tracks, strata, "all", seed=0).all()
+    every = label_subset(tracks, strata, "all", seed=0)
+    assert every.dtype == bool and every.all()  # a mask, not counts
     one = label_subset(tracks, strata, 1, seed=0)
     assert (
         len(np.unique(tracks[one & (strata == "a")])) == 1
@@ -88,7 +89,7 @@ def test_label_budget_is_whole_tracks_per_class_seeded_and_nested():
     assert len(np.unique(tracks[label_subset(tracks, strata, 6, seed=0)])) == 10  # b has only 4
     contents = budget_contents(tracks, (strata == "b").astype(int), one)
     assert contents == {"tracks": 2, "windows": 20, "classes": 2}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="label budget 0: a positive number of tracks per class"):
         label_subset(tracks, strata, 0, seed=0)
 
 
@@ -103,6 +104,25 @@ def test_a_multilabel_budget_covers_every_label_a_train_track_holds():
         mask = label_subset(tracks, strata, 1, seed, present)
         assert present[mask].any(0).all()
         assert len(np.unique(tracks[mask])) <= 3
+
+
+def test_a_label_only_another_strata_track_holds_is_covered_too():
+    """Two strata at budget 1: label 2 is held only by a track of the first stratum that the
+    draw left out; the cover looks through every stratum's remaining tracks, not the last's."""
+    tracks = np.repeat(np.arange(8), 3)
+    strata = np.where(tracks < 4, "duo", "trio")
+    present = np.zeros((24, 3), dtype=bool)
+    present[:, 0] = True
+    present[tracks == 1, 1] = True
+    present[tracks == 2, 2] = True
+    for seed in range(6):
+        mask = label_subset(tracks, strata, 1, seed, present)
+        assert present[mask].any(0).all(), seed
+        assert len(np.unique(tracks[mask])) <= 4  # the two drawn, and a track per missing label
+    contents = budget_contents(tracks, present, label_subset(tracks, strata, "all", 0, present))
+    assert contents == {"tracks": 8, "windows": 24, "classes": 3}  # labels held, multi-label
+    first = budget_contents(tracks, present, tracks == 0)
+    assert first == {"tracks": 1, "windows": 3, "classes": 1}
 
 
 def test_classification_scores_and_confusion():
