@@ -61,6 +61,22 @@ def test_an_epoch_is_the_same_whether_replayed_or_planned_in_turn():
     assert MixturePlan(windows, weights, "samesequence", 4, seed=4).epoch(2) != batches[2]
 
 
+@pytest.mark.parametrize("strategy", ["uniform", "sequential"])
+def test_window_shifts_replay_from_the_seed_and_change_with_the_epoch(strategy):
+    """With jitter, each window's shift is seeded by (seed, epoch, window or track): a replayed
+    epoch has the same shifts, another epoch other ones, and a track's stream shares one."""
+    windows = windows_of({"musicnet": [20] * 3, "corpus": [20] * 3})
+    weights = {"musicnet": 1.0, "corpus": 1.0}
+
+    def shifts(epoch: int, seed: int = 3) -> list[int]:
+        plan = MixturePlan(windows, weights, strategy, 4, seed=seed, jitter=40)
+        return [ref.shift for batch in plan.epoch(epoch) for ref in batch]
+
+    first = shifts(1)
+    assert first == shifts(1) and any(first) and max(map(abs, first)) <= 40
+    assert first != shifts(2) and first != shifts(1, seed=4)
+
+
 def test_strategies_keep_their_meaning_over_the_mixture():
     windows = windows_of({"musicnet": [16] * 4, "corpus": [16] * 4})
     weights = {"musicnet": 1.0, "corpus": 1.0}
