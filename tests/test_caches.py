@@ -124,3 +124,22 @@ def test_the_score_cache_is_not_reused_after_its_code_changed(dvc_project):
     run(["dvc", "repro", "--single-item", "demo_scores"], root)
     assert sha(notes) == before
     assert dvc_changed(root) == set()
+
+
+def test_ingest_starts_afresh_after_its_decoder_changed(dvc_project):
+    """The work folder's shards are stamped with the decoder's and shard writer's code: an edit
+    elsewhere in ingest reruns the stage on the same shards, an edit of the decoder decodes anew."""
+    root = dvc_project.root
+    run(["dvc", "repro"], root)
+    work = root / "data" / "ingest_work"
+    stamp, shard = work / "target.json", next((work / "shards").rglob("*.f32"))
+    before, written = json.loads(stamp.read_text())["code"], shard.stat().st_mtime_ns
+    with edited(root, "jtm/ingest/stage.py"):  # the stage's code, not a shard's
+        assert "Running stage 'ingest'" in run(["dvc", "repro", "--single-item", "ingest"], root)
+        assert json.loads(stamp.read_text())["code"] == before and shard.stat().st_mtime_ns == written
+    with edited(root, "jtm/ingest/decode.py"):
+        run(["dvc", "repro", "--single-item", "ingest"], root)
+        assert json.loads(stamp.read_text())["code"] != before and shard.stat().st_mtime_ns != written
+    run(["dvc", "repro", "--single-item", "ingest"], root)
+    assert json.loads(stamp.read_text())["code"] == before
+    assert dvc_changed(root) == set()
