@@ -48,8 +48,11 @@ def test_each_source_is_visited_whole_before_any_window_repeats(strategy):
             members = {i for i in members if windows["start"].iat[i] % 100 == 0}
         seen = [i for i in order if i in members]
         assert len(seen) > len(members)  # the small source is drawn more than once through
-        first = seen[: len(members)]
+        first, second = seen[: len(members)], seen[len(members) : 2 * len(members)]
         assert sorted(first) == sorted(members), source  # a whole pass, no repeat
+        # and the next pass whole too, from its first unit (sequential streams interleave passes)
+        if strategy != "sequential" and len(seen) >= 2 * len(members):
+            assert sorted(second) == sorted(members), source
 
 
 def test_an_epoch_is_the_same_whether_replayed_or_planned_in_turn():
@@ -72,6 +75,9 @@ def test_window_shifts_replay_from_the_seed_and_change_with_the_epoch(strategy):
         plan = MixturePlan(windows, weights, strategy, 4, seed=seed, jitter=40)
         return [ref.shift for batch in plan.epoch(epoch) for ref in batch]
 
+    assert not any(
+        ref.shift for batch in MixturePlan(windows, weights, strategy, 4, seed=3).epoch(1) for ref in batch
+    )
     first = shifts(1)
     assert first == shifts(1) and any(first) and max(map(abs, first)) <= 40
     assert first != shifts(2) and first != shifts(1, seed=4)
@@ -83,12 +89,15 @@ def test_strategies_keep_their_meaning_over_the_mixture():
     ids, ensembles = windows["id"].to_numpy(), windows["ensemble"].to_numpy()
     for batch in MixturePlan(windows, weights, "samesequence", 4, seed=0).epoch(0):
         assert len({ids[r.index] for r in batch}) == 1
+    spans = []
     for batch in MixturePlan(windows, weights, "samecategory", 4, seed=0).epoch(0):
         rows = [r.index for r in batch]
+        spans.append(len({ids[i] for i in rows}))
         if windows["source"].iat[rows[0]] == "musicnet":
             assert len({ensembles[i] for i in rows}) == 1
         else:  # an unlabeled file has no category: its batches are its own
             assert len({ids[i] for i in rows}) == 1
+    assert max(spans) > 1  # a category's batch draws from its several files, not from one
     for j, batch in enumerate(plan := MixturePlan(windows, weights, "sequential", 3, seed=0).epoch(0)):
         for ref in batch:
             if not ref.reset:  # the stream's previous window is this one's predecessor in its track
