@@ -252,16 +252,22 @@ def write_scores(cfg: DemoConfig, out: Path, source: str, cache: Path | None = N
     }
 
 
-def _cache_key(spec: str, excerpt_seconds: float, default_bpm: float, excerpts: int) -> str:
-    """A hash of the score file's bytes and of everything read_score does with them: the
-    settings, this module's code and all it imports (jtm/codedeps.py), and music21's version."""
+def _code_key() -> str:
+    """This module's code and all it imports (jtm/codedeps.py), and music21's version: what
+    read_score does with a file. Read once per run, not once per score."""
     import music21
+
+    return f"{code_digest(__name__)}:{music21.__version__}"
+
+
+def _cache_key(spec: str, excerpt_seconds: float, default_bpm: float, excerpts: int, code: str) -> str:
+    """A hash of the score file's bytes and of everything read_score does with them: the
+    settings and `code` (from `_code_key`)."""
     from music21 import corpus
 
     path = Path(spec) if Path(spec).exists() else Path(str(corpus.getWork(spec)))
     digest = hashlib.sha256(path.read_bytes())
-    code = code_digest(__name__)
-    digest.update(json.dumps([spec, excerpt_seconds, default_bpm, excerpts, code, music21.__version__]).encode())
+    digest.update(json.dumps([spec, excerpt_seconds, default_bpm, excerpts, code]).encode())
     return digest.hexdigest()[:32]
 
 
@@ -304,8 +310,9 @@ def extract_scores(
     """Parse every score (in parallel; each file once per content and settings when `cache`
     names a folder) into the scores and notes tables: one scores row per excerpt."""
     specs = expand_specs(list(specs))
+    code = _code_key() if cache else ""
     keys = (
-        [_cache_key(s, excerpt_seconds, default_bpm, excerpts) for s in specs]
+        [_cache_key(s, excerpt_seconds, default_bpm, excerpts, code) for s in specs]
         if cache
         else [None] * len(specs)
     )
