@@ -52,18 +52,28 @@ def _named(node: ast.Import | ast.ImportFrom, package: str) -> set[str]:
     return {name for name in names if name in modules}
 
 
-@functools.cache
-def imports(module: str, module_level_only: bool = False) -> frozenset[str]:
-    """The jtm modules `module`'s source names: everywhere, or in its module-level statements."""
+def _parse(module: str) -> tuple[ast.Module, str]:
+    """`module`'s syntax tree and the package its relative imports start from."""
     path = module_files()[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    tree = ast.parse(path.read_text(), filename=str(path))
-    nodes = _module_level(tree) if module_level_only else ast.walk(tree)
+    return ast.parse(path.read_text(), filename=str(path)), package
+
+
+def _named_in(nodes: Iterable[ast.AST], package: str) -> set[str]:
+    """The jtm modules the import statements among `nodes` name."""
     found: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import | ast.ImportFrom):
             found |= _named(node, package)
-    return frozenset(found - {module})
+    return found
+
+
+@functools.cache
+def imports(module: str, module_level_only: bool = False) -> frozenset[str]:
+    """The jtm modules `module`'s source names: everywhere, or in its module-level statements."""
+    tree, package = _parse(module)
+    nodes = _module_level(tree) if module_level_only else ast.walk(tree)
+    return frozenset(_named_in(nodes, package) - {module})
 
 
 def _module_level(tree: ast.Module) -> Iterable[ast.AST]:
@@ -100,19 +110,13 @@ def closure(roots: Iterable[str], imported: Iterable[str] = ()) -> list[str]:
 
 def function_imports(module: str, function: str) -> list[str]:
     """The jtm modules imported inside `function`'s body in `module`'s source (a stage's adapter)."""
-    path = module_files()[module]
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree, package = _parse(module)
     found = next(
         (node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function), None
     )
     if found is None:
-        raise LookupError(f"{path}: no top-level function {function!r}")
-    package = module.rpartition(".")[0]
-    names: set[str] = set()
-    for node in ast.walk(found):
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names |= _named(node, package)
-    return sorted(names)
+        raise LookupError(f"{module_files()[module]}: no top-level function {function!r}")
+    return sorted(_named_in(ast.walk(found), package))
 
 
 @functools.cache
