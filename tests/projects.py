@@ -108,6 +108,15 @@ def comparable(digests: dict) -> dict:
     return {k: v for k, v in digests.items() if k not in ("report.html", "report.md")}
 
 
+def rules_in(output: str) -> set[str]:
+    """The rules whose jobs Snakemake's output announces ("rule pretrain:", "localrule all:")."""
+    return {
+        line.split()[1].rstrip(":")
+        for line in output.splitlines()
+        if line.startswith(("rule ", "localrule "))
+    }
+
+
 def set_param(root: Path, section: str, key: str, value) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params[section][key] = value

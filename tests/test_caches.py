@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from jtm.stages import STAGES
-from tests.projects import run
+from tests.projects import rules_in, run
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +47,7 @@ def dvc_changed(root: Path) -> set[str]:
 
 
 def snakemake_would_run(root: Path) -> set[str]:
-    output = run(["snakemake", "--cores", "2", "--dry-run"], root)
-    return {
-        line.split()[1].rstrip(":")
-        for line in output.splitlines()
-        if line.startswith(("rule ", "localrule "))
-    }
+    return rules_in(run(["snakemake", "--cores", "2", "--dry-run"], root))
 
 
 def test_an_unimported_module_is_no_stage_dependency():

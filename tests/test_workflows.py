@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.projects import commit, comparable, digest, run, set_param
+from tests.projects import commit, comparable, digest, rules_in, run, set_param
 
 pytestmark = pytest.mark.slow
 
@@ -62,12 +62,7 @@ def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(s
     root = snakemake_project.root
     set_param(root, "resample", "quality", "HQ")
     output = run(["snakemake", "--cores", "2"], root)
-    ran = {
-        line.split()[-1].rstrip(":")
-        for line in output.splitlines()
-        if line.startswith(("rule ", "localrule "))
-    }
-    assert ran == {
+    assert rules_in(output) == {
         "resample",
         "index",
         "ingest",  # it resamples with resample.quality too
