@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking profile-cpc lock clean
+.PHONY: install demo study test lint dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking bench-gpu profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -59,6 +59,11 @@ bench-resample: install
 
 bench-cpc: install
 	python benchmarks/bench_cpc.py
+
+# On a GPU machine. Needs torch (+ torchaudio) only: with no .venv (a bare GPU node) python3 as
+# it is runs it (docs: ../shared/gpu/README.md's recipe; README "Performance").
+bench-gpu:
+	PYTHONPATH=$(CURDIR) python3 benchmarks/bench_gpu.py
 
 bench-loader: install
 	python benchmarks/bench_loader.py

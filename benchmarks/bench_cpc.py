@@ -76,7 +76,9 @@ def worker(config: dict, materialise: bool, steps: int) -> dict:
         others = torch.randn((config.get("ranks", 1) - 1) * b * t, h, device=device)  # no gradient
         pool = torch.cat([frames.reshape(-1, h), others])
         draws = draw_negatives(generator, b, t, config["n"], len(pool))
-        loss, _, _ = info_nce(frames, predictions, pool, draws, materialise=materialise)
+        loss, _, _ = info_nce(
+            frames, predictions, pool, draws, scorer="materialise" if materialise else "lean"
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -19,7 +19,7 @@ NORMS = ("layer", "batch", "instance", "none")  # pretrain.norm
 SAMPLINGS = ("uniform", "samesequence", "samecategory", "sequential")  # pretrain.sampling
 CATEGORIES = ("ensemble", "composer")  # pretrain.category
 SPLITS_GUARDED = ("test", "val")  # leakage.splits: the index splits ingested audio must not hold
-DEVICES = ("auto", "cpu", "cuda")  # pretrain.device
+DEVICES = ("auto", "cpu", "cuda")  # pretrain.device, embed.device, downstream.e2e_device
 LOADERS = ("global", "sharded")  # pretrain.loader
 FEATURES = ("cpc", "random", "logmel")  # embed.features, downstream.features
 LAYERS = ("context", "encoder", "both")  # embed.layer: both = context and encoder side by side

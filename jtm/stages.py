@@ -207,7 +207,7 @@ _END_TO_END_KEYS = _keys(
     DownstreamConfig,
     only=tuple(
         "end_to_end_budgets end_to_end_seeds e2e_steps e2e_batch_size e2e_lr e2e_val_every "
-        "e2e_val_windows bootstrap_unit excerpt_windows threads".split()
+        "e2e_val_windows bootstrap_unit excerpt_windows threads e2e_device e2e_bf16".split()
     ),
 )
 # Which cells exist: what stage `downstream` gathers (the cells' own params are above).

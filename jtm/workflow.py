@@ -18,6 +18,12 @@ from jtm.stages import STAGES
 
 # What a rule may ask for, as snakemake-executor-plugin-slurm reads it (runtime in minutes).
 RESOURCES = ("mem_mb", "runtime", "gpu", "gres", "constraint")
+# The rules that run networks, and the param naming the device each runs them on.
+DEVICE_PARAMS = {
+    "pretrain": "pretrain.device",
+    "embed": "embed.device",
+    "end_to_end": "downstream.e2e_device",
+}
 
 
 def params_source(workflow) -> str:
@@ -40,9 +46,10 @@ def rule_resources(config: dict, rule: str) -> dict:
     unknown = sorted(set(wanted) - set(RESOURCES))
     if unknown:
         raise ConfigError(f"cluster.rules.{rule}: unknown resources {unknown}; known: {list(RESOURCES)}")
-    if rule == "pretrain" and wanted.get("gpu") and get_dotted(config, "pretrain.device") == "cpu":
-        gpus = wanted["gpu"]
-        raise ConfigError(f"cluster.rules.pretrain asks for {gpus} GPU(s), but pretrain.device is cpu")
+    device = DEVICE_PARAMS.get(rule)
+    if wanted.get("gpu") and (device is None or get_dotted(config, device) == "cpu"):
+        gpus, runs = wanted["gpu"], f"{device} is cpu" if device else "it runs no network"
+        raise ConfigError(f"cluster.rules.{rule} asks for {gpus} GPU(s), but {runs}")
     # Null in params: sbatch's own environment variables, as users of the cluster already set them.
     wanted["slurm_partition"] = cluster.partition or os.environ.get("SBATCH_PARTITION")
     wanted["slurm_account"] = cluster.account or os.environ.get("SBATCH_ACCOUNT")

@@ -27,7 +27,11 @@ def main(params_file: str, out: str) -> None:
         batches = [
             [ref.index for ref in b.refs] for b in sources.rank_batches(cfg, epoch, dist.rank, dist.world)
         ]
-        loaded = [(len(b.audio), b.offset, b.size) for b in epoch_batches(dataset, sources, cfg, dist, state)]
+        length = int(sources.windows["length"].iloc[0]) // 160
+        loaded = [
+            (len(b.audio), b.offset, b.size, len(b.draws))
+            for b in epoch_batches(dataset, sources, cfg, dist, state, length)
+        ]
         files = sorted(dataset._shards) + sorted(str(dataset.paths[i]) for i in dataset._arrays if i >= 0)
         epochs.append({"batches": batches, "loaded": loaded, "files": files})
     Path(out, f"rank{dist.rank}.json").write_text(json.dumps({"epochs": epochs}))

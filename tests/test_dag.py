@@ -166,6 +166,14 @@ def test_rule_resources_come_from_params_cluster_section(monkeypatch):
     with pytest.raises(ConfigError, match="asks for 2 GPU\\(s\\), but pretrain.device is cpu"):
         rule_resources(params, "pretrain")  # GPUs asked for, and left idle
     params["pretrain"]["device"] = "cuda"
+    for rule, device in (("embed", "embed.device"), ("end_to_end", "downstream.e2e_device"), ("probe", None)):
+        params["cluster"]["rules"][rule] = {"gpu": 1}
+        said = f"{device} is cpu" if device else "it runs no network"
+        with pytest.raises(ConfigError, match=f"cluster.rules.{rule} asks for 1 GPU\\(s\\), but {said}"):
+            rule_resources(params, rule)
+    params["embed"]["device"] = "auto"
+    assert rule_resources(params, "embed")["gpu"] == 1
+    params["cluster"]["rules"]["probe"] = {"gpu": 0}
     assert rule_resources(params, "pretrain") == {
         "mem_mb": 9000,
         "runtime": 5,

@@ -15,10 +15,15 @@ import torch
 from jtm import load_encoder
 from jtm.config import PretrainConfig, section, set_dotted
 from jtm.data.sampling import STRATEGIES
+from jtm.data.windows import WindowDataset
 from jtm.models.registry import build_cpc
 from jtm.models.spec import spec_of
 from jtm.runner import run_stage
-from jtm.train.pretrain import lr_factor, pretrain
+from jtm.train.checkpoint import TrainState
+from jtm.train.distributed import setup_distributed
+from jtm.train.infonce import draw_negatives, draw_subpool
+from jtm.train.pretrain import _generator, epoch_batches, lr_factor, pretrain, step_draws
+from jtm.train.sources import training_sources
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,6 +107,35 @@ def test_every_strategy_moves_every_weight_of_encoder_context_and_heads(built, t
     assert {name.split(".")[0] for name in learnable} == {"encoder", "context", "heads"}
 
 
+@pytest.mark.parametrize("subpool", [0, 100], ids=["whole-pool", "sub-pool"])
+@pytest.mark.parametrize("threads", [0, 2], ids=["in-line", "fetch-threads"])
+def test_each_batch_brings_the_negatives_of_its_own_step(built, subpool, threads):
+    """Negatives are drawn ahead with the batch (off the GPU step's path): from a mid-epoch
+    resume (step 7, batch 2 of the epoch) batch j carries step 7 + j's draws, as training drew
+    them in the step before: the same seeded generators, so CPU results do not move."""
+    cfg = _configure(built, negative_pool=subpool, fetch_threads=threads, workers=0)
+    sources = training_sources(Path(built["paths"]["index"]), None, cfg)
+    dataset = WindowDataset(sources.windows, sources.tracks)
+    length = int(sources.windows["length"].iloc[0]) // 160
+    state = TrainState(step=7, epoch=1, position=2)
+    batches = list(epoch_batches(dataset, sources, cfg, setup_distributed("cpu"), state, length))[:3]
+    assert [b.position for b in batches] == [2, 3, 4]
+    for j, batch in enumerate(batches):
+        size, step = batch.size, 7 + j
+        if subpool:
+            generators = _generator(cfg.seed + 2, step), _generator(cfg.seed, step)
+            expected_subpool, draws = draw_subpool(
+                *generators, size, length, cfg.n_negatives, size * length, subpool
+            )
+            assert torch.equal(batch.subpool, expected_subpool)
+        else:
+            draws = draw_negatives(_generator(cfg.seed, step), size, length, cfg.n_negatives, size * length)
+            assert batch.subpool is None
+        assert batch.draws.shape == (len(batch.audio), length, cfg.n_negatives)
+        assert torch.equal(batch.draws, draws[batch.offset : batch.offset + len(batch.audio)])
+        assert torch.equal(step_draws(cfg, step, size, length)[0], draws)
+
+
 def test_the_learning_rate_follows_the_warm_up_and_decay_params(built, tmp_path):
     assert [lr_factor(s, 4, 0, 0.5) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert [lr_factor(s, 0, 10, 0.5) for s in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
@@ -135,15 +169,30 @@ def test_the_model_records_the_device_and_precision_it_was_trained_with(built):
     assert numerics["torch"] == torch.__version__ and len(numerics["code"]) == 64
 
 
-def test_cuda_asked_for_is_used_or_is_a_clear_error():
+@pytest.mark.parametrize(
+    "stage,key,item",
+    [("pretrain", "pretrain.device", {}), ("embed", "embed.device", {}),
+     ("end_to_end", "downstream.e2e_device", {"task": "ensemble", "init": "finetune"})],
+)  # fmt: skip
+def test_each_stage_that_runs_a_network_uses_cuda_when_asked_or_says_it_cannot(
+    built, tmp_path, stage, key, item
+):
+    from jtm.devices import resolve_device
     from jtm.errors import ConfigError
-    from jtm.train.distributed import setup_distributed
+    from jtm.runner import stage_paths
+    from jtm.stages import STAGES
 
     if torch.cuda.is_available():
-        assert setup_distributed("cuda").device.type == "cuda"
-    else:
-        with pytest.raises(ConfigError, match="pretrain.device is cuda, but torch sees no CUDA device"):
-            setup_distributed("cuda")
+        assert resolve_device("cuda", key).type == "cuda"
+        return
+    params = json.loads(json.dumps(built))
+    set_dotted(params, key, "cuda")
+    outputs = {role: tmp_path / "out" / role for role in stage_paths(STAGES[stage], params, item)[1]}
+    with pytest.raises(ConfigError, match=f"{key} is cuda, but torch sees no CUDA device"):
+        run_stage(stage, params, outputs=outputs, item=item)
+    assert not (tmp_path / "out").exists()
+    set_dotted(params, key, "auto")  # auto: the CPU here
+    assert resolve_device("auto", key) == torch.device("cpu")
 
 
 def _cli(params_file: Path, *extra: str) -> list[str]:

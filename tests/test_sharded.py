@@ -163,7 +163,9 @@ def test_two_gloo_ranks_read_their_own_files_and_never_the_same_window(built, tm
         assert not set(windows[0]) & set(windows[1])  # (a rank repeats a small source: the weights)
         local = built["pretrain"]["batch_size"] // 2
         for rank, data in enumerate(ranks):  # what the loader delivered: this rank's rows
-            assert data["epochs"][epoch]["loaded"] == [[local, rank * local, 2 * local]] * len(batches[0])
+            assert data["epochs"][epoch]["loaded"] == [[local, rank * local, 2 * local, local]] * len(
+                batches[0]
+            )
     assert ranks[0]["epochs"][0]["batches"] != ranks[0]["epochs"][1]["batches"]  # reshuffled
 
 

@@ -212,6 +212,8 @@ class EmbedConfig:
     seed: int
     batch_size: int = at_least(1)
     threads: int = at_least(0)
+    device: str = choice(choices.DEVICES)  # as pretrain.device: a GPU's bf16 features differ
+    bf16: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +243,8 @@ class DownstreamConfig:
     e2e_val_windows: int = at_least(1)
     excerpt_windows: int = at_least(1)
     threads: int = at_least(0)
+    e2e_device: str = choice(choices.DEVICES)  # the end-to-end baselines' device, as pretrain.device
+    e2e_bf16: bool
 
 
 @dataclasses.dataclass(frozen=True)

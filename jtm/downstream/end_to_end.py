@@ -18,6 +18,7 @@ from torch import nn
 
 from jtm import choices
 from jtm.data.windows import WindowDataset, WindowRef
+from jtm.devices import autocast
 from jtm.downstream.probe import Fit, loss_function, probabilities
 from jtm.models.artifact import load_model, load_spec
 from jtm.models.cpc import AudioEmbedder
@@ -45,13 +46,23 @@ def build_model(init: str, model_dir: Path, outputs: int, framewise: bool, seed:
 
 
 class AudioBatches:
-    """Audio of index windows, in batches: (B, L) float32 tensors for rows of `windows`."""
+    """Audio of index windows, in batches: (B, L) float32 tensors for rows of `windows`, on the
+    CPU, or on the device `on` names (bf16 autocast there under its `bf16`: `context()`)."""
 
     def __init__(self, windows: pd.DataFrame, tracks: pd.DataFrame):
-        self.dataset = WindowDataset(windows, tracks)
+        self.dataset, self.device, self.bf16 = WindowDataset(windows, tracks), torch.device("cpu"), False
 
     def __call__(self, rows: np.ndarray) -> torch.Tensor:
-        return torch.stack([self.dataset[WindowRef(int(i), 0)][0] for i in rows])
+        return torch.stack([self.dataset[WindowRef(int(i), 0)][0] for i in rows]).to(self.device)
+
+    def on(self, device: torch.device, bf16: bool) -> AudioBatches:
+        """The same windows, delivered to `device`, with bf16 autocast there under `bf16`."""
+        moved = copy.copy(self)
+        moved.device, moved.bf16 = device, bf16
+        return moved
+
+    def context(self) -> torch.autocast:
+        return autocast(self.device, self.bf16)
 
 
 def fit_end_to_end(
@@ -72,6 +83,7 @@ def fit_end_to_end(
     multilabel = y_train.dtype == bool
     loss_fn = loss_function(multilabel)
     dtype = torch.float32 if multilabel else torch.int64
+    model.to(audio.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     fit = Fit(model, {"train_loss": [], "val_loss": []})
@@ -81,7 +93,9 @@ def fit_end_to_end(
             order = np.concatenate([order, rng.permutation(len(train_rows))]).astype(np.int64)
         picked, order = order[:batch_size], order[batch_size:]
         model.train()
-        loss = loss_fn(model(audio(train_rows[picked])), torch.as_tensor(y_train[picked], dtype=dtype))
+        with audio.context():
+            logits = model(audio(train_rows[picked])).float()
+        loss = loss_fn(logits, torch.as_tensor(y_train[picked], dtype=dtype, device=audio.device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -103,8 +117,10 @@ def _mean_loss(model, audio, rows, targets, loss_fn, dtype, batch_size) -> float
     total = 0.0
     for begin in range(0, len(rows), batch_size):
         chunk = slice(begin, begin + batch_size)
-        logits = model(audio(rows[chunk]))
-        total += loss_fn(logits, torch.as_tensor(targets[chunk], dtype=dtype)).item() * len(rows[chunk])
+        with audio.context():
+            logits = model(audio(rows[chunk])).float()
+        target = torch.as_tensor(targets[chunk], dtype=dtype, device=audio.device)
+        total += loss_fn(logits, target).item() * len(rows[chunk])
     return total / max(len(rows), 1)
 
 
@@ -112,5 +128,9 @@ def _mean_loss(model, audio, rows, targets, loss_fn, dtype, batch_size) -> float
 def predict_audio(model: EndToEnd, audio: AudioBatches, rows: np.ndarray, multilabel: bool, batch: int = 16):
     """Probabilities for the windows `rows`: (n, outputs) or (n, frames, outputs)."""
     model.eval()
-    out = [probabilities(model(audio(rows[i : i + batch])), multilabel) for i in range(0, len(rows), batch)]
+    out = []
+    for i in range(0, len(rows), batch):
+        with audio.context():
+            logits = model(audio(rows[i : i + batch])).float()
+        out.append(probabilities(logits, multilabel).cpu())
     return torch.cat(out).numpy()

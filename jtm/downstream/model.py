@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from jtm.config import DownstreamConfig
+from jtm.devices import resolve_device
 from jtm.downstream import bootstrap, end_to_end
 from jtm.downstream.design import Method
 from jtm.downstream.inputs import CellInputs, TaskData, flat_targets, probe_inputs
@@ -83,6 +84,7 @@ def train_model(cell: CellInputs, method: Method, train: np.ndarray, cfg: Downst
     if method.kind == "probe":
         return _train_probe(cell, method, train, cfg, seed)
     model = end_to_end.build_model(method.kind, model_dir, outputs, framewise, seed)
+    audio = audio.on(resolve_device(cfg.e2e_device, "downstream.e2e_device"), cfg.e2e_bf16)
     val_draw = np.random.default_rng(seed).permutation(val)[: cfg.e2e_val_windows]
     fit = end_to_end.fit_end_to_end(
         model,

@@ -27,6 +27,7 @@ from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import EmbedConfig
 from jtm.data.windows import WindowDataset, WindowRef, load_windows
+from jtm.devices import autocast, resolve_device
 from jtm.models.artifact import load_encoder, load_model
 from jtm.models.cpc import AudioEmbedder
 from jtm.models.frontend import LogMel
@@ -64,9 +65,11 @@ def pool(frames: torch.Tensor, how: str) -> torch.Tensor:
 def embed(
     index_dir: str | Path, model_dir: str | Path, out_dir: str | Path, cfg: EmbedConfig, tracker=None
 ) -> dict:
-    """Embed every window of every split; write the folder described above (atomically)."""
+    """Embed every window of every split; write the folder described above (atomically). On
+    `embed.device` (bf16 autocast there under `embed.bf16`); the features stored in float32/16."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device, "embed.device")
     windows, tracks = load_windows(index_dir, ("train", "val", "test"))
     dataset = WindowDataset(windows, tracks)
     hours = float(windows["length"].sum()) / SAMPLE_RATE / 3600
@@ -76,16 +79,18 @@ def embed(
             tmp / "keys.parquet", index=False
         )
         for name in cfg.features:
-            extractor = build_extractor(name, Path(model_dir), cfg)
+            extractor = build_extractor(name, Path(model_dir), cfg).to(device)
             began = time.perf_counter()
             frames_file = frames = pooled = None
             for begin in progress(
                 range(0, len(windows), cfg.batch_size), desc=f"embed {name}", unit="batches"
             ):
                 rows = range(begin, min(begin + cfg.batch_size, len(windows)))
-                audio = torch.stack([dataset[WindowRef(i, 0)][0] for i in rows])
-                features = extractor(audio).float()
-                vectors = pool(features, cfg.pooling).numpy()
+                audio = torch.stack([dataset[WindowRef(i, 0)][0] for i in rows]).to(device)
+                with autocast(device, cfg.bf16):
+                    features = extractor(audio).float()
+                vectors = pool(features, cfg.pooling).cpu().numpy()
+                features = features.cpu()
                 if frames is None:
                     (tmp / name).mkdir()
                     frames_file = tmp / name / "frames.npy"

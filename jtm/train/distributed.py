@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from jtm.errors import ConfigError
+from jtm.devices import resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,9 +30,7 @@ def setup_distributed(device: str) -> Distributed:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK), if any."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
-        raise ConfigError("pretrain.device is cuda, but torch sees no CUDA device here: use cpu (or auto)")
+    use_cuda = resolve_device(device, "pretrain.device").type == "cuda"
     if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)

@@ -14,6 +14,11 @@ With a sub-pool (`pretrain.negative_pool`), each step first draws a random subse
 frames and its negatives among them: the product is (positions x S), so the loss costs S / P of
 the whole pool's, and every negative is still a uniform draw from the pool; a draw that lands on
 the positive's own frame is masked out of the softmax.
+
+Three scoring paths give the same loss (`SCORERS`): `lean` (above: on a CPU, the product or the
+gather by pool size), `gemm` (always the product, its operands in bf16 on a GPU, where a gather's
+backward, an `index_add_` of atomics, is the slow part: 31 % of a step on an H200) and
+`materialise` (the reference). `scorer_for` picks one per device.
 """
 
 from __future__ import annotations
@@ -22,7 +27,16 @@ import torch
 from torch.nn import functional as F
 
 CHUNK = 1 << 24  # floats per chunk of the scores' intermediate: 64 MB of float32 at a time
-GATHER_ABOVE = 16  # pools over 16 x N frames: gather the N drawn rows rather than score every frame
+GATHER_ABOVE = 16  # lean: pools over 16 x N frames: gather the N drawn rows rather than score every frame
+SCORERS = ("lean", "gemm", "materialise")
+
+
+def scorer_for(device: torch.device) -> str:
+    """`gemm` on CUDA, `lean` elsewhere. On an H200 at the seed config (P = 4 096 and 16 384
+    frames, N = 128) a bf16 product against the pool plus a gather took 9.3 and 41 ms a step
+    against the lean loss's gather path's 57 and 225 ms (issue #24's profile); on a CPU the lean
+    loss is the measured fastest (benchmarks/bench_cpc.py)."""
+    return "gemm" if device.type == "cuda" else "lean"
 
 
 class PoolScores(torch.autograd.Function):
@@ -31,41 +45,45 @@ class PoolScores(torch.autograd.Function):
 
     Autograd's own gather saves its whole input: every k's full product would stay alive until
     the backward pass (12 x 4 096 x 32 768 floats, 6.4 GB, at a DDP-sized pool). Here forward
-    and backward go through row chunks of at most `CHUNK` floats, each freed at once. A pool of
-    up to `GATHER_ABOVE` x N frames is scored by one matrix product per chunk (backward
-    scatters into a chunk-sized matrix and multiplies as autograd's mm does: a single chunk gives
-    autograd's values bit for bit); a larger one, where the product would cost P / N times the
-    work, by gathering each row's N candidates (R x N x H per chunk, recomputed in backward).
+    and backward go through row chunks of at most `CHUNK` floats, each freed at once. With
+    `gathered` False the pool is scored by one matrix product per chunk (backward scatters into
+    a chunk-sized matrix and multiplies as autograd's mm does: a single chunk in float32 gives
+    autograd's values bit for bit), its operands cast to `dtype` (bf16 on a GPU: the products
+    accumulate in float32, the scores are rounded to bf16); with `gathered` True, where the
+    product would cost P / N times the work, each row's N candidates are gathered (R x N x H per
+    chunk, recomputed in backward), in float32.
     """
 
     @staticmethod
-    def forward(ctx, predicted: torch.Tensor, pool: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, predicted, pool, index, gathered: bool, dtype: torch.dtype) -> torch.Tensor:
         ctx.save_for_backward(predicted, pool, index)
-        gathered = len(pool) > GATHER_ABOVE * index.shape[1]
+        ctx.gathered, ctx.dtype = gathered, dtype
+        low, low_pool = predicted.to(dtype), pool.to(dtype)
         parts = []
         for s in _chunks(predicted, pool, index, gathered):
             if gathered:
                 parts.append(torch.bmm(pool[index[s]], predicted[s].unsqueeze(-1)).squeeze(-1))
             else:
-                parts.append((predicted[s] @ pool.T).gather(1, index[s]))
-        return torch.cat(parts)
+                parts.append((low[s] @ low_pool.T).gather(1, index[s]))
+        return torch.cat(parts).to(predicted.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         predicted, pool, index = ctx.saved_tensors
-        gathered = len(pool) > GATHER_ABOVE * index.shape[1]
+        gathered, dtype = ctx.gathered, ctx.dtype
         grad_predicted, grad_pool = [], None if not gathered else torch.zeros_like(pool)
+        low, low_pool = predicted.to(dtype), pool.to(dtype)
         for s in _chunks(predicted, pool, index, gathered):
             if gathered:
                 grad_predicted.append(torch.bmm(grad[s].unsqueeze(1), pool[index[s]]).squeeze(1))
                 rows = (grad[s].unsqueeze(-1) * predicted[s].unsqueeze(1)).reshape(-1, pool.shape[1])
                 grad_pool.index_add_(0, index[s].reshape(-1), rows)
                 continue
-            scattered = grad.new_zeros(len(index[s]), len(pool)).scatter_add_(1, index[s], grad[s])
-            grad_predicted.append(scattered.mm(pool))
-            part = predicted[s].t().mm(scattered).t()
+            scattered = grad.new_zeros(len(index[s]), len(pool)).scatter_add_(1, index[s], grad[s]).to(dtype)
+            grad_predicted.append(scattered.mm(low_pool).to(predicted.dtype))
+            part = low[s].t().mm(scattered).t().to(pool.dtype)
             grad_pool = part if grad_pool is None else grad_pool + part
-        return torch.cat(grad_predicted), grad_pool, None
+        return torch.cat(grad_predicted), grad_pool, None, None, None
 
 
 def _chunks(predicted: torch.Tensor, pool: torch.Tensor, index: torch.Tensor, gathered: bool) -> list[slice]:
@@ -106,22 +124,26 @@ def info_nce(
     pool: torch.Tensor,
     draws: torch.Tensor,
     row_offset: int = 0,
-    materialise: bool = False,
+    scorer: str = "lean",
     subpool: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean InfoNCE loss over k, and per-k loss and accuracy (both shape (K,)).
 
     frames: (B, T, H) targets z; predictions: (B, T, K, H); pool: (P, H) candidate negatives,
     where this batch's frames are rows [row_offset * T, (row_offset + B) * T) of the pool;
-    draws: (B, T, N) from `draw_negatives`. `materialise=True` is the straightforward
-    formulation, kept for the benchmark and as the reference in tests. With `subpool` (S,)
-    and its draws from `draw_subpool`, draws index the sub-pool.
+    draws: (B, T, N) from `draw_negatives`. `scorer` is one of `SCORERS`: `materialise` is the
+    straightforward formulation, kept for the benchmark and as the reference in tests; `gemm`
+    casts the scoring products' operands to `dtype` (the positives stay in float32). With
+    `subpool` (S,) and its draws from `draw_subpool`, draws index the sub-pool.
     """
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
     b, t, k_max, h = predictions.shape
     n = draws.shape[-1]
-    draws = draws.to(frames.device)
+    draws = draws.to(frames.device, non_blocking=True)
     if subpool is not None:
-        subpool = subpool.to(frames.device)
+        subpool = subpool.to(frames.device, non_blocking=True)
         pool = pool[subpool]
     rows = torch.arange(b, device=frames.device).unsqueeze(1) + row_offset
     losses, accuracies = [], []
@@ -134,11 +156,14 @@ def info_nce(
         index = draws[:, :span].reshape(-1, n)
         if subpool is None:
             index = index + (index >= where).long()  # skip over the positive
-        if materialise:
+        if scorer == "materialise":
             # CPC_audio's way: a (rows, 1 + N, H) candidates tensor times the prediction.
             negatives = (pool[index] * predicted.unsqueeze(1)).sum(-1)
+        elif scorer == "gemm":
+            negatives = PoolScores.apply(predicted, pool, index, False, dtype)
         else:
-            negatives = PoolScores.apply(predicted, pool, index)
+            gathered = len(pool) > GATHER_ABOVE * n
+            negatives = PoolScores.apply(predicted, pool, index, gathered, predicted.dtype)
         if subpool is not None:  # a draw of the positive's own frame is no negative
             negatives = negatives.masked_fill(subpool[index] == where, float("-inf"))
         logits = torch.cat([positive, negatives], dim=1).float()

@@ -29,11 +29,12 @@ from jtm.data.sampling import plan_epoch
 from jtm.data.windows import WindowDataset, as_batch, load_windows
 from jtm.errors import TrainingError
 from jtm.models.artifact import save_model
+from jtm.models.encoder import DOWNSAMPLING
 from jtm.models.registry import build_cpc
 from jtm.models.spec import spec_of
 from jtm.train.checkpoint import TrainState, restore_training, save_training
 from jtm.train.distributed import Distributed, barrier, gather_frames, setup_distributed, wrap
-from jtm.train.infonce import draw_negatives, draw_subpool, info_nce
+from jtm.train.infonce import draw_negatives, draw_subpool, info_nce, scorer_for
 from jtm.train.sources import Sources, tables_digest, training_sources
 from jtm.train.streams import new_state, select_state, store_state
 
@@ -91,7 +92,8 @@ def evaluate(model, windows, tracks, cfg: PretrainConfig, device) -> tuple[np.nd
         draws = draw_negatives(
             _generator(cfg.seed + 1, step), len(batch), length, cfg.n_negatives, len(batch) * length
         )
-        _, loss_k, acc_k = info_nce(frames, predictions.float(), frames.reshape(-1, frames.shape[-1]), draws)
+        pool = frames.reshape(-1, frames.shape[-1])
+        _, loss_k, acc_k = info_nce(frames, predictions.float(), pool, draws, scorer=scorer_for(device))
         losses.append(loss_k.cpu().numpy())
         accuracies.append(acc_k.cpu().numpy())
     model.train()
@@ -101,7 +103,8 @@ def evaluate(model, windows, tracks, cfg: PretrainConfig, device) -> tuple[np.nd
 @dataclasses.dataclass
 class Batch:
     """One rank's share of a global batch: audio (b, L), streams and resets (b,), the global
-    batch's size and where this share starts in it."""
+    batch's size and where this share starts in it; its negatives (`step_draws`: this share's
+    rows (b, T, N), and the sub-pool (S,) or None), already on their way to the device."""
 
     audio: torch.Tensor
     streams: torch.Tensor
@@ -109,66 +112,91 @@ class Batch:
     size: int
     offset: int
     position: int  # the batch's index in its epoch's plan
+    draws: torch.Tensor
+    subpool: torch.Tensor | None
 
 
-def epoch_batches(dataset, sources: Sources, cfg: PretrainConfig, dist: Distributed, state: TrainState):
+def step_draws(
+    cfg: PretrainConfig, step: int, size: int, length: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The negatives of `step` for a global batch of `size` windows of `length` frames: draws
+    (size, length, N), and the sub-pool (S,) when `pretrain.negative_pool` is below the pool
+    (else None). A pure function of (seed, step), drawn on the CPU: the same on any device."""
+    pool, draw_generator = size * length, _generator(cfg.seed, step)
+    if 0 < cfg.negative_pool < pool:  # negatives from a seeded random subset of the pool
+        subpool_generator = _generator(cfg.seed + 2, step)
+        subpool, draws = draw_subpool(
+            subpool_generator, draw_generator, size, length, cfg.n_negatives, pool, cfg.negative_pool
+        )
+        return draws, subpool
+    return draw_negatives(draw_generator, size, length, cfg.n_negatives, pool), None
+
+
+def epoch_batches(
+    dataset, sources: Sources, cfg: PretrainConfig, dist: Distributed, state: TrainState, length: int
+):
     """The batches of `state.epoch` from `state.position` on: this rank's rows of each, read by
-    `cfg.workers` DataLoader processes, or `cfg.fetch_threads` threads of this one, or here."""
+    `cfg.workers` DataLoader processes, or `cfg.fetch_threads` threads of this one, or here;
+    windows of `length` frames. Each batch's negatives are drawn ahead with it, in page-locked
+    memory on CUDA, so the step neither waits for the CPU nor copies from pageable memory."""
     shares = sources.rank_batches(cfg, state.epoch, dist.rank, dist.world)
-    shares = [share for share in shares if share.position >= state.position]
-    refs = [share.refs for share in shares]
+    jobs = [
+        (share, state.step + j) for j, share in enumerate(s for s in shares if s.position >= state.position)
+    ]
+    cuda = dist.device.type == "cuda"
+    pin = (lambda x: x if x is None else x.pin_memory()) if cuda else (lambda x: x)
+
+    def negatives(job):
+        share, step = job
+        draws, subpool = step_draws(cfg, step, share.size, length)
+        return pin(draws[share.offset : share.offset + len(share.refs)]), pin(subpool)
+
     if cfg.workers == 0 and cfg.fetch_threads > 0:
-        fetch = _pinned(dataset) if dist.device.type == "cuda" else dataset.__getitems__
-        loaded = prefetched(fetch, refs, cfg.fetch_threads)
+
+        def fetch(job):
+            audio, streams, resets = dataset.__getitems__(job[0].refs)
+            return (pin(audio), streams, resets), negatives(job)
+
+        loaded = prefetched(fetch, jobs, cfg.fetch_threads)
     else:
-        loaded = DataLoader(
+        loader = DataLoader(
             dataset,
-            batch_sampler=refs,
+            batch_sampler=[share.refs for share, _ in jobs],
             num_workers=cfg.workers,
             collate_fn=as_batch,
-            pin_memory=dist.device.type == "cuda",
+            pin_memory=cuda,
             persistent_workers=False,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-    for (audio, streams, resets), share in zip(loaded, shares, strict=True):
-        yield Batch(audio.to(dist.device, non_blocking=True), streams, resets, share.size, share.offset,
-                    share.position)  # fmt: skip
-
-
-def _pinned(dataset):
-    """Fetch a batch with its audio in page-locked memory (an asynchronous copy to the GPU)."""
-
-    def fetch(refs):
-        audio, streams, resets = dataset.__getitems__(refs)
-        return audio.pin_memory(), streams, resets
-
-    return fetch
+        loaded = zip(loader, prefetched(negatives, jobs, 1) if cuda else map(negatives, jobs), strict=True)
+    device = dist.device
+    for ((audio, streams, resets), (draws, subpool)), (share, _) in zip(loaded, jobs, strict=True):
+        subpool = None if subpool is None else subpool.to(device, non_blocking=True)
+        yield Batch(audio.to(device, non_blocking=True), streams, resets, share.size, share.offset,
+                    share.position, draws.to(device, non_blocking=True), subpool)  # fmt: skip
 
 
 def train_step(trained, optimizer, scheduler, batch: Batch, state: TrainState, cfg, dist, autocast):
-    """One optimiser step on `batch`; per-k loss and accuracy (K,), left on the device."""
+    """One optimiser step on `batch`; per-k loss and accuracy (K,), left on the device. The
+    loss is scored in float32, but for the GPU's GEMM scorer's bf16 products under `bf16`."""
     carried = select_state(state.carried, batch.streams, batch.resets)
     with autocast:
         frames, _, predictions, new = trained(batch.audio, carried)
     store_state(state.carried, batch.streams, new)
-    frames = frames.float()  # the loss in float32 whatever the autocast dtype
-    length = frames.shape[1]
-    pool, subpool = batch.size * length, None
-    draw_generator = _generator(cfg.seed, state.step)
-    if 0 < cfg.negative_pool < pool:  # negatives from a seeded random subset of the pool
-        subpool_generator = _generator(cfg.seed + 2, state.step)
-        subpool, draws = draw_subpool(
-            subpool_generator, draw_generator, batch.size, length, cfg.n_negatives, pool, cfg.negative_pool
+    frames = frames.float()
+    if frames.shape[1] != batch.draws.shape[1]:
+        raise ValueError(
+            f"the model gave {frames.shape[1]} frames a window, its draws {batch.draws.shape[1]}"
         )
-    else:
-        draws = draw_negatives(draw_generator, batch.size, length, cfg.n_negatives, pool)
     loss, loss_k, acc_k = info_nce(
         frames,
         predictions.float(),
         gather_frames(frames, dist.world),
-        draws[batch.offset : batch.offset + len(batch.audio)],
+        batch.draws,
         batch.offset,
-        subpool=subpool,
+        scorer=scorer_for(dist.device),
+        subpool=batch.subpool,
+        dtype=torch.bfloat16 if cfg.bf16 and dist.device.type == "cuda" else torch.float32,
     )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -178,11 +206,15 @@ def train_step(trained, optimizer, scheduler, batch: Batch, state: TrainState, c
     return loss_k.detach(), acc_k.detach()
 
 
-class Progress:
-    """Per-k training figures since the last log step, the curves and the speed (windows/s)."""
+MEASUREMENTS = ("windows_per_s", "gpu_peak_gb")  # logged to MLflow, kept out of the curves files
 
-    def __init__(self, cfg: PretrainConfig, state: TrainState, tracker, main: bool):
-        self.cfg, self.state, self.tracker, self.main = cfg, state, tracker, main
+
+class Progress:
+    """Per-k training figures since the last log step, the curves and the speed (windows/s; on
+    CUDA also the peak GPU memory so far, GB)."""
+
+    def __init__(self, cfg: PretrainConfig, state: TrainState, tracker, main: bool, device: torch.device):
+        self.cfg, self.state, self.tracker, self.main, self.device = cfg, state, tracker, main, device
         self.losses, self.accuracies, self.first = [], [], state.step + 1
         self.windows, self.clock = 0, time.perf_counter()
         self.loss_k = self.acc_k = np.zeros(cfg.n_predicts)
@@ -223,13 +255,16 @@ class Progress:
                 self.acc_k[0],
                 speed,
             )
-            self.record("train", self.loss_k, self.acc_k, {"windows_per_s": speed, "lr": lr})
+            extra = {"windows_per_s": speed, "lr": lr}
+            if self.device.type == "cuda":
+                extra["gpu_peak_gb"] = torch.cuda.max_memory_allocated(self.device) / 1e9
+            self.record("train", self.loss_k, self.acc_k, extra)
 
     def record(self, prefix: str, loss_k, acc_k, extra: dict) -> None:
         values = per_k(prefix, loss_k, acc_k) | extra
-        # The speed is a measurement, not a result: MLflow gets it, the curves file (an output
-        # that must be identical across runs) does not.
-        kept = {k.removeprefix(f"{prefix}_"): v for k, v in values.items() if k != "windows_per_s"}
+        # Speed and memory are measurements, not results: MLflow gets them, the curves file (an
+        # output that must be identical across runs) does not.
+        kept = {k.removeprefix(f"{prefix}_"): v for k, v in values.items() if k not in MEASUREMENTS}
         self.state.history[prefix].append({"step": self.state.step} | kept)
         if self.tracker is not None:
             self.tracker.metrics(values, step=self.state.step)
@@ -267,6 +302,7 @@ def pretrain(
     val_windows, val_tracks = load_windows(index_dir, ("val",))
     if sources.windows.empty:
         raise ValueError(f"{index_dir}: no train windows")
+    window = int(sources.windows["length"].iloc[0])
     dataset = WindowDataset(sources.windows, sources.tracks)
     run = numerics(cfg, dist.device, dist.world)
     fingerprint = _fingerprint(cfg, index_dir, unlabeled, run)
@@ -279,9 +315,9 @@ def pretrain(
     autocast = torch.autocast(
         dist.device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and dist.device.type == "cuda"
     )
-    progress = Progress(cfg, state, tracker, dist.main)
+    progress = Progress(cfg, state, tracker, dist.main, dist.device)
     while state.step < cfg.steps:
-        for batch in epoch_batches(dataset, sources, cfg, dist, state):
+        for batch in epoch_batches(dataset, sources, cfg, dist, state, window // DOWNSAMPLING):
             if state.step >= cfg.steps:
                 break
             progress.add(
@@ -306,7 +342,6 @@ def pretrain(
         )
         metrics |= per_k("train", progress.loss_k, progress.acc_k) | per_k("val", val_loss_k, val_acc_k)
         metrics["chance_accuracy"] = 1 / (1 + cfg.n_negatives)
-        window = int(sources.windows["length"].iloc[0])
         _write_outputs(out_dir, model, cfg, resolved, window, metrics, state.history)
         if tracker is not None:
             tracker.artifacts(out_dir)
