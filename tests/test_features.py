@@ -15,6 +15,7 @@ import torch
 
 from jtm import load_encoder
 from jtm.features.files import embed_files
+from tests.realworld import encode
 
 
 def write_library(folder: Path) -> None:
@@ -28,18 +29,26 @@ def write_library(folder: Path) -> None:
     sf.write(folder / "stereo.mp3", np.stack([np.sin(2 * np.pi * 550 * t)] * 2, 1) * 0.3, 48_000)
     sf.write(folder / "short.wav", np.zeros(1000), 16_000)
     (folder / "broken.flac").write_bytes(b"fLaC not really")
+    encode(folder / "bought.m4a", "aac", 44_100, seconds=2.0)  # FFmpeg's: libsndfile reads neither
+    encode(folder / "clip.mp4", "aac", 48_000, seconds=2.0, video=True)  # a video's sound track
+    (folder / "cover.jpg").write_bytes(b"not audio")
 
 
-def test_a_folder_of_mixed_formats_is_embedded_window_by_window(built, tmp_path):
+def test_a_folder_of_mixed_formats_is_embedded_window_by_window(built, tmp_path, caplog):
     write_library(tmp_path / "library")
     model = Path(built["paths"]["pretrain"])
-    metrics = embed_files([str(tmp_path / "library")], model, tmp_path / "out", layer="context", hop=4000)
+    with caplog.at_level("INFO", logger="jtm.ingest.account"):
+        metrics = embed_files([str(tmp_path / "library")], model, tmp_path / "out", layer="context", hop=4000)
     out = tmp_path / "out"
     files = pd.read_parquet(out / "files.parquet").set_index(
         pd.read_parquet(out / "files.parquet")["path"].map(lambda p: Path(p).name)
     )
-    assert metrics["embedded_files"] == 4 and metrics["files"] == 6
+    assert (metrics["embedded_files"], metrics["files"], metrics["skipped_not_audio"]) == (6, 8, 1)
     assert files.loc["short.wav", "status"] == "short" and files.loc["broken.flac", "status"] == "error"
+    assert files.loc["broken.flac", "reason"].startswith("not an audio file")
+    assert (files.loc["bought.m4a", "decoder"], files.loc["clip.mp4", "format"]) == ("ffmpeg", "MP4")
+    said = [r.getMessage() for r in caplog.records if r.name == "jtm.ingest.account"]
+    assert said[0] == "features: 9 files under the folders named" and any("MP4/AAC" in line for line in said)
     keys = pd.read_parquet(out / "keys.parquet")
     frames, pooled = np.load(out / "frames.npy", mmap_mode="r"), np.load(out / "pooled.npy")
     assert len(keys) == len(frames) == len(pooled) == files["windows"].sum()

@@ -20,7 +20,9 @@ import torch
 import yaml
 
 from jtm.config import set_dotted
+from jtm.ingest.decode import SHORTFALL_FRAMES
 from jtm.runner import run_stage
+from tests.realworld import announce_more, encode
 
 RATE = 16_000
 
@@ -87,6 +89,110 @@ def test_every_format_rate_and_channel_count_becomes_mono_16k(tiny_params, tmp_p
     assert corpora["corpora"]["lib"]["files"] == len(FORMATS) and corpora["sample_rate"] == RATE
 
 
+# name: (codec, rate, channels, options, FFmpeg's container and codec names)
+FFMPEG_FORMATS = {
+    "aac_stereo_44k.m4a": ("aac", 44_100, 2, {}, "M4A", "AAC"),
+    "wma_stereo_44k.wma": ("wmav2", 44_100, 2, {"fmt": "asf"}, "ASF", "WMAV2"),
+    "opus_mono_48k.webm": ("libopus", 48_000, 1, {}, "WEBM", "OPUS"),
+    "video_aac_48k.mp4": ("aac", 48_000, 2, {"video": True}, "MP4", "AAC"),  # a video's sound track
+}
+
+
+def test_what_libsndfile_cannot_read_ffmpeg_decodes_a_videos_sound_track_too(tiny_params, tmp_path):
+    """A folder of M4A, WMA, WebM and a video: every file ingested (none of it was even a
+    candidate before), each the tones it holds, at 16 kHz mono, its length within codec slack."""
+    (tmp_path / "music").mkdir()
+    for name, (codec, rate, channels, options, *_) in FFMPEG_FORMATS.items():
+        encode(tmp_path / "music" / name, codec, rate, channels, seconds=2.0, **options)
+    params = ingest_params(tiny_params, [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}])
+    metrics = run_stage("ingest", params)
+    assert (metrics["ingested"], metrics["errors"]) == (len(FFMPEG_FORMATS), 0)
+    out = Path(params["paths"]["ingest"])
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    manifest.index = manifest["path"].map(lambda p: Path(p).name)
+    for name, (_, rate, channels, _, container, codec) in FFMPEG_FORMATS.items():
+        row = manifest.loc[name]
+        assert (row.decoder, row.format, row.subtype, row.source_rate, row.channels) == (
+            "ffmpeg",
+            container,
+            codec,
+            rate,
+            channels,
+        ), name
+        assert abs(row.samples - 2 * RATE) <= 0.1 * RATE, (name, row.samples)  # priming, padding
+        assert abs(row.decoded_frames * RATE / rate - row.samples) <= 1, name
+        got = shard_audio(out, row)
+        spectrum = np.abs(np.fft.rfft(got[RATE // 4 : RATE // 4 + RATE]))
+        assert abs(int(np.argmax(spectrum)) - 440) <= 2, name
+        if channels == 2:
+            assert spectrum[660] > 0.2 * spectrum[440], name
+
+
+def test_a_header_announcing_a_few_codec_blocks_more_than_decode_is_no_reason_to_reject(
+    tiny_params, tmp_path
+):
+    """Ogg's last granule position announcing more than decodes (the issue's library: 5 806
+    frames over): within SHORTFALL_FRAMES it is ingested with both counts kept; one frame
+    more and it is a truncated file."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    audio, rate = stereo(44_100, 2.0), 44_100
+    sf.write(folder / "probe.ogg", audio, rate, format="OGG", subtype="VORBIS")
+    announce_more(folder / "probe.ogg", 10**6)  # the decoder then keeps the last packet whole
+    decoded = len(sf.read(folder / "probe.ogg")[0])
+    (folder / "probe.ogg").unlink()
+    for name, shortfall in (
+        ("issue.ogg", 5806),
+        ("within.ogg", SHORTFALL_FRAMES),
+        ("beyond.ogg", SHORTFALL_FRAMES + 1),
+    ):
+        sf.write(folder / name, audio, rate, format="OGG", subtype="VORBIS")
+        announce_more(folder / name, decoded + shortfall - len(audio))
+        assert sf.info(folder / name).frames == decoded + shortfall  # what the header announces now
+    params = ingest_params(tiny_params, [{"name": "lib", "paths": [str(folder)], "weight": 1.0}])
+    metrics = run_stage("ingest", params)
+    assert (metrics["ingested"], metrics["errors"]) == (2, 1)
+    out = Path(params["paths"]["ingest"])
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    manifest.index = manifest["path"].map(lambda p: Path(p).name)
+    for name, shortfall in (("issue.ogg", 5806), ("within.ogg", SHORTFALL_FRAMES)):
+        assert manifest.loc[name, "source_frames"] - manifest.loc[name, "decoded_frames"] == shortfall
+        assert manifest.loc[name, "decoded_frames"] == decoded
+    (reject,) = pd.read_parquet(out / "rejects.parquet").itertuples()
+    assert Path(reject.path).name == "beyond.ogg" and reject.reason == (
+        f"truncated: {decoded} of the {decoded + SHORTFALL_FRAMES + 1} frames its header announces decode"
+    )
+
+
+def test_every_file_under_the_folders_is_accounted_for(tiny_params, tmp_path, caplog):
+    """Used per format (files, hours), rejected per reason, and the rest skipped as not audio
+    by extension: in the log, the metrics and corpora.json. A file without an extension is
+    probed: audio inside is a candidate."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    sf.write(folder / "a.ogg", stereo(44_100, 2.0), 44_100, format="OGG", subtype="VORBIS")
+    encode(folder / "b.m4a", "aac", 44_100, seconds=3.0)
+    encode(folder / "track07", "aac", 44_100, seconds=2.0, fmt="mp4")  # audio without an extension
+    (folder / "notes.mp3").write_text("not audio\n")
+    sf.write(folder / "short.wav", np.zeros(RATE // 4), RATE)
+    for name in ("cover.jpg", "back.jpg", "list.m3u", "README"):
+        (folder / name).write_text("not audio\n")
+    params = ingest_params(tiny_params, [{"name": "lib", "paths": [str(folder)], "weight": 1.0}])
+    with caplog.at_level("INFO", logger="jtm.ingest.account"):
+        metrics = run_stage("ingest", params)
+    assert (metrics["files"], metrics["ingested"], metrics["skipped_not_audio"]) == (5, 3, 4)
+    corpora = yaml.safe_load((Path(params["paths"]["ingest"]) / "corpora.json").read_text())
+    assert corpora["corpora"]["lib"]["skipped_not_audio"] == {".jpg": 2, ".m3u": 1, "(none)": 1}
+    lines = [r.getMessage().split() for r in caplog.records if r.name == "jtm.ingest.account"]
+    assert lines[0][:3] == ["ingest:", "9", "files"]
+    assert ["used", "M4A/AAC", "1", "file,", "3.0", "s"] in lines
+    assert ["used", "MOV/AAC", "1", "file,", "2.0", "s"] in lines  # track07: FFmpeg names its family "mov"
+    assert ["used", "OGG/VORBIS", "1", "file,", "2.0", "s"] in lines
+    assert ["rejected", "not", "an", "audio", "file", "1", "file"] in lines
+    assert ["rejected", "shorter", "than", "one", "window", "1", "file"] in lines
+    assert ["skipped:", "not", "audio", ".jpg", "2", "files"] in lines
+
+
 def write_bad_files(folder: Path) -> dict[str, str]:
     """Each bad file and the word its reason must hold."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -101,11 +207,15 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     (folder / "truncated.wav").write_bytes(whole[: len(whole) // 2])
     sf.write(folder / "short.wav", good[: RATE // 4], RATE)
     (folder / "cover.jpg").write_bytes(b"not audio")  # no audio extension: not a candidate at all
+    (folder / "notes.mp3").write_text("a text file named .mp3\n")
+    encode(folder / "silent.mp4", "aac", RATE, video=True, audio=False)  # a video without sound
     return {
         "zero.wav": "empty",
-        "corrupt.flac": "unreadable",
+        "corrupt.flac": "not an audio file",
         "nan.wav": "non-finite",
         "truncated.wav": "truncated",
+        "notes.mp3": "not an audio file",
+        "silent.mp4": "no audio stream (streams: video)",
     }
 
 
@@ -113,7 +223,7 @@ def test_bad_files_are_skipped_and_listed_with_their_reason(tiny_params, tmp_pat
     bad = write_bad_files(tmp_path / "music")
     params = ingest_params(tiny_params, [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}])
     metrics = run_stage("ingest", params)
-    assert (metrics["files"], metrics["ingested"], metrics["errors"], metrics["short"]) == (6, 1, 4, 1)
+    assert (metrics["files"], metrics["ingested"], metrics["errors"], metrics["short"]) == (8, 1, 6, 1)
     rejects = pd.read_parquet(Path(params["paths"]["ingest"]) / "rejects.parquet")
     reasons = {Path(r.path).name: (r.kind, r.reason) for r in rejects.itertuples()}
     for name, word in bad.items():
@@ -125,15 +235,15 @@ def test_bad_files_are_skipped_and_listed_with_their_reason(tiny_params, tmp_pat
 def test_too_many_rejects_fail_naming_the_table_and_write_nothing(tiny_params, tmp_path):
     write_bad_files(tmp_path / "music")
     corpora = [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}]
-    params = ingest_params(tiny_params, corpora, max_rejected=0.5)  # 4 of 6 files are errors
+    params = ingest_params(tiny_params, corpora, max_rejected=0.5)  # 6 of 8 files are errors
     file = tmp_path / "params.yaml"
     file.write_text(yaml.safe_dump(params))
     jtm = Path(sys.executable).with_name("jtm")
     result = subprocess.run([jtm, "ingest", "--params", file], capture_output=True, text=True)
     assert result.returncode == 2
     table = Path(params["paths"]["ingest_work"]) / "rejects.parquet"
-    assert f"{table}: 4 of 6 files could not be ingested" in result.stderr
-    assert len(pd.read_parquet(table)) == 5 and not Path(params["paths"]["ingest"]).exists()
+    assert f"{table}: 6 of 8 files could not be ingested" in result.stderr
+    assert len(pd.read_parquet(table)) == 7 and not Path(params["paths"]["ingest"]).exists()
 
 
 def test_the_same_bytes_twice_are_ingested_once(tiny_params, tmp_path):

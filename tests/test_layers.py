@@ -11,7 +11,15 @@ from jtm.codedeps import imports, module_files
 # Lowest first; a module may import its own layer or any below it. Data and models sit side by
 # side and never import each other (data code never imports models).
 LAYERS = [
-    ("jtm.errors", "jtm.choices", "jtm.progress", "jtm.atomic", "jtm.codedeps", "jtm.models.spec"),
+    (
+        "jtm.errors",
+        "jtm.choices",
+        "jtm.progress",
+        "jtm.atomic",
+        "jtm.codedeps",
+        "jtm.devices",
+        "jtm.models.spec",
+    ),
     ("jtm.config",),
     ("jtm.tracking",),
     ("jtm.data", "jtm.models"),

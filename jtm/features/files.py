@@ -1,17 +1,18 @@
 """`jtm features`: a trained model's frames and pooled embeddings for any audio files, so a
 researcher can use a model on their own music without building a corpus.
 
-Every file the ingest path decodes (any format libsndfile reads, any rate, channels averaged to
-mono, resampled with soxr as stage `resample` does) is cut into windows of the model's length,
-`hop` samples apart (the remainder after the last full window is dropped; a file shorter than
-one window is listed and skipped, as is one that cannot be read), and embedded in batches.
+Every file the ingest path decodes (any format libsndfile or FFmpeg reads, a video's audio
+track, any rate, channels averaged to mono, resampled with soxr as stage `resample` does) is
+cut into windows of the model's length, `hop` samples apart (the remainder after the last full
+window is dropped; a file shorter than one window is listed and skipped, as is one that cannot
+be read; what became of every file is logged), and embedded in batches.
 
 Output folder (written beside its place, renamed on success)::
 
     keys.parquet    row, file (files.parquet row), path, window (0-based in its file),
                     start (16 kHz samples), seconds
-    files.parquet   path, status (ok | short | error), reason, format, source_rate, channels,
-                    samples (16 kHz), windows
+    files.parquet   path, status (ok | short | error), reason, decoder, format, subtype,
+                    source_rate, channels, samples (16 kHz), windows
     frames.npy      (windows, frames, dim) float16, memory-mappable: 100 Hz frames
     pooled.npy      (windows, dim) float32: the frames pooled (mean; meanstd, meanmax: 2 dim)
 """
@@ -30,24 +31,31 @@ from jtm.atomic import atomic_dir
 from jtm.data.index import window_starts
 from jtm.errors import DataError
 from jtm.features.embed import SAMPLE_RATE, pool
+from jtm.ingest.account import account_table, log_account
 from jtm.ingest.decode import Target, decode_file
-from jtm.ingest.discover import Corpus, discover
+from jtm.ingest.discover import Corpus, survey
 from jtm.models.artifact import load_encoder
 from jtm.progress import progress
 
 
-def _decode_all(paths: list[str], scratch: Path, target: Target) -> tuple[pd.DataFrame, list[Path | None]]:
-    """Each file decoded into `scratch` (raw float32): the files table and each file's raw path."""
+def _decode_all(
+    paths: list[str], scratch: Path, target: Target
+) -> tuple[pd.DataFrame, list[Path | None], int]:
+    """Each file decoded into `scratch` (raw float32): the files table, each file's raw path,
+    and the count of files skipped as not audio; what became of every file is logged."""
+    found = survey(Corpus("files", tuple(paths), 1.0))
     rows, raws = [], []
-    for i, candidate in enumerate(
-        progress(discover(Corpus("files", tuple(paths), 1.0)), desc="features: decode", unit="files")
-    ):
+    for i, candidate in enumerate(progress(found.candidates, desc="features: decode", unit="files")):
         raw = scratch / f"{i}.raw"
         decoded = decode_file(candidate.path, raw, target, fingerprint=False)
-        about = {k: getattr(decoded, k) for k in ("status", "reason", "format", "source_rate", "channels")}
-        rows.append({"path": candidate.path, **about, "samples": decoded.samples})
+        fields = ("status", "reason", "decoder", "format", "subtype", "source_rate", "channels")
+        rows.append(
+            {"path": candidate.path, **{k: getattr(decoded, k) for k in fields}, "samples": decoded.samples}
+        )
         raws.append(raw if decoded.status == "ok" else None)
-    return pd.DataFrame(rows), raws
+    files = pd.DataFrame(rows)
+    log_account("features", account_table(files, found.skipped, target.rate))
+    return files, raws, sum(found.skipped.values())
 
 
 def _keys(files: pd.DataFrame, window: int, hop: int) -> pd.DataFrame:
@@ -81,7 +89,7 @@ def embed_files(
     encoder = load_encoder(model_dir, layer)
     target = Target(SAMPLE_RATE, quality, "float32", 10.0, window, hop)
     with tempfile.TemporaryDirectory() as scratch, atomic_dir(out) as tmp:
-        files, raws = _decode_all(paths, Path(scratch), target)
+        files, raws, skipped = _decode_all(paths, Path(scratch), target)
         keys = _keys(files, window, hop)
         if keys.empty:
             raise DataError(
@@ -115,6 +123,7 @@ def embed_files(
     return {
         "files": len(files),
         "embedded_files": int((files["windows"] > 0).sum()),
+        "skipped_not_audio": skipped,
         "windows": len(keys),
         "dim": int(pooled.shape[1]),
     }

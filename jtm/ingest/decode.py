@@ -1,25 +1,35 @@
 """One file -> mono samples at the target rate, streamed: memory stays bounded whatever its length.
 
-Decoding is libsndfile's (soundfile), resampling soxr's, as in stage `resample`; channels are
-averaged to mono. A file that cannot be used is not an exception but a `Decoded` with status
-`error` (unreadable, zero-length, truncated, non-finite samples) or `short` (under one
-window): a 1 000-hour ingest must not stop for one bad file.
+Decoding is libsndfile's, or FFmpeg's for what libsndfile cannot read (jtm/ingest/readers.py);
+resampling is soxr's, as in stage `resample`; channels are averaged to mono. A file that cannot
+be used is not an exception but a `Decoded` with status `error` (not audio, no audio stream, a
+decoder error, zero-length, truncated, non-finite samples) or `short` (under one window): a
+1 000-hour ingest must not stop for one bad file.
+
+A header's announced length is not the decoder's: Ogg's last granule position, MP3's Xing/LAME
+frame count and AAC's priming and padding commonly announce a few thousand frames more than
+decode. A shortfall up to `SHORTFALL_FRAMES` is that bookkeeping, not damage: the file is
+ingested with both counts kept; a larger one is a truncated file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 
 from jtm.data import pcm
 from jtm.ingest.fingerprint import Fingerprint
+from jtm.ingest.readers import DecodeError, NotAudio, Reader, open_audio
+
+# Two of the largest codec blocks (Vorbis: 8 192 samples; MP3 1 152, AAC 1 024): 0.37 s at 44.1 kHz.
+SHORTFALL_FRAMES = 16_384
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,9 @@ class Target:
 @dataclass(frozen=True)
 class Decoded:
     """A file's fate: status `ok` (its samples in a raw file), `short` or `error` (`reason` says
-    why), with what libsndfile said of it (format, subtype, rate, channels, frames) and, when
-    ok, the Chromaprint fingerprint of its 16 kHz samples (for the leakage guard)."""
+    why), with what its decoder said of it (`decoder`: libsndfile | ffmpeg; format, subtype,
+    rate, channels, the frames its header announces) and what decoded (`decoded_frames`, at its
+    own rate) and, when ok, the Chromaprint fingerprint of its 16 kHz samples (the leakage guard)."""
 
     sha256: str
     status: str
@@ -50,6 +61,8 @@ class Decoded:
     source_rate: int = 0
     channels: int = 0
     source_frames: int = 0
+    decoded_frames: int = 0
+    decoder: str = ""
     samples: int = 0
     fingerprint: tuple[int, ...] = ()
 
@@ -69,38 +82,33 @@ def _quantise(samples: np.ndarray, dtype: str) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
-def _stream(path: str, handle, target: Target, info, printer: Fingerprint | None) -> tuple[int, int, str]:
+def _stream(reader: Reader, handle, target: Target, printer: Fingerprint | None) -> tuple[int, int, str]:
     """Decode, downmix, resample, fingerprint and write raw samples to `handle`: (frames read,
-    samples written, reason the file is unusable or "")."""
+    samples written, reason the file is unusable or ""). A decoder error raises DecodeError."""
     resampler = None
-    if info.samplerate != target.rate:
-        resampler = soxr.ResampleStream(
-            info.samplerate, target.rate, 1, dtype="float32", quality=target.quality
-        )
-    block = max(1, int(target.block_seconds * info.samplerate))
+    if reader.rate != target.rate:
+        resampler = soxr.ResampleStream(reader.rate, target.rate, 1, dtype="float32", quality=target.quality)
+    block = max(1, int(target.block_seconds * reader.rate))
     read = written = 0
-    with sf.SoundFile(path) as audio:
-        while True:
-            chunk = audio.read(block, dtype="float32", always_2d=True)
-            mono = chunk.mean(axis=1, dtype=np.float32) if chunk.shape[1] > 1 else chunk[:, 0]
-            bad = np.flatnonzero(~np.isfinite(mono))
-            if len(bad):
-                where = (read + int(bad[0])) / info.samplerate
-                return read, written, f"non-finite sample ({mono[bad[0]]}) at {where:.3f} s"
-            read += len(mono)
-            out = mono if resampler is None else resampler.resample_chunk(mono, last=len(mono) == 0)
-            if printer is not None:
-                printer.add(out)
-            _quantise(out, target.dtype).tofile(handle)
-            written += len(out)
-            if len(mono) == 0:
-                return read, written, ""
+    for chunk in itertools.chain(reader.blocks(block), [np.zeros((0, reader.channels), np.float32)]):
+        mono = chunk.mean(axis=1, dtype=np.float32) if chunk.shape[1] > 1 else chunk[:, 0]
+        bad = np.flatnonzero(~np.isfinite(mono))
+        if len(bad):
+            where = (read + int(bad[0])) / reader.rate
+            return read, written, f"non-finite sample ({mono[bad[0]]}) at {where:.3f} s"
+        read += len(mono)
+        out = mono if resampler is None else resampler.resample_chunk(mono, last=len(mono) == 0)
+        if printer is not None:
+            printer.add(out)
+        _quantise(out, target.dtype).tofile(handle)
+        written += len(out)
+    return read, written, ""
 
 
-def _truncation(info) -> str:
+def _truncation(extra: str) -> str:
     """libsndfile's own note that the audio chunk is shorter than its header says (a cut-off
     WAV, AIFF, W64: libsndfile then quietly reads what is there); "" when it has none."""
-    notes = re.findall(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", info.extra_info, re.M)
+    notes = re.findall(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", extra, re.M)
     for declared, present in notes:
         if int(present) < int(declared):
             return f"truncated: its header announces {declared} bytes of audio, the file holds {present}"
@@ -114,27 +122,31 @@ def decode_file(path: str, out: Path, target: Target, fingerprint: bool = True) 
     if os.path.getsize(path) == 0:
         return Decoded(sha, "error", "empty file: 0 bytes")
     try:
-        info = sf.info(path)
-    except (RuntimeError, OSError) as err:  # libsndfile's errors are RuntimeErrors
-        return Decoded(sha, "error", f"unreadable: {err}")
+        reader = open_audio(path)
+    except NotAudio as err:
+        return Decoded(sha, "error", str(err))
     about = dict(
-        format=info.format, subtype=info.subtype or "", source_rate=info.samplerate,
-        channels=info.channels, source_frames=info.frames,
+        format=reader.format, subtype=reader.subtype, source_rate=reader.rate, channels=reader.channels,
+        source_frames=reader.announced, decoder=reader.decoder,
     )  # fmt: skip
-    if info.frames <= 0:
+    if reader.decoder == "libsndfile" and reader.announced <= 0:
         return Decoded(sha, "error", "zero-length audio: no samples", **about)
-    if truncated := _truncation(info):
+    if truncated := _truncation(reader.extra):
         return Decoded(sha, "error", truncated, **about)
     partial = out.with_name(out.name + ".partial")
     printer = Fingerprint(target.rate) if fingerprint else None
     try:
         with open(partial, "wb") as handle:
-            read, written, reason = _stream(path, handle, target, info, printer)
-    except (RuntimeError, OSError) as err:
+            read, written, reason = _stream(reader, handle, target, printer)
+    except (DecodeError, RuntimeError, OSError) as err:  # libsndfile's errors are RuntimeErrors
         partial.unlink(missing_ok=True)
-        return Decoded(sha, "error", f"unreadable after the header: {err}", **about)
-    if not reason and read < info.frames:
-        reason = f"truncated: {read} of the {info.frames} frames its header announces"
+        said = str(err) if isinstance(err, DecodeError) else f"decoder error after the header: {err}"
+        return Decoded(sha, "error", said, **about)
+    about["decoded_frames"] = read
+    if not reason and read == 0:
+        reason = "zero-length audio: no samples"
+    if not reason and reader.announced - read > SHORTFALL_FRAMES:
+        reason = f"truncated: {read} of the {reader.announced} frames its header announces decode"
     if reason or written < target.min_samples:
         partial.unlink(missing_ok=True)
         if reason:

@@ -3,16 +3,21 @@
 Output folder (params `paths.ingest`; read by pretraining)::
 
     shards/<corpus>/<NNNNN>.<f32|i16>  raw samples at `resample.sample_rate`, files end to end
-    manifest.parquet   one row per ingested file: corpus, path, bytes, sha256, format,
-                       subtype, source_rate, channels, source_frames, samples (at 16 kHz),
+    manifest.parquet   one row per ingested file: corpus, path, bytes, sha256, decoder
+                       (libsndfile | ffmpeg), format, subtype, source_rate, channels,
+                       source_frames (its header's), decoded_frames, samples (at 16 kHz),
                        shard (relative path), offset (samples into the shard), fingerprint
                        (Chromaprint items of the 16 kHz samples: jtm/leakage)
-    rejects.parquet    one row per file not ingested: corpus, path, sha256, kind (error: unreadable,
-                       zero-length, truncated, non-finite; short: under one window; duplicate:
-                       the same bytes as an earlier file), reason
+    rejects.parquet    one row per file not ingested: corpus, path, sha256, kind (error: not
+                       audio, no audio stream, decoder error, zero-length, truncated, non-finite;
+                       short: under one window; duplicate: the same bytes as an earlier file), reason
     windows.parquet    every full window of every ingested file: file (manifest row), start,
                        length (samples; `index.window` and `index.hop`, as MusicNet's)
-    corpora.json       per corpus: weight, files, hours, shards; and the samples' rate and dtype
+    corpora.json       per corpus: weight, files, hours, shards, the files skipped as not audio
+                       (by extension); and the samples' rate and dtype
+
+At the end, a log line per format used (files, hours), per reject reason and per extension
+skipped (jtm/ingest/account.py): every file under the folders is accounted for.
 
 Files are decoded in parallel and packed in path order, so the shards are the same whatever the
 worker count. A killed run keeps its finished shards (jtm/ingest/shards.py); the output folder
@@ -26,6 +31,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -37,14 +43,15 @@ from jtm.atomic import atomic_dir
 from jtm.codedeps import code_digest
 from jtm.data.index import window_starts
 from jtm.errors import DataError
+from jtm.ingest.account import account_table, log_account
 from jtm.ingest.decode import Decoded, Target, decode_file
-from jtm.ingest.discover import Candidate, Corpus, discover
+from jtm.ingest.discover import Candidate, Corpus, survey
 from jtm.ingest.shards import ShardWriter, prepare, reuse, shard_name
 from jtm.progress import progress
 
 MANIFEST_COLUMNS = [
-    "corpus", "path", "bytes", "sha256", "format", "subtype", "source_rate",
-    "channels", "source_frames", "samples", "shard", "offset", "fingerprint",
+    "corpus", "path", "bytes", "sha256", "decoder", "format", "subtype", "source_rate",
+    "channels", "source_frames", "decoded_frames", "samples", "shard", "offset", "fingerprint",
 ]  # fmt: skip
 REJECT_COLUMNS = ["corpus", "path", "sha256", "kind", "reason"]
 
@@ -144,7 +151,8 @@ def ingest(
     """Ingest `corpora` into `out` (atomically), resuming from `work`. Returns figures for tracking."""
     out, work = Path(out), Path(work)
     began = time.perf_counter()
-    plan = [candidate for corpus in corpora for candidate in discover(corpus)]
+    surveys = {corpus.name: survey(corpus) for corpus in corpora}
+    plan = [candidate for found in surveys.values() for candidate in found.candidates]
     limit = max(1, int(shard_mb * 2**20))
     stamp = {k: v for k, v in asdict(target).items() if k != "hop"}  # the hop only places windows
     prepare(work, stamp | {"shard_bytes": limit, "code": _code_digest()})
@@ -154,7 +162,14 @@ def ingest(
     _pack(plan, reused, work, target, limit, first, seen, max(1, workers))
     manifest, rejects = _tables(reuse(work, plan, target.dtype)[0], target.dtype)
     _check_rejects(rejects, len(plan), max_rejected, work)
-    _write(out, work, corpora, manifest, rejects, target)
+    skipped = {name: dict(found.skipped) for name, found in surveys.items()}
+    _write(out, work, corpora, manifest, rejects, target, skipped)
+    outcomes = pd.concat(
+        [manifest.assign(status="ok", reason=""), rejects.rename(columns={"kind": "status"})]
+    )
+    log_account(
+        "ingest", account_table(outcomes, sum((s.skipped for s in surveys.values()), Counter()), target.rate)
+    )
     seconds = time.perf_counter() - began
     hours = float(manifest["samples"].sum()) / target.rate / 3600
     kinds = rejects["kind"].value_counts()
@@ -165,6 +180,7 @@ def ingest(
         "errors": int(kinds.get("error", 0)),
         "short": int(kinds.get("short", 0)),
         "duplicates": int(kinds.get("duplicate", 0)),
+        "skipped_not_audio": sum(sum(counts.values()) for counts in skipped.values()),
         "hours": hours,
         "seconds": seconds,
         "x_realtime": hours * 3600 / max(seconds, 1e-9),
@@ -172,9 +188,16 @@ def ingest(
 
 
 def _write(
-    out: Path, work: Path, corpora, manifest: pd.DataFrame, rejects: pd.DataFrame, target: Target
+    out: Path,
+    work: Path,
+    corpora,
+    manifest: pd.DataFrame,
+    rejects: pd.DataFrame,
+    target: Target,
+    skipped: dict,
 ) -> None:
-    """The output folder: shards linked from the work folder, the tables, corpora.json."""
+    """The output folder: shards linked from the work folder, the tables, corpora.json (with
+    `skipped`: per corpus, the files left out as not audio, by extension)."""
     summary = {"sample_rate": target.rate, "dtype": target.dtype, "corpora": {}}
     with atomic_dir(out) as tmp:
         for corpus in corpora:
@@ -186,6 +209,7 @@ def _write(
                 "files": len(held),
                 "hours": float(held["samples"].sum()) / target.rate / 3600,
                 "shards": int(held["shard"].nunique()),
+                "skipped_not_audio": skipped[corpus.name],
             }
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
         samples = manifest["samples"].to_numpy(dtype=np.int64)
