@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking bench-gpu profile-cpc lock clean
+.PHONY: install demo study test lint dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -64,6 +64,9 @@ bench-cpc: install
 # it is runs it (docs: ../shared/gpu/README.md's recipe; README "Performance").
 bench-gpu:
 	PYTHONPATH=$(CURDIR) python3 benchmarks/bench_gpu.py
+
+bench-decode: install
+	python benchmarks/bench_decode.py
 
 bench-loader: install
 	python benchmarks/bench_loader.py

@@ -21,10 +21,11 @@ def tones(rate: int, seconds: float, channels: int) -> np.ndarray:
 
 def encode(path: Path, codec: str, rate: int, channels: int = 2, seconds: float = 2.0, **options) -> None:
     """Write `path` with FFmpeg's `codec` (container from the extension, or `fmt`); `video`: a
-    small MPEG-4 video stream beside the audio; `audio=False`: the video alone."""
+    small MPEG-4 video stream beside the audio; `audio=False`: the video alone; `muxer`: the
+    container's options (e.g. {"write_xing": "0"}: an MP3 without its Xing header)."""
     fmt, video, audio = options.get("fmt"), options.get("video", False), options.get("audio", True)
     layout = "stereo" if channels == 2 else "mono"
-    with av.open(str(path), "w", format=fmt) as container:
+    with av.open(str(path), "w", format=fmt, options=options.get("muxer", {})) as container:
         picture = container.add_stream("mpeg4", rate=25) if video else None
         stream = container.add_stream(codec, rate=rate, layout=layout) if audio else None
         if picture is not None:

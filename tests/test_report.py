@@ -73,3 +73,18 @@ def test_report_renders_in_headless_chromium_with_no_failed_request(report):
     assert all(complete and width > 100 and height > 100 for complete, width, height in images)
     assert rows >= 4 * 6 and "all labels" in header and "1 track/class" in header
     assert header[:2] == ["task", "metric"] and "column" not in header and "" not in header
+
+
+def test_the_figures_pick_their_method_on_validation_never_on_test():
+    """Test means favour `logmel-linear`, validation `cpc-mlp`: the figures show `cpc-mlp`; a
+    validation tie goes to the first listed; a method with no validation score comes last."""
+    from jtm.report.build import best_on_validation
+
+    rows = pd.DataFrame(
+        {"method": ["logmel-linear", "cpc-linear", "cpc-mlp", "random-linear"],
+         "mean": [0.9, 0.5, 0.4, 0.3], "val_score": [0.2, 0.6, 0.7, float("nan")]}
+    )  # fmt: skip
+    assert best_on_validation(rows) == "cpc-mlp"
+    tied = rows.assign(val_score=[0.2, 0.7, 0.7, float("nan")])
+    assert best_on_validation(tied) == "cpc-linear"
+    assert best_on_validation(rows.assign(val_score=[float("nan"), 0.1, 0.0, 0.0])) == "cpc-linear"

@@ -137,7 +137,8 @@ def _write_metrics(folder: Path, rows: pd.DataFrame, table: pd.DataFrame, paired
             {
                 "headline": {"mean": r.mean, "lo": r.lo, "hi": r.hi},
                 "mean": {k: float(np.mean(v.to_numpy())) for k, v in by_metric},
-                "std": {k: float(np.std(v.to_numpy())) for k, v in by_metric},
+                # the seeds' sample standard deviation (ddof 1); null for a single seed
+                "std": {k: float(np.std(v.to_numpy(), ddof=1)) if len(v) > 1 else None for k, v in by_metric},
                 "seeds": int(r.seeds),
                 "held": {k.removeprefix("train_"): float(getattr(r, k)) for k in HELD},
             },

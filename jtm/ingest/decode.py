@@ -115,14 +115,15 @@ def _truncation(extra: str) -> str:
     return ""
 
 
-def decode_file(path: str, out: Path, target: Target, fingerprint: bool = True) -> Decoded:
+def decode_file(path: str, out: Path, target: Target, fingerprint: bool = True, decoder: str = "") -> Decoded:
     """Decode `path` into raw `target.dtype` samples at `out` (written beside it, then renamed;
-    removed unless the status is `ok`); with its fingerprint unless `fingerprint` is False."""
+    removed unless the status is `ok`); with its fingerprint unless `fingerprint` is False;
+    `decoder` "ffmpeg" forces FFmpeg (jtm/ingest/readers.py's `open_audio`)."""
     sha = content_hash(path)
     if os.path.getsize(path) == 0:
         return Decoded(sha, "error", "empty file: 0 bytes")
     try:
-        reader = open_audio(path)
+        reader = open_audio(path, decoder)
     except NotAudio as err:
         return Decoded(sha, "error", str(err))
     about = dict(

@@ -57,8 +57,11 @@ class Reader:
             yield from _ffmpeg_blocks(self.path, frames, self.rate)
 
 
-def open_audio(path: str) -> Reader:
-    """The file's Reader: libsndfile's if it reads the file, FFmpeg's otherwise."""
+def open_audio(path: str, decoder: str = "") -> Reader:
+    """The file's Reader: libsndfile's if it reads the file, FFmpeg's otherwise; `decoder`
+    "ffmpeg" asks for FFmpeg's whatever the file (benchmarks/bench_decode.py compares them)."""
+    if decoder == "ffmpeg":
+        return _ffmpeg_reader(path)
     try:
         info = sf.info(path)
     except (RuntimeError, OSError, sf.LibsndfileError):
