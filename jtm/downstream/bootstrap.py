@@ -17,6 +17,15 @@ because the metric is recomputed from per-unit sufficient statistics:
 Probe seeds are a second source of variance: each resample also draws seeds with replacement
 and averages the drawn seeds' metrics (a bootstrap over seeds x units); with one seed it is a
 bootstrap over units alone.
+
+Pretraining runs are a third (`resampled_runs`). Runs and test units are crossed factors (every
+run's models are scored on every unit), so each is resampled whole and independently of the
+other, as Owen's pigeonhole bootstrap does for crossed random effects (Owen 2007, Ann. Appl.
+Stat. 1(2)); probe seeds are nested in runs (a seed's model is trained on one run's features), so
+they are redrawn within each drawn run: the two-stage scheme of Davison & Hinkley (1997,
+Bootstrap Methods and their Application, sect. 3.8). A resample's value is the mean over its
+drawn runs of the mean over their drawn seeds of the metric on the drawn units: every run
+weighs the same, whatever its windows.
 """
 
 from __future__ import annotations
@@ -110,6 +119,30 @@ def resampled(kind: str, stats: np.ndarray, draws: np.ndarray, seeds: np.ndarray
     `seeds`: (resamples, seeds) from `seed_draws`."""
     per_seed = from_stats(kind, np.einsum("ru,suk->srk", draws, stats))  # (seeds, resamples)
     return per_seed[seeds, np.arange(len(draws))[:, None]].mean(1)
+
+
+def run_draws(n_runs: int, resamples: int, seed: int, salt: int) -> np.ndarray:
+    """(resamples, n_runs) run indices drawn with replacement. Methods built on the same runs
+    (a CPC model's probes) share `salt`, so their comparison is paired on runs too."""
+    return np.random.default_rng([seed, 13, salt]).integers(0, n_runs, size=(resamples, n_runs))
+
+
+def nested_seed_draws(n_runs: int, n_seeds: int, resamples: int, seed: int, salt: int) -> np.ndarray:
+    """(resamples, n_runs, n_seeds) seed indices, drawn afresh within each drawn run; the first
+    run's are `seed_draws`' (one run gives exactly the seeds x units bootstrap)."""
+    return np.stack([seed_draws(n_seeds, resamples, seed, salt + j) for j in range(n_runs)], axis=1)
+
+
+def resampled_runs(
+    kind: str, stats: np.ndarray, draws: np.ndarray, runs: np.ndarray, seeds: np.ndarray
+) -> np.ndarray:
+    """(resamples,) the metric on each resample: the mean over drawn runs of the mean over
+    their drawn seeds of that (run, seed) model's metric on the drawn units. `stats`: (runs,
+    seeds, units, k); `draws`: (resamples, units); `runs`: (resamples, runs) from `run_draws`;
+    `seeds`: (resamples, runs, seeds) from `nested_seed_draws` (slot j: seeds of the j-th draw)."""
+    per_model = np.stack([from_stats(kind, np.einsum("ru,suk->srk", draws, run)) for run in stats])
+    every = np.arange(len(draws))[:, None, None]  # per_model: (runs, seeds, resamples)
+    return per_model[runs[:, :, None], seeds, every].mean(axis=(1, 2))
 
 
 def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
