@@ -167,6 +167,7 @@ def test_the_model_records_the_device_and_precision_it_was_trained_with(built):
     numerics = config["pretrain"]["numerics"]
     assert numerics["device"] == "cpu" and numerics["precision"] == "fp32" and numerics["processes"] == 1
     assert numerics["torch"] == torch.__version__ and len(numerics["code"]) == 64
+    assert numerics["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 @pytest.mark.parametrize(

@@ -49,15 +49,19 @@ def lr_factor(step: int, warmup_steps: int, decay_every: int, decay_gamma: float
 
 def numerics(cfg: PretrainConfig, device: torch.device, world: int) -> dict:
     """What the weights depend on beyond the params' values: the resolved device and precision
-    (bf16 autocast runs on CUDA only), torch.compile, the process count and torch's version, and
-    the code (this module and all it imports: jtm/codedeps.py). Part of the checkpoint's key and
-    recorded in the model's config.json, so a CPU model is never passed off as a GPU one."""
+    (bf16 autocast runs on CUDA only), torch.compile, the process count, torch's version, the
+    CPU kernels' instruction set, and the code (this module and all it imports:
+    jtm/codedeps.py). Part of the checkpoint's key and recorded in the model's config.json, so
+    a CPU model is never passed off as a GPU one."""
     return {
         "device": device.type,
         "precision": "bf16-autocast" if cfg.bf16 and device.type == "cuda" else "fp32",
         "compile": cfg.compile,
         "processes": world,
         "torch": torch.__version__,
+        # the instruction set of torch's CPU kernels: AVX-512 and AVX2 give other float sums
+        # (benchmarks/reproducibility.py), so a model records it and a checkpoint is keyed on it
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "code": code_digest(__name__),
     }
 
