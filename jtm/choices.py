@@ -22,6 +22,7 @@ SPLITS_GUARDED = ("test", "val")  # leakage.splits: the index splits ingested au
 DEVICES = ("auto", "cpu", "cuda")  # pretrain.device, embed.device, downstream.e2e_device
 LOADERS = ("global", "sharded")  # pretrain.loader
 FEATURES = ("cpc", "random", "logmel")  # embed.features, downstream.features
+LEARNED_FEATURES = ("cpc", "random")  # feature sets each pretraining run has its own of (model, init)
 LAYERS = ("context", "encoder", "both")  # embed.layer: both = context and encoder side by side
 POOLINGS = ("mean", "meanstd", "meanmax")  # embed.pooling: a window's frames -> one vector
 TASKS = ("ensemble", "composer", "instruments", "transcription")  # downstream.tasks

@@ -33,9 +33,11 @@ def stage_paths(
     """The stage's input and output paths as params name them (a matrix item's cell below)."""
     inputs = {role: Path(get_dotted(params, key)) for role, key in stage.inputs.items()}
     outputs = {role: Path(get_dotted(params, key)) for role, key in stage.outputs.items()}
-    if stage.matrix:
-        if item is None or set(item) != set(stage.matrix):
-            raise ConfigError(f"stage {stage.name!r} runs per item: give {', '.join(stage.matrix)}")
+    if stage.matrix and (item is None or set(item) != set(stage.matrix)):
+        raise ConfigError(f"stage {stage.name!r} runs per item: give {', '.join(stage.matrix)}")
+    item = item or {}
+    inputs |= {role: inputs[role] / pattern.format(**item) for role, pattern in stage.input_cells.items()}
+    if stage.cell:
         outputs = {role: path / stage.cell.format(**item) for role, path in outputs.items()}
     return inputs, outputs
 

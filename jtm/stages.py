@@ -52,6 +52,8 @@ class Stage:
     # params key), as a DVC `matrix` and Snakemake wildcards; its output is `cell` below the path.
     matrix: dict[str, str] = dataclasses.field(default_factory=dict)
     cell: str = ""
+    # Inputs that are one item's folder below the path (role -> pattern, as `cell`): run r's model.
+    input_cells: dict[str, str] = dataclasses.field(default_factory=dict)
     # Inputs read only when a params key has a value: role -> (dotted key, value).
     input_when: dict[str, tuple[str, object]] = dataclasses.field(default_factory=dict)
 
@@ -124,17 +126,26 @@ def _leakage(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -
 def _pretrain(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
     from jtm.train.pretrain import pretrain
 
-    checkpoints = Path(get_dotted(params, "paths.checkpoints"))
+    run = int(item["run"])
+    checkpoints = Path(get_dotted(params, "paths.checkpoints")) / f"run{run}"
     cfg = section(params, "pretrain", PretrainConfig)
+    cfg = dataclasses.replace(cfg, seed=cfg.seed + run)
     unlabeled = (inputs["ingest"], inputs["leakage"])
     return pretrain(inputs["index"], outputs["model"], checkpoints, cfg, tracker, unlabeled)
 
 
 def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
+    """Run r's learned feature sets (cpc, its random-init control seeded `embed.seed + r`), or
+    (no run) the fixed ones (log-mel), which no pretraining run changes."""
+    from jtm.choices import LEARNED_FEATURES
     from jtm.features.embed import embed
 
     cfg = section(params, "embed", EmbedConfig)
-    return embed(inputs["index"], inputs["model"], outputs["embeddings"], cfg)
+    learned = "run" in item
+    features = tuple(f for f in cfg.features if (f in LEARNED_FEATURES) == learned)
+    seed = cfg.seed + int(item["run"]) if learned else cfg.seed
+    cfg = dataclasses.replace(cfg, features=features, seed=seed)
+    return embed(inputs["index"], inputs.get("model"), outputs["embeddings"], cfg)
 
 
 def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -152,6 +163,7 @@ def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> d
         item["task"],
         trained,
         tracker,
+        run=int(item.get("run", 0)),
     )
 
 
@@ -159,7 +171,8 @@ def _downstream(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict
     from jtm.downstream.collect import collect
 
     cfg = section(params, "downstream", DownstreamConfig)
-    return collect(inputs["cells"], outputs["results"], outputs["metrics"], cfg)
+    runs = tuple(get_dotted(params, "pretrain.runs"))
+    return collect(inputs["cells"], outputs["results"], outputs["metrics"], cfg, runs)
 
 
 def _report(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -210,8 +223,9 @@ _END_TO_END_KEYS = _keys(
         "e2e_val_windows bootstrap_unit excerpt_windows threads e2e_device e2e_bf16".split()
     ),
 )
+_RUN = {"run": "pretrain.runs"}
 # Which cells exist: what stage `downstream` gathers (the cells' own params are above).
-_STUDY_KEYS = _keys(
+_STUDY_KEYS = ("pretrain.runs",) + _keys(
     "downstream",
     DownstreamConfig,
     only=(
@@ -296,40 +310,72 @@ STAGES: dict[str, Stage] = {
                 "leakage": "paths.leakage",
             },
             outputs={"model": "paths.pretrain"},
-            params=_keys("pretrain", PretrainConfig),
+            # every key but the list of runs: adding a run reruns only that run
+            params=tuple(k for k in _keys("pretrain", PretrainConfig) if k != "pretrain.runs"),
             workers=None,  # the rule asks for pretrain.threads (torch) + workers + fetch_threads
             run=_pretrain,
+            matrix=_RUN,
+            cell="run{run}",
         ),
         Stage(
             "embed",
-            "Embed every window (cpc, random-init control, log-mel) at 100 Hz, frames and pooled.",
+            "Embed every window with one run's model (cpc) and its random-init control at 100 Hz.",
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"embeddings": "paths.embeddings"},
             params=_keys("embed", EmbedConfig),
             workers=None,
             run=_embed,
+            matrix=_RUN,
+            cell="run{run}",
+            input_cells={"model": "run{run}"},
+        ),
+        Stage(
+            "embed_fixed",
+            "Embed every window with the feature sets no pretraining changes (log-mel) at 100 Hz.",
+            inputs={"index": "paths.index", "audio16k": "paths.audio16k"},
+            outputs={"embeddings": "paths.embeddings"},
+            params=_keys(
+                "embed", EmbedConfig, only=("features", "pooling", "batch_size", "threads", "device", "bf16")
+            ),
+            workers=None,
+            run=_embed,
+            cell="fixed",
         ),
         Stage(
             "probe",
-            "Train and score a task's probes: each feature set and probe head, label budget and seed.",
+            "Train and score a task's probes on one run's features: each head, label budget and seed.",
+            inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
+            outputs={"cell": "paths.cells"},
+            params=_PROBE_KEYS,
+            workers="downstream.threads",
+            run=_cell,
+            matrix={"task": "downstream.tasks"} | _RUN,
+            cell="{task}/run{run}/probes",
+            input_cells={"embeddings": "run{run}"},
+        ),
+        Stage(
+            "probe_fixed",
+            "Train and score a task's probes on the fixed features (log-mel): as `probe`, once.",
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.tasks"},
-            cell="{task}/probes",
+            cell="{task}/fixed/probes",
+            input_cells={"embeddings": "fixed"},
         ),
         Stage(
             "end_to_end",
-            "Train and score one end-to-end cell (task, supervised | finetune) on the audio windows.",
+            "Train and score one end-to-end cell (task, supervised | finetune, run) on the audio windows.",
             inputs={"index": "paths.index", "audio16k": "paths.audio16k", "model": "paths.pretrain"},
             outputs={"cell": "paths.cells"},
             params=_END_TO_END_KEYS,
             workers="downstream.threads",
             run=_cell,
-            matrix={"task": "downstream.end_to_end_tasks", "init": "downstream.end_to_end"},
-            cell="{task}/{init}",
+            matrix={"task": "downstream.end_to_end_tasks", "init": "downstream.end_to_end"} | _RUN,
+            cell="{task}/run{run}/{init}",
+            input_cells={"model": "run{run}"},
         ),
         Stage(
             "downstream",
@@ -350,7 +396,7 @@ STAGES: dict[str, Stage] = {
                 "results": "paths.downstream",
             },
             outputs={"html": "paths.report", "markdown": "paths.report_md", "figures": "paths.figures"},
-            params=_keys("report", ReportConfig),
+            params=("pretrain.runs",) + _keys("report", ReportConfig),
             workers=None,
             run=_report,
         ),

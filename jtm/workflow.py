@@ -56,19 +56,37 @@ def rule_resources(config: dict, rule: str) -> dict:
     return {key: value for key, value in wanted.items() if value not in (None, 0, "")}
 
 
-def cell_pattern(config: dict, rule: str) -> str:
-    """A matrix stage's output with its items as wildcards: results/cells/{task}/{init}."""
+def cell_pattern(config: dict, rule: str, role: str = "cell") -> str:
+    """A stage's output below its path, items as wildcards: results/cells/{task}/run{run}/{init}."""
     stage = STAGES[rule]
-    return str(Path(get_dotted(config, stage.outputs["cell"])) / stage.cell)
+    return str(Path(get_dotted(config, stage.outputs[role])) / stage.cell)
+
+
+def input_pattern(config: dict, rule: str, role: str) -> str:
+    """A stage's input, one item's folder below its path as wildcards: results/pretrain/run{run}."""
+    stage = STAGES[rule]
+    return str(Path(get_dotted(config, stage.inputs[role])) / stage.input_cells[role])
+
+
+# Stages whose items a later rule gathers: rule -> its output role.
+GATHERED = {"pretrain": "model", "embed": "embeddings", "embed_fixed": "embeddings"} | {
+    cell: "cell" for cell in ("probe", "probe_fixed", "end_to_end")
+}
+
+
+def outputs_of(config: dict, *rules: str) -> list[str]:
+    """Every item's output of these rules: what a gathering rule lists as its input (the
+    downstream rule every cell, the report every run's model and embeddings)."""
+    return [
+        str(stage_paths(STAGES[rule], config, item)[1][GATHERED[rule]])
+        for rule in rules
+        for item in stage_items(STAGES[rule], config)
+    ]
 
 
 def cells(config: dict) -> list[str]:
     """Every cell folder of the study: what the downstream rule gathers."""
-    return [
-        str(stage_paths(STAGES[rule], config, item)[1]["cell"])
-        for rule in ("probe", "end_to_end")
-        for item in stage_items(STAGES[rule], config)
-    ]
+    return outputs_of(config, "probe", "probe_fixed", "end_to_end")
 
 
 def ingest_files(config: dict) -> list[str]:
@@ -100,22 +118,25 @@ def run_snakemake_rule(smk) -> None:
     processes = int(smk.resources.get("gpu", 0) or 0)
     with open(smk.log[0], "w") as log, contextlib.redirect_stderr(log):
         if stage.name == "pretrain" and processes > 1:
-            _torchrun(stage.name, params, inputs | outputs, processes, log)
+            _torchrun(stage.name, params, inputs | outputs, item, processes, log)
             return
         metrics = run_stage(stage.name, params, inputs, outputs, item)
         print(f"{stage.name}: {metrics}", file=sys.stderr)
 
 
-def _torchrun(name: str, params: dict, paths: dict[str, Path], processes: int, log) -> None:
-    """`torchrun --standalone --nproc-per-node N -m jtm.cli <stage>` on these params and paths."""
+def _torchrun(name: str, params: dict, paths: dict[str, Path], item: dict, processes: int, log) -> None:
+    """`torchrun --standalone --nproc-per-node N -m jtm.cli <stage> <item>` on these params and
+    inputs; its outputs are where params and the item put them, as the rule's are."""
     stage = STAGES[name]
-    for role, key in stage.inputs.items() | stage.outputs.items():
-        set_dotted(params, key, str(paths[role]))
+    for role, key in stage.inputs.items():
+        if role not in stage.input_cells:
+            set_dotted(params, key, str(paths[role]))
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "params.yaml"
         file.write_text(yaml.safe_dump(params, sort_keys=False))
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        command += [f"--nproc-per-node={processes}", "-m", "jtm.cli", name, "--params", str(file)]
+        command += [f"--nproc-per-node={processes}", "-m", "jtm.cli", name, *map(str, item.values())]
+        command += ["--params", str(file)]
         print(" ".join(command), file=log, flush=True)
         subprocess.run(command, stdout=log, stderr=log, check=True)
 

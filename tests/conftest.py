@@ -51,6 +51,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         "index.window=8000",
         "index.hop=4000",
         "index.val_fraction=0.3",
+        "pretrain.runs=[0, 1]",
         "pretrain.hidden=16",
         "pretrain.sinc_kernel=31",
         "pretrain.n_predicts=3",

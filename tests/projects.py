@@ -117,6 +117,22 @@ def rules_in(output: str) -> set[str]:
     }
 
 
+def jobs_in(output: str) -> set[str]:
+    """The jobs Snakemake's output announces, as "rule" or "rule@wildcards" (probe@task=ensemble, run=2)."""
+    jobs, rule = set(), None
+    for line in output.splitlines() + [""]:
+        if rule and line.strip().startswith("wildcards:"):
+            jobs.add(f"{rule}@{line.split(':', 1)[1].strip()}")
+            rule = None
+        elif line.startswith(("rule ", "localrule ")) or not line.strip():
+            if rule and not line.strip():
+                jobs.add(rule)
+                rule = None
+            if line.strip():
+                rule = line.split()[1].rstrip(":")
+    return jobs
+
+
 def set_param(root: Path, section: str, key: str, value) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params[section][key] = value

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from jtm.runner import item_name, stage_items
 from jtm.stages import STAGES
-from tests.projects import rules_in, run
+from tests.projects import jobs_in, rules_in, run
 
 pytestmark = pytest.mark.slow
 
@@ -93,16 +95,16 @@ def test_dvc_retrains_after_a_training_code_edit_as_a_clean_run_would(dvc_projec
     a run without any checkpoint does; back on the old code, the old weights."""
     root = dvc_project.root
     run(["dvc", "repro"], root)
-    model, checkpoints = root / "data" / "pretrain" / "model.pt", root / "data" / "checkpoints"
+    model, checkpoints = root / "data" / "pretrain" / "run0" / "model.pt", root / "data" / "checkpoints"
     before = sha(model)
     with edited(root, "jtm/train/pretrain.py", "(step + 1) / warmup_steps", "(step + 2) / warmup_steps"):
-        assert "Running stage 'pretrain'" in run(["dvc", "repro", "--single-item", "pretrain"], root)
+        assert "Running stage 'pretrain@0'" in run(["dvc", "repro", "--single-item", "pretrain@0"], root)
         after = sha(model)
         assert after != before
         shutil.rmtree(checkpoints)
-        run(["dvc", "repro", "--single-item", "--force", "pretrain"], root)
+        run(["dvc", "repro", "--single-item", "--force", "pretrain@0"], root)
         assert sha(model) == after
-    run(["dvc", "repro", "--single-item", "pretrain"], root)
+    run(["dvc", "repro", "--single-item", "pretrain@0"], root)
     assert sha(model) == before
     assert dvc_changed(root) == set()
 
@@ -138,3 +140,40 @@ def test_ingest_starts_afresh_after_its_decoder_changed(dvc_project):
     run(["dvc", "repro", "--single-item", "ingest"], root)
     assert json.loads(stamp.read_text())["code"] == before
     assert dvc_changed(root) == set()
+
+
+def _one_more_run(root: Path) -> tuple[str, str, set[str]]:
+    """(params.yaml's text, the same with one more pretraining run, the new run's jobs by name)."""
+    text = (root / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    new = max(params["pretrain"]["runs"]) + 1
+    params["pretrain"]["runs"].append(new)
+    jobs = {
+        f"{name}@{item_name(item)}"
+        for name, stage in STAGES.items()
+        if "run" in stage.matrix
+        for item in stage_items(stage, params)
+        if item["run"] == new
+    }
+    return text, yaml.safe_dump(params, sort_keys=False), jobs
+
+
+def test_dvc_adding_a_pretraining_run_reruns_only_that_run_and_the_gathering(dvc_project):
+    root = dvc_project.root
+    run(["dvc", "repro"], root)
+    text, more, jobs = _one_more_run(root)
+    assert {"pretrain@2", "embed@2", "end_to_end@ensemble-finetune-2"} <= jobs
+    with edited(root, "params.yaml", text, more):
+        assert dvc_changed(root) == jobs | {"downstream", "report"}
+    assert dvc_changed(root) == set()
+
+
+def test_snakemake_adding_a_pretraining_run_reruns_only_that_run_and_the_gathering(snakemake_project):
+    root = snakemake_project.root
+    run(["snakemake", "--cores", "2"], root)
+    text, more, _ = _one_more_run(root)
+    with edited(root, "params.yaml", text, more):
+        would_run = jobs_in(run(["snakemake", "--cores", "2", "--dry-run"], root))
+    runs = {job.split("@")[0] for job in would_run if "run=2" in job}
+    assert runs == {"pretrain", "embed", "probe", "end_to_end"}
+    assert {job for job in would_run if "run=2" not in job} == {"downstream", "report", "all"}

@@ -78,9 +78,17 @@ def expected(name: str) -> dict:
     }
 
 
-def _items(name: str) -> list[str]:
+def _items(name: str, role: str = "cell") -> list[str]:
     stage = STAGES[name]
-    return [str(stage_paths(stage, PARAMS, item)[1]["cell"]) for item in stage_items(stage, PARAMS)]
+    return [str(stage_paths(stage, PARAMS, item)[1][role]) for item in stage_items(stage, PARAMS)]
+
+
+# Snakemake lists every item's output where DVC names the folder that holds them.
+GATHERED = {
+    ("downstream", "cells"): [("probe", "cell"), ("probe_fixed", "cell"), ("end_to_end", "cell")],
+    ("report", "model"): [("pretrain", "model")],
+    ("report", "embeddings"): [("embed", "embeddings"), ("embed_fixed", "embeddings")],
+}
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +124,11 @@ def test_dvc_stage_matches(name):
 def test_snakemake_rule_matches(rules, name):
     rule = rules[name]
     want = expected(name)
-    if name == "downstream":  # every cell, rather than the folder that holds them
-        cells = [o for cell in ("probe", "end_to_end") for o in _items(cell)]
-        want["deps"] = cells + list(STAGES[name].code)
+    for (gatherer, role), sources in GATHERED.items():
+        if gatherer == name:
+            folder = str(stage_paths(STAGES[name], PARAMS)[0][role])
+            want["deps"].remove(folder)
+            want["deps"] += [o for source, out in sources for o in _items(source, out)]
     assert rule["wildcards"] == sorted(STAGES[name].matrix)
     assert sorted(rule["input"]) == sorted(want["deps"])
     assert rule["output"] == want["outs"]

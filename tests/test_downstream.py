@@ -98,18 +98,35 @@ def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_interv
     paired = json.loads(
         (Path(built["paths"]["metrics"]) / "ensemble" / "comparisons" / "all.json").read_text()
     )
-    assert {"diff", "lo", "hi"} == set(next(iter(paired.values())))
+    runs = [f"run{r}" for r in built["pretrain"]["runs"]]
+    assert {"diff", "lo", "hi", *runs} == set(next(iter(paired.values())))
+    # each run's own difference: its test means, as results.parquet holds them
+    results = pd.read_parquet(folder / "results.parquet")
+    first = ensemble[ensemble["budget"] == "all"].iloc[0]
+    for run in built["pretrain"]["runs"]:
+        means = [
+            results[
+                (results["task"] == "ensemble")
+                & (results["method"] == m)
+                & (results["budget"] == "all")
+                & (results["metric"] == "accuracy")
+                & results["run"].isin([run, -1])
+            ]["value"].mean()
+            for m in (first["a"], first["b"])
+        ]
+        assert paired[f"{first['a']} - {first['b']}"][f"run{run}"] == pytest.approx(means[0] - means[1])
 
 
 def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
     built["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     built["downstream"].update(seeds=[0, 1], max_iter=50, mlp_max_iter=2)
-    run_stage("probe", built, item={"task": "instruments"})
+    run_stage("probe", built, item={"task": "instruments", "run": 0})
     mlflow.set_tracking_uri(built["mlflow"]["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=[built["mlflow"]["experiment"]])
-    parent = runs[runs["tags.mlflow.runName"] == "probe@instruments"]
+    parent = runs[runs["tags.mlflow.runName"] == "probe@instruments-0"]
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].iloc[0]]
-    assert len(children) == len(PROBES) * 2 * len(built["downstream"]["budgets"])
+    learned = [p for p in PROBES if not p.startswith("logmel")]  # log-mel probes: probe_fixed's cell
+    assert len(children) == len(learned) * 2 * len(built["downstream"]["budgets"])
     child = mlflow.MlflowClient().get_run(children["run_id"].iloc[0])
     assert {"task", "method", "budget", "seed", "l2", "train_tracks"} <= set(child.data.params)
     history = mlflow.MlflowClient().get_metric_history(child.info.run_id, "val_score")
@@ -129,11 +146,11 @@ def test_a_cell_is_reproducible(built, tmp_path):
     cells = Path(built["paths"]["cells"])
     built["paths"]["cells"] = str(tmp_path / "again")
     for stage, item in (
-        ("probe", {"task": "transcription"}),
-        ("end_to_end", {"task": "ensemble", "init": "finetune"}),
+        ("probe", {"task": "transcription", "run": 1}),
+        ("end_to_end", {"task": "ensemble", "init": "finetune", "run": 1}),
     ):
         run_stage(stage, built, item=item)
-        cell = Path(item["task"]) / item.get("init", "probes")
+        cell = Path(item["task"]) / "run1" / item.get("init", "probes")
         first, second = (
             pd.read_parquet(root / cell / "scores.parquet") for root in (cells, tmp_path / "again")
         )
@@ -142,7 +159,7 @@ def test_a_cell_is_reproducible(built, tmp_path):
 
 def test_the_study_gathers_only_the_cells_params_name(built):
     cells = Path(built["paths"]["cells"])
-    shutil.copytree(cells / "ensemble" / "probes", cells / "ensemble" / "old")  # a leftover
+    shutil.copytree(cells / "ensemble" / "run0" / "probes", cells / "ensemble" / "old")  # a leftover
     built["downstream"].update(
         tasks=["ensemble"], features=["cpc"], probes=["linear"], end_to_end=["finetune"]
     )
@@ -153,7 +170,7 @@ def test_the_study_gathers_only_the_cells_params_name(built):
         "cpc-linear",
         "finetune",
     ]
-    assert summary["models"] == len(results.groupby(["method", "budget", "seed"]))
+    assert summary["models"] == len(results.groupby(["method", "budget", "run", "seed"]))
 
 
 def test_a_missing_cell_is_a_clear_error(built, capsys):
@@ -161,17 +178,17 @@ def test_a_missing_cell_is_a_clear_error(built, capsys):
 
     from jtm.cli import main
 
-    shutil.rmtree(Path(built["paths"]["cells"]) / "composer" / "probes")
+    shutil.rmtree(Path(built["paths"]["cells"]) / "composer" / "run1" / "probes")
     params = Path(built["paths"]["cells"]).parent / "params.yaml"
     params.write_text(yaml.safe_dump(built))
     assert main(["downstream", "--params", str(params)]) == 2
     err = capsys.readouterr().err
-    assert "composer/probes" in err and "not built" in err
+    assert "composer/run1/probes" in err and "not built" in err
     assert (Path(built["paths"]["metrics"]) / "composer" / "random-mlp").is_dir()  # the old output is kept
 
 
 def test_finetune_starts_from_cpc_and_supervised_from_scratch(built):
-    model_dir = Path(built["paths"]["pretrain"])
+    model_dir = Path(built["paths"]["pretrain"]) / "run0"
     pretrained = torch.load(model_dir / "model.pt", weights_only=True)
     finetune = end_to_end.build_model("finetune", model_dir, 5, False, seed=0)
     supervised = end_to_end.build_model("supervised", model_dir, 5, False, seed=0)
@@ -187,22 +204,22 @@ def test_an_unknown_task_method_or_budget_is_a_clear_error(built, tmp_path, caps
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(built))
-    cell = Path(built["paths"]["cells"]) / "ensemble" / "probes"
+    cell = Path(built["paths"]["cells"]) / "ensemble" / "run0" / "probes"
     before = (cell / "scores.parquet").read_bytes()
     for args, message in (
         (["downstream", "--set", "downstream.tasks=[genre]"], "downstream.tasks[0]='genre': use one of"),
-        (["probe", "genre"], "task 'genre'"),
+        (["probe", "genre", "0"], "task 'genre'"),
         (
-            ["probe", "ensemble", "--set", "downstream.features=[mfcc]"],
+            ["probe", "ensemble", "0", "--set", "downstream.features=[mfcc]"],
             "downstream.features[0]='mfcc': use one of ['cpc', 'random', 'logmel']",
         ),
-        (["end_to_end", "ensemble", "scratch"], "init 'scratch'"),
+        (["end_to_end", "ensemble", "scratch", "0"], "init 'scratch'"),
         (
-            ["probe", "ensemble", "--set", "downstream.budgets=[0, all]"],
+            ["probe", "ensemble", "0", "--set", "downstream.budgets=[0, all]"],
             "downstream.budgets[0]=0: expected integer or 'all'",
         ),
         (
-            ["probe", "ensemble", "--set", "downstream.fractions=[0.1, 1.0]"],
+            ["probe", "ensemble", "0", "--set", "downstream.fractions=[0.1, 1.0]"],
             "downstream.fractions: replaced by downstream.budgets",
         ),
     ):

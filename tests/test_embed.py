@@ -12,13 +12,15 @@ from jtm.runner import run_stage
 
 
 def test_every_window_gets_frames_and_pooled_features(built):
-    metrics = run_stage("embed", built)
-    folder = built["paths"]["embeddings"]
+    metrics = run_stage("embed", built, item={"run": 1}) | run_stage("embed_fixed", built)
+    folder = Path(built["paths"]["embeddings"])
     windows = pd.read_parquet(Path(built["paths"]["index"]) / "windows.parquet")
     hidden = built["pretrain"]["hidden"]
     frames_per_window = built["index"]["window"] // 160
-    for feature, dim in (("cpc", hidden), ("random", hidden), ("logmel", 128)):
-        keys, frames, pooled = load_embeddings(folder, feature)
+    assert sorted(p.name for p in (folder / "run1").iterdir()) == ["cpc", "keys.parquet", "random"]
+    assert sorted(p.name for p in (folder / "fixed").iterdir()) == ["keys.parquet", "logmel"]
+    for feature, dim, run in (("cpc", hidden, "run1"), ("random", hidden, "run1"), ("logmel", 128, "fixed")):
+        keys, frames, pooled = load_embeddings(folder / run, feature)
         assert len(keys) == len(windows) == metrics["windows"]
         assert sorted(zip(keys["id"], keys["start"], strict=True)) == sorted(
             zip(windows["id"], windows["start"], strict=True)
@@ -30,21 +32,24 @@ def test_every_window_gets_frames_and_pooled_features(built):
 
 
 def test_cpc_features_are_the_models_and_random_is_a_seeded_control(built):
-    run_stage("embed", built)
-    folder, index = built["paths"]["embeddings"], Path(built["paths"]["index"])
-    keys, cpc, _ = load_embeddings(folder, "cpc")
-    _, random, _ = load_embeddings(folder, "random")
+    run_stage("embed", built, item={"run": 0})
+    folder, index = Path(built["paths"]["embeddings"]), Path(built["paths"]["index"])
+    keys, cpc, _ = load_embeddings(folder / "run0", "cpc")
+    _, random, _ = load_embeddings(folder / "run0", "random")
     tracks = pd.read_parquet(index / "tracks.parquet").set_index("id")
     row = keys.iloc[3]
     audio = np.load(tracks.loc[row["id"], "path"])[row["start"] : row["start"] + row["length"]]
-    embedder = load_encoder(built["paths"]["pretrain"], built["embed"]["layer"])
+    embedder = load_encoder(Path(built["paths"]["pretrain"]) / "run0", built["embed"]["layer"])
     with torch.no_grad():
         expected = embedder(torch.from_numpy(audio.astype(np.float32))[None])[0]
     np.testing.assert_allclose(cpc[3].astype(np.float32), expected.numpy(), rtol=1e-2, atol=1e-2)
     assert not np.allclose(cpc[3], random[3], atol=1e-2)
-    built["paths"]["embeddings"] = str(Path(folder).with_name("again"))
-    run_stage("embed", built)
-    np.testing.assert_array_equal(load_embeddings(built["paths"]["embeddings"], "random")[1], random)
+    built["paths"]["embeddings"] = str(folder.with_name("again"))
+    run_stage("embed", built, item={"run": 0})
+    np.testing.assert_array_equal(load_embeddings(folder.with_name("again") / "run0", "random")[1], random)
+    # each run's control is its own init (embed.seed + run), from its own model
+    _, other, _ = load_embeddings(folder / "run1", "random")
+    assert not np.allclose(other[3], random[3], atol=1e-2)
 
 
 def test_logmel_frames_are_100_hz_and_find_the_pitch():

@@ -36,7 +36,7 @@ def write_library(folder: Path) -> None:
 
 def test_a_folder_of_mixed_formats_is_embedded_window_by_window(built, tmp_path, caplog):
     write_library(tmp_path / "library")
-    model = Path(built["paths"]["pretrain"])
+    model = Path(built["paths"]["pretrain"]) / "run0"
     with caplog.at_level("INFO", logger="jtm.ingest.account"):
         metrics = embed_files([str(tmp_path / "library")], model, tmp_path / "out", layer="context", hop=4000)
     out = tmp_path / "out"
@@ -68,7 +68,7 @@ def test_a_folder_of_mixed_formats_is_embedded_window_by_window(built, tmp_path,
 def test_the_command_line_writes_the_same_and_refuses_a_full_folder(built, tmp_path):
     write_library(tmp_path / "library")
     jtm = Path(sys.executable).with_name("jtm")
-    model = built["paths"]["pretrain"]
+    model = str(Path(built["paths"]["pretrain"]) / "run0")
     command = [
         jtm,
         "features",

@@ -356,7 +356,7 @@ def test_pretraining_draws_from_musicnet_and_two_corpora_and_the_report_names_th
     np.testing.assert_array_equal(dataset[WindowRef(last, 0)][0].numpy(), want)
 
     set_dotted(params, "pretrain.musicnet_weight", 0.5)
-    metrics = run_stage("pretrain", params)
+    metrics = run_stage("pretrain", params, item={"run": 0})
     assert set(metrics["corpora"]) == {"musicnet", "radio", "vinyl"}
     assert metrics["corpora"]["radio"]["weight"] == 2.0
     assert metrics["corpora"]["vinyl"]["hours"] == pytest.approx((2.5 + 3.5 + 4.5) / 3600, rel=1e-3)

@@ -85,7 +85,7 @@ def test_every_probe_feature_and_sampling_choice_is_known_to_its_builder(built):
         assert build_head(probe, 4, 3, 5)(__import__("torch").zeros(2, 4)).shape == (2, 3)
     cfg = section(built, "embed", EmbedConfig)
     for feature in choices.FEATURES:
-        build_extractor(feature, Path(built["paths"]["pretrain"]), cfg)
+        build_extractor(feature, Path(built["paths"]["pretrain"]) / "run0", cfg)
     windows, _ = load_windows(built["paths"]["index"], ("train",))
     for sampling in choices.SAMPLINGS:
         for category in choices.CATEGORIES:

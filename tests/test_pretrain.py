@@ -148,8 +148,8 @@ def test_the_learning_rate_follows_the_warm_up_and_decay_params(built, tmp_path)
 
 
 def test_saved_model_loads_weights_only_and_embeds_audio(built):
-    run_stage("pretrain", built)
-    folder = Path(built["paths"]["pretrain"])
+    run_stage("pretrain", built, item={"run": 0})
+    folder = Path(built["paths"]["pretrain"]) / "run0"
     state = torch.load(folder / "model.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     for layer in ("context", "encoder"):
@@ -162,8 +162,8 @@ def test_saved_model_loads_weights_only_and_embeds_audio(built):
 def test_the_model_records_the_device_and_precision_it_was_trained_with(built):
     """bf16 is asked for, but autocast runs on CUDA only: a CPU model says fp32 (#23)."""
     set_dotted(built, "pretrain.bf16", True)
-    run_stage("pretrain", built)
-    config = json.loads((Path(built["paths"]["pretrain"]) / "config.json").read_text())
+    run_stage("pretrain", built, item={"run": 0})
+    config = json.loads((Path(built["paths"]["pretrain"]) / "run0" / "config.json").read_text())
     numerics = config["pretrain"]["numerics"]
     assert numerics["device"] == "cpu" and numerics["precision"] == "fp32" and numerics["processes"] == 1
     assert numerics["torch"] == torch.__version__ and len(numerics["code"]) == 64

@@ -1,5 +1,6 @@
 """Stage `report`: a self-contained HTML page and a Markdown twin, opened in a real browser."""
 
+import json
 import re
 from pathlib import Path
 
@@ -88,3 +89,26 @@ def test_the_figures_pick_their_method_on_validation_never_on_test():
     tied = rows.assign(val_score=[0.2, 0.7, 0.7, float("nan")])
     assert best_on_validation(tied) == "cpc-linear"
     assert best_on_validation(rows.assign(val_score=[float("nan"), 0.1, 0.0, 0.0])) == "cpc-linear"
+
+
+def test_the_report_lists_each_pretraining_run_and_says_when_there_is_only_one(built):
+    run_stage("report", built)
+    markdown = Path(built["paths"]["report_md"]).read_text()
+    runs = pd.read_parquet(Path(built["paths"]["downstream"]) / "runs.parquet")
+    section = markdown.split("## Each pretraining run alone")[1].split("##")[0]
+    for run in built["pretrain"]["runs"]:
+        k1 = json.loads((Path(built["paths"]["pretrain"]) / f"run{run}" / "metrics.json").read_text())[
+            "val_acc_k1"
+        ]
+        line = next(row for row in section.splitlines() if re.match(rf"\|\s+{run}\s+\|", row))
+        assert f"{k1:.3f}" in line
+        mine = runs[(runs["run"] == run) & (runs["rival"] == "random") & (runs["budget"] == "all")]
+        for diff in mine["diff"]:
+            assert f"{diff:+.3f}" in line
+    assert "pretraining runs" in markdown and "leave out pretraining variance" not in markdown
+    built["pretrain"]["runs"] = [0]  # the same study with its first run alone
+    for name, items in (("downstream", [{}]), ("report", [{}])):
+        for item in items:
+            run_stage(name, built, item=item or None)
+    markdown = Path(built["paths"]["report_md"]).read_text()
+    assert "One pretraining run: these intervals leave out pretraining variance" in markdown

@@ -176,9 +176,9 @@ def _weights(folder) -> dict:
 def test_sharded_pretraining_runs_on_two_gloo_ranks_and_fetch_threads_change_nothing(built, tmp_path):
     params_file = sharded_params(built, tmp_path)
     params = yaml.safe_load(params_file.read_text())
-    result = torchrun("-m", "jtm.cli", "pretrain", "--params", str(params_file))
+    result = torchrun("-m", "jtm.cli", "pretrain", "0", "--params", str(params_file))
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((Path(params["paths"]["pretrain"]) / "metrics.json").read_text())
+    metrics = json.loads((Path(params["paths"]["pretrain"]) / "run0" / "metrics.json").read_text())
     assert metrics["steps"] == params["pretrain"]["steps"] and set(metrics["corpora"]) == {
         "musicnet",
         "library",
@@ -189,7 +189,7 @@ def test_sharded_pretraining_runs_on_two_gloo_ranks_and_fetch_threads_change_not
         set_dotted(params, "pretrain.fetch_threads", threads)
         set_dotted(params, "paths.pretrain", str(tmp_path / f"threads{threads}"))
         set_dotted(params, "paths.checkpoints", str(tmp_path / f"ck{threads}"))
-        run_stage("pretrain", params)
-        models[threads] = _weights(tmp_path / f"threads{threads}")
+        run_stage("pretrain", params, item={"run": 0})
+        models[threads] = _weights(tmp_path / f"threads{threads}" / "run0")
     for key in models[0]:
         torch.testing.assert_close(models[0][key], models[2][key], rtol=0, atol=0)

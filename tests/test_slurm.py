@@ -6,7 +6,10 @@ finished jobs listed for 10 minutes) and SLURM's job-completion log shows what r
 """
 
 import pytest
+import yaml
 
+from jtm.runner import stage_items
+from jtm.stages import STAGES
 from tests.projects import comparable, digest, make_project, run
 from tests.slurm import single_node_slurm
 
@@ -30,13 +33,11 @@ def slurm_project(tmp_path_factory):
 def test_every_job_went_through_sbatch(slurm_project):
     root, output, jobs = slurm_project
     submitted = [line for line in output.splitlines() if "has been submitted with SLURM jobid" in line]
-    rules = {"demo_scores", "acquire", "resample", "index", "ingest", "leakage", "pretrain", "embed", "probe"}
-    rules |= {"downstream"}
-    rules |= {"end_to_end", "report"}
     logs = root / "logs" / "slurm"
-    assert {p.name.removeprefix("rule_") for p in logs.iterdir()} == rules
-    # 2 probe cells (one per task) and 2 end-to-end cells (tests/projects.py), a job each
-    assert len(submitted) == len(rules) - 2 + 2 + 2
+    assert {p.name.removeprefix("rule_") for p in logs.iterdir()} == set(STAGES)
+    # a job per item: each pretraining run's model, embeddings and cells (tests/projects.py)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert len(submitted) == sum(len(stage_items(stage, params)) for stage in STAGES.values())
     assert len(jobs) == len(submitted)
     assert {job["JobState"] for job in jobs} == {"COMPLETED"}
     assert {job["WorkDir"] for job in jobs} == {str(root)}
@@ -47,7 +48,7 @@ def test_every_job_went_through_sbatch(slurm_project):
 def test_slurm_outputs_equal_a_local_run(slurm_project, snakemake_project):
     root, _, _ = slurm_project
     on_slurm = digest(root / "data")
-    assert "cells/transcription/probes/scores.parquet" in on_slurm
+    assert "cells/transcription/run1/probes/scores.parquet" in on_slurm
     assert comparable(on_slurm) == comparable(snakemake_project.built)
 
 

@@ -304,3 +304,62 @@ def test_runs_works_and_seeds_are_each_resampled_whole_and_every_run_weighs_the_
     np.testing.assert_array_equal(
         single, bootstrap.resampled("accuracy", stats[0], draws, bootstrap.seed_draws(2, RESAMPLES, 0, 5))
     )
+
+
+def _study(methods: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """(values, stats) as the downstream stage gathers them, from (runs, seeds, works, 2) stats
+    per method (a fixed method: one run, numbered -1)."""
+    rows, stats = [], {}
+    for method, models in methods.items():
+        runs = [-1] if method.startswith("logmel") else range(len(models))
+        for run, per_seed in zip(runs, models, strict=True):
+            for seed, unit_stats in enumerate(per_seed):
+                value = float(bootstrap.accuracy_from_stats(unit_stats.sum(0)))
+                rows.append({"method": method, "budget": "all", "run": run, "seed": seed, "value": value})
+                rows[-1]["val_score"] = value
+                stats[f"{method}|all|{run}|{seed}"] = unit_stats
+    return pd.DataFrame(rows), stats
+
+
+def test_the_studys_comparisons_carry_the_runs_spread_and_are_paired_on_units():
+    """Through the downstream stage's own functions: CPC winning in one run of three gets no
+    verdict against the control, and its interval is wider than its one-run case; every per-run
+    difference is listed; a fixed method (log-mel) has one run and is compared with each."""
+    cpc, control = _runs([0.85, 0.55, 0.56], seed=3), _runs([0.62, 0.63, 0.61], seed=4)
+    logmel = _runs([0.6], seed=5)
+    values, stats = _study({"cpc-linear": cpc, "random-linear": control, "logmel-linear": logmel})
+    draws = bootstrap.unit_draws(WORKS, RESAMPLES, 0)
+    table, resampled = compare.method_intervals("accuracy", values, stats, draws, seed=0)
+    assert table.set_index("method")["runs"].to_dict() == {
+        "cpc-linear": 3,
+        "random-linear": 3,
+        "logmel-linear": 1,
+    }
+    paired = compare.paired_comparisons(table, resampled).set_index("rival")
+    assert paired.at["random", "lo"] < 0 < paired.at["random", "hi"]
+    one_run = values[values["run"].isin([0, -1])]
+    table1, resampled1 = compare.method_intervals("accuracy", one_run, stats, draws, seed=0)
+    paired1 = compare.paired_comparisons(table1, resampled1).set_index("rival")
+    assert paired1.at["random", "lo"] > 0  # run 0 alone: a clear (and misleading) win
+    width = (paired["hi"] - paired["lo"])["random"]
+    assert width > 2 * (paired1["hi"] - paired1["lo"])["random"]
+    by_run = compare.per_run(values, compare.paired_comparisons(table, resampled)).set_index(["rival", "run"])
+    means = values.groupby(["method", "run"])["value"].mean()
+    for run in range(3):
+        want = means[("cpc-linear", run)] - means[("random-linear", run)]
+        assert by_run.at[("random", run), "diff"] == pytest.approx(want)
+        assert by_run.at[("logmel", run), "diff"] == pytest.approx(
+            means[("cpc-linear", run)] - means[("logmel-linear", -1)]
+        )
+    assert by_run.loc["random"]["diff"].gt(0).tolist() == [True, False, False]
+
+
+def test_one_run_gives_exactly_the_seeds_by_units_bootstrap():
+    """With a single run the study's intervals are the two-level bootstrap's, draw for draw."""
+    cpc = _runs([0.7], seed=6)
+    values, stats = _study({"cpc-linear": cpc})
+    draws = bootstrap.unit_draws(WORKS, RESAMPLES, 0)
+    _, resampled = compare.method_intervals("accuracy", values, stats, draws, seed=7)
+    salt = __import__("zlib").crc32(b"cpc-linear|all")
+    want = bootstrap.resampled("accuracy", cpc[0], draws, bootstrap.seed_draws(3, RESAMPLES, 7, salt))
+    np.testing.assert_array_equal(resampled[("cpc-linear", "all")], want)

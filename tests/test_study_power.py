@@ -58,13 +58,23 @@ def _correct(skill: float, seed: int) -> np.ndarray:
 
 
 def write_cells(cells) -> dict[tuple[str, str], np.ndarray]:
-    """The ensemble task's probe cell; returns each (method, budget)'s per-work accuracy (mean
-    over seeds)."""
-    folder = cells / "ensemble" / "probes"
+    """The ensemble task's probe cells (one pretraining run's, run 0, and the fixed features');
+    returns each (method, budget)'s per-work accuracy (mean over seeds)."""
+    per_work = {}
+    for folder, feature in (
+        (cells / "ensemble" / "run0" / "probes", ("cpc", "random")),
+        (cells / "ensemble" / "fixed" / "probes", ("logmel",)),
+    ):
+        chosen = {m: v for m, v in METHODS.items() if m.startswith(feature)}
+        per_work |= _write_cell(folder, chosen)
+    return per_work
+
+
+def _write_cell(folder, methods: dict) -> dict[tuple[str, str], np.ndarray]:
     folder.mkdir(parents=True)
     units = np.array([f"work{u:02d}" for u in range(WORKS)])
     rows, stats, per_work = [], {}, {}
-    for method, (skill, val_score) in METHODS.items():
+    for method, (skill, val_score) in methods.items():
         for budget, shift in BUDGETS.items():
             accuracies = []
             for seed in SEEDS:
@@ -112,7 +122,7 @@ def study(tmp_path):
     """Built for each test (a second), so a mutation tester sees which test runs which code."""
     root = tmp_path
     per_work = write_cells(root / "cells")
-    collect(root / "cells", root / "downstream", root / "metrics", _config())
+    collect(root / "cells", root / "downstream", root / "metrics", _config(), runs=(0,))
     return root, per_work
 
 

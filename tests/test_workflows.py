@@ -54,7 +54,7 @@ def test_dvc_reruns_only_resample_and_downstream_after_a_resample_change(dvc_pro
     root = dvc_project.root
     set_param(root, "resample", "quality", "HQ")
     output = run(["dvc", "repro"], root)
-    assert "Running stage 'resample'" in output and "Running stage 'pretrain'" in output
+    assert "Running stage 'resample'" in output and "Running stage 'pretrain@0'" in output
     assert "Running stage 'acquire'" not in output and "Running stage 'demo_scores'" not in output
 
 
@@ -69,7 +69,9 @@ def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(s
         "leakage",
         "pretrain",
         "embed",
+        "embed_fixed",
         "probe",
+        "probe_fixed",
         "end_to_end",
         "downstream",
         "report",
@@ -83,10 +85,11 @@ def test_snakemake_runs_pretrain_on_several_gpus_under_torchrun(snakemake_projec
     shutil.copytree(snakemake_project.root, root)
     command = ["snakemake", "--cores", "2", "--forcerun", "pretrain", "--until", "pretrain"]
     run(command + ["--set-resources", "pretrain:gpu=2"], root)
-    log = (root / "logs" / "pretrain.log").read_text()
-    assert "torch.distributed.run --standalone --nproc-per-node=2 -m jtm.cli pretrain" in log
-    assert {p.name for p in (root / "data" / "checkpoints").iterdir()} >= {"rank0-of-2.pt", "rank1-of-2.pt"}
-    assert (root / "data" / "pretrain" / "model.pt").is_file()
+    log = (root / "logs" / "pretrain" / "run0.log").read_text()
+    assert "torch.distributed.run --standalone --nproc-per-node=2 -m jtm.cli pretrain 0" in log
+    checkpoints = {p.name for p in (root / "data" / "checkpoints" / "run0").iterdir()}
+    assert checkpoints >= {"rank0-of-2.pt", "rank1-of-2.pt"}
+    assert (root / "data" / "pretrain" / "run0" / "model.pt").is_file()
 
 
 def test_dvc_metrics_show_prints_every_downstream_cell(dvc_project):
@@ -95,7 +98,7 @@ def test_dvc_metrics_show_prints_every_downstream_cell(dvc_project):
     assert "metrics/ensemble/cpc-linear/all.json" in table
     assert "metrics/transcription/logmel-linear/1-per-class.json" in table
     assert "headline.lo" in table and "headline.hi" in table and "mean.onset_f1" in table
-    assert "pretrain/metrics.json" in table
+    assert "pretrain/run0/metrics.json" in table and "pretrain/run1/metrics.json" in table
 
 
 def test_dvc_plots_show_renders_the_curves(dvc_project):
@@ -115,7 +118,7 @@ def test_dvc_exp_run_reruns_a_study_variant(dvc_project):
     root = dvc_project.root
     commit(root, "baseline")
     output = run(["dvc", "exp", "run", "-n", "same-track", "-S", "pretrain.sampling=samesequence"], root)
-    assert "Running stage 'pretrain'" in output and "Running stage 'report'" in output
+    assert "Running stage 'pretrain@0'" in output and "Running stage 'report'" in output
     assert "Running stage 'resample'" not in output
     shown = run(["dvc", "exp", "show", "--md", "--no-pager"], root)
     assert "same-track" in shown and "samesequence" in shown

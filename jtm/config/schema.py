@@ -57,6 +57,8 @@ def _constrain(schema: dict, meta: typing.Mapping) -> dict:
         rules["enum"] = list(meta["choices"])
     if "min_items" in meta:
         schema = schema | {"minItems": meta["min_items"]}
+    if meta.get("unique"):
+        schema = schema | {"uniqueItems": True}
     if "items_schema" in meta:
         return schema | {"items": meta["items_schema"]}
     if not rules:

@@ -175,6 +175,9 @@ class PretrainConfig(ModelSpec):
     """The model's fields (ModelSpec: encoder ... reverse) and how it is trained."""
 
     seed: int
+    # The study's pretraining runs: run r trains with seed `seed + r` (its random-init control
+    # and end-to-end inits are offset by r too); each run is its own cached job.
+    runs: tuple[int, ...] = dataclasses.field(metadata={"minimum": 0, "min_items": 1, "unique": True})
     n_negatives: int = at_least(1)
     negative_pool: int = at_least(0)  # 0: negatives from every frame of the (global) batch
     sampling: str = choice(choices.SAMPLINGS)

@@ -9,7 +9,7 @@ task's probes share a cell (they share the loaded labels, and each trains in abo
 on the demo). Cells are independent jobs (a DVC matrix, Snakemake wildcards), so
 a cluster runs them side by side; stage `downstream` (jtm/downstream/collect.py) gathers them.
 
-A cell's folder, ``<cells>/<task>/<probes or init>/``::
+A cell's folder, ``<cells>/<task>/run<r>/<probes or init>/`` or ``<cells>/<task>/fixed/probes/``::
 
     scores.parquet             task, method, feature, head, budget, seed, train_tracks,
                                train_windows, train_frames, train_classes, train_strata,
@@ -75,14 +75,20 @@ def run_cell(
     task: str,
     trained: list[Method],
     tracker=None,
+    run: int = 0,
 ) -> dict:
     """Train and score one cell's methods at every label budget and seed; write `out_dir`
     atomically (the folder described above).
 
     Probes read `embeddings` and train in `threads` processes of one torch thread each (a
     probe is too small for two threads to help); end-to-end baselines read the audio and
-    (finetune) `model_dir`, in one process of `threads` threads.
+    (finetune) `model_dir`, in one process of `threads` threads; `run` (the pretraining run's
+    number) offsets their seeds (jtm/downstream/model.py).
     """
+    if not trained:  # e.g. the fixed features' cell of a study without log-mel: nothing to train
+        with atomic_dir(out_dir):
+            pass
+        return {"models": 0}
     cell = load_cell(
         Path(index_dir),
         Path(embeddings) if embeddings else None,
@@ -90,6 +96,7 @@ def run_cell(
         task,
         probes=trained[0].kind == "probe",
         unit=cfg.bootstrap_unit,
+        run=run,
     )
     jobs = cell_jobs(cfg, trained, cell.data.labels.framewise)
     began = time.perf_counter()

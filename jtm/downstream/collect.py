@@ -4,21 +4,25 @@ bootstrap interval on every headline number and the paired comparisons (compare.
 Only the cells that params name are read, in report order (task, then method), so a cell
 folder left over from an earlier study never leaks in. Outputs::
 
-    <downstream>/results.parquet     every model's scores, long (the cells' rows, concatenated)
+    <downstream>/results.parquet     every model's scores, long (the cells' rows, concatenated,
+                                     with the pretraining `run`; -1: a fixed-feature method)
     <downstream>/intervals.parquet   task, method, budget, metric, mean, lo, hi (95 %),
-                                     val_score, seeds, train_tracks, train_windows,
-                                     train_frames, train_classes, train_strata (means over seeds)
+                                     val_score, seeds, runs, train_tracks, train_windows,
+                                     train_frames, train_classes, train_strata (means over models)
     <downstream>/comparisons.parquet task, budget, a, rival, b, diff, lo, hi (95 %, paired)
+    <downstream>/runs.parquet        task, budget, run, a, rival, b, diff: each comparison in
+                                     each pretraining run alone (means over seeds)
     <downstream>/test_split.json     per task: test tracks, windows, bootstrap units, unit kind,
-                                     resamples
-    <downstream>/confusion/<task>/<method>.json   classes, matrix (all labels, first seed)
+                                     resamples, runs
+    <downstream>/confusion/<task>/<method>.json   classes, matrix (all labels, first run and seed)
     <downstream>/excerpt.npz         transcription: a test excerpt's true roll and every
-                                     method's probabilities (all labels, first seed)
+                                     method's probabilities (all labels, first run and seed)
     <downstream>/plots/<task>.csv    tracks_per_class, then each method's headline mean and
                                      its <method>_lo/<method>_hi: what `dvc plots show` draws
     <metrics>/<task>/<method>/<budget>.json  headline mean/lo/hi, every metric's mean and std
-                                     over seeds, what the budget held (dvc metrics show)
-    <metrics>/<task>/comparisons/<budget>.json  each paired comparison's diff, lo, hi
+                                     over models, what the budget held (dvc metrics show)
+    <metrics>/<task>/comparisons/<budget>.json  each paired comparison's diff, lo, hi and
+                                     its diff in each run (run<r>)
 """
 
 from __future__ import annotations
@@ -38,16 +42,24 @@ from jtm.downstream.metrics import HEADLINE
 from jtm.errors import DataError
 
 HELD = ("train_tracks", "train_windows", "train_frames", "train_classes", "train_strata")
+FIXED = -1  # the `run` of a method no pretraining run changes (log-mel probes)
 
 
-def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg: DownstreamConfig) -> dict:
-    """Write the folders described above (atomically) from the cells params name."""
-    cells = Path(cells)
-    tables, intervals, comparisons, split_info, summary = [], [], [], {}, {}
+def collect(
+    cells: str | Path,
+    out_dir: str | Path,
+    metrics_dir: str | Path,
+    cfg: DownstreamConfig,
+    runs: tuple[int, ...],
+) -> dict:
+    """Write the folders described above (atomically) from the cells params name, for the
+    pretraining runs `runs`."""
+    cells, runs = Path(cells), tuple(runs)
+    tables, intervals, comparisons, per_run, split_info, summary = [], [], [], [], {}, {}
     with atomic_dir(out_dir) as out, atomic_dir(metrics_dir) as metrics_out:
         excerpt: dict[str, np.ndarray] = {}
         for position, task in enumerate(cfg.tasks):
-            rows, stats, units = _read_task(cells, task, cfg, out, excerpt)
+            rows, stats, units = _read_task(cells, task, cfg, runs, out, excerpt)
             tables.append(rows)
             draws = bootstrap.unit_draws(len(units), cfg.bootstrap_resamples, cfg.bootstrap_seed + position)
             headline = rows[rows["metric"] == HEADLINE[task]]
@@ -57,15 +69,18 @@ def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg
             held = headline.groupby(["method", "budget"], sort=False)[list(HELD)].mean().reset_index()
             table = table.merge(held, on=["method", "budget"]).assign(task=task, metric=HEADLINE[task])
             paired = compare.paired_comparisons(table, resampled).assign(task=task)
+            by_run = compare.per_run(headline, paired).assign(task=task)
             intervals.append(table)
             comparisons.append(paired)
+            per_run.append(by_run)
             split_info[task] = {
                 "units": len(units),
                 "unit": cfg.bootstrap_unit,
                 "resamples": cfg.bootstrap_resamples,
+                "runs": len(runs),
                 **_test_size(rows),
             }
-            _write_metrics(metrics_out / task, rows, table, paired)
+            _write_metrics(metrics_out / task, rows, table, paired, by_run)
             _write_plot(out / "plots" / f"{task}.csv", table)
             for r in table.itertuples():
                 summary[f"{task}_{r.method}_{r.budget}"] = r.mean
@@ -73,32 +88,32 @@ def collect(cells: str | Path, out_dir: str | Path, metrics_dir: str | Path, cfg
         results.to_parquet(out / "results.parquet", index=False)
         pd.concat(intervals, ignore_index=True).to_parquet(out / "intervals.parquet", index=False)
         pd.concat(comparisons, ignore_index=True).to_parquet(out / "comparisons.parquet", index=False)
+        pd.concat(per_run, ignore_index=True).to_parquet(out / "runs.parquet", index=False)
         (out / "test_split.json").write_text(json.dumps(split_info, indent=2))
         if excerpt:
             np.savez_compressed(out / "excerpt.npz", **excerpt)
-    summary["models"] = len(results.groupby(["task", "method", "budget", "seed"]))
+    summary["models"] = len(results.groupby(["task", "method", "budget", "run", "seed"]))
     return summary
 
 
-def _read_task(cells: Path, task: str, cfg: DownstreamConfig, out: Path, excerpt: dict):
+def _read_task(
+    cells: Path, task: str, cfg: DownstreamConfig, runs: tuple[int, ...], out: Path, excerpt: dict
+):
     """(rows of every model, {model key: unit stats}, unit names) of a task's cells; copies
-    their confusion matrices and excerpts into `out`."""
+    their confusion matrices and excerpts (the first run's) into `out`. Rows gain a `run`
+    column (`FIXED` for methods no run changes); model keys are "<method>|<budget>|<run>|<seed>"."""
     tables, stats, units, read = [], {}, None, set()
     for method in methods(cfg, task):
-        folder = cells / task / method.cell
-        if not (folder / "scores.parquet").is_file() or not (folder / "stats.npz").is_file():
-            raise DataError(folder, f"cell {task}/{method.cell} not built: run its stage first")
-        if folder not in read:
-            read.add(folder)
-            tables.append(pd.read_parquet(folder / "scores.parquet"))
-            with np.load(folder / "stats.npz") as found:
-                if units is not None and not np.array_equal(units, found["units"]):
-                    raise DataError(
-                        folder, "its test units differ from the task's other cells: rerun the cells"
-                    )
-                units = found["units"]
-                stats.update({k: found[k] for k in found.files if k != "units"})
-        _copy_examples(folder, task, method.name, out, excerpt)
+        for run in runs if method.per_run else (FIXED,):
+            folder = cells / task / method.cell(run)
+            if not (folder / "scores.parquet").is_file() or not (folder / "stats.npz").is_file():
+                raise DataError(folder, f"cell {folder.relative_to(cells)} not built: run its stage first")
+            if folder not in read:
+                read.add(folder)
+                tables.append(pd.read_parquet(folder / "scores.parquet").assign(run=run))
+                units = _read_stats(folder, run, units, stats)
+            if run in (FIXED, runs[0]):
+                _copy_examples(folder, task, method.name, out, excerpt)
     rows = pd.concat(tables, ignore_index=True)
     names = [m.name for m in methods(cfg, task)]
     missing = sorted(set(names) - set(rows["method"]))
@@ -107,6 +122,19 @@ def _read_task(cells: Path, task: str, cfg: DownstreamConfig, out: Path, excerpt
     rows = rows[rows["method"].isin(names)]
     rows = rows.iloc[np.argsort(rows["method"].map(names.index).to_numpy(), kind="stable")]
     return rows.reset_index(drop=True), stats, units
+
+
+def _read_stats(folder: Path, run: int, units, stats: dict):
+    """Add a cell's per-model unit statistics to `stats` under keys with its run; its units
+    (checked to be the task's other cells')."""
+    with np.load(folder / "stats.npz") as found:
+        if units is not None and not np.array_equal(units, found["units"]):
+            raise DataError(folder, "its test units differ from the task's other cells: rerun the cells")
+        for key in found.files:
+            if key != "units":
+                method, budget, seed = key.split("|")
+                stats[f"{method}|{budget}|{run}|{seed}"] = found[key]
+        return found["units"]
 
 
 def _copy_examples(folder: Path, task: str, method: str, out: Path, excerpt: dict) -> None:
@@ -127,8 +155,10 @@ def _test_size(rows: pd.DataFrame) -> dict:
     return {"tracks": int(first["test_tracks"]), "windows": int(first["test_windows"])}
 
 
-def _write_metrics(folder: Path, rows: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame) -> None:
-    """One JSON per method and budget, and one of the comparisons per budget."""
+def _write_metrics(
+    folder: Path, rows: pd.DataFrame, table: pd.DataFrame, paired: pd.DataFrame, by_run: pd.DataFrame
+) -> None:
+    """One JSON per method and budget, and one of the comparisons (with each run's) per budget."""
     for r in table.itertuples():
         models = rows[(rows["method"] == r.method) & (rows["budget"] == r.budget)]
         by_metric = models.groupby("metric", sort=False)["value"]
@@ -137,16 +167,22 @@ def _write_metrics(folder: Path, rows: pd.DataFrame, table: pd.DataFrame, paired
             {
                 "headline": {"mean": r.mean, "lo": r.lo, "hi": r.hi},
                 "mean": {k: float(np.mean(v.to_numpy())) for k, v in by_metric},
-                # the seeds' sample standard deviation (ddof 1); null for a single seed
+                # the models' (runs x seeds) sample standard deviation (ddof 1); null for one model
                 "std": {k: float(np.std(v.to_numpy(), ddof=1)) if len(v) > 1 else None for k, v in by_metric},
                 "seeds": int(r.seeds),
+                "runs": int(r.runs),
                 "held": {k.removeprefix("train_"): float(getattr(r, k)) for k in HELD},
             },
         )
     for budget, at in paired.groupby("budget", sort=False):
+        runs = by_run[by_run["budget"] == budget]
         write_json(
             folder / "comparisons" / f"{budget}.json",
-            {f"{c.a} - {c.b}": {"diff": c.diff, "lo": c.lo, "hi": c.hi} for c in at.itertuples()},
+            {
+                f"{c.a} - {c.b}": {"diff": c.diff, "lo": c.lo, "hi": c.hi}
+                | {f"run{r.run}": r.diff for r in runs[runs["b"] == c.b].itertuples()}
+                for c in at.itertuples()
+            },
         )
 
 

@@ -1,11 +1,11 @@
 """Intervals on every (task, method, budget) and the paired comparisons the report's verdicts use.
 
-Each method's headline metric gets a 95 % interval from the bootstrap over test units (and
-probe seeds; jtm/downstream/bootstrap.py). Per task and budget, the best CPC method (`cpc-*`
-probes and `finetune`), chosen by its validation score, not its test score, is compared with
-the best random-init control, the best log-mel probe and the supervised baseline, each chosen
-the same way: the mean difference of the test metric and its 95 % interval, both methods
-scored on the same resamples.
+Each method's headline metric gets a 95 % interval from the bootstrap over test units,
+pretraining runs and probe seeds (jtm/downstream/bootstrap.py). Per task and budget, the best
+CPC method (`cpc-*` probes and `finetune`), chosen by its validation score, not its test score,
+is compared with the best random-init control, the best log-mel probe and the supervised
+baseline, each chosen the same way: the mean difference of the test metric and its 95 %
+interval, both methods scored on the same resamples (of units, runs and seeds).
 """
 
 from __future__ import annotations
@@ -32,17 +32,24 @@ def method_intervals(
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
     """(table, resampled) for one task.
 
-    `values`: one row per model (method, budget, seed, value = the test headline, val_score);
-    `stats`: "<method>|<budget>|<seed>" -> (units, k); `draws`: (resamples, units).
-    Table rows: method, budget, mean (over seeds), lo, hi, val_score (mean over seeds), seeds.
+    `values`: one row per model (method, budget, run, seed, value = the test headline,
+    val_score); `stats`: "<method>|<budget>|<run>|<seed>" -> (units, k); `draws`: (resamples,
+    units). Each method is resampled over runs, seeds within runs and units together
+    (`bootstrap.resampled_runs`); every method with as many runs draws the same runs, so the
+    comparisons are paired on runs as on units. Table rows: method, budget, mean (over models),
+    lo, hi, val_score (mean over models), seeds (per run), runs.
     """
     rows, resampled = [], {}
     for (method, budget), models in values.groupby(["method", "budget"], sort=False):
-        models = models.sort_values("seed")
-        stacked = np.stack([stats[f"{method}|{budget}|{s}"] for s in models["seed"]])
+        runs = sorted(models["run"].unique())
+        seeds = sorted(models["seed"].unique())
+        stacked = np.stack(
+            [np.stack([stats[f"{method}|{budget}|{r}|{s}"] for s in seeds]) for r in runs]
+        )  # (runs, seeds, units, k)
         salt = zlib.crc32(f"{method}|{budget}".encode())
-        seeds = bootstrap.seed_draws(len(models), len(draws), seed, salt)
-        resampled[(method, budget)] = bootstrap.resampled(kind, stacked, draws, seeds)
+        run_draws = bootstrap.run_draws(len(runs), len(draws), seed, 0)
+        seed_draws = bootstrap.nested_seed_draws(len(runs), len(seeds), len(draws), seed, salt)
+        resampled[(method, budget)] = bootstrap.resampled_runs(kind, stacked, draws, run_draws, seed_draws)
         low, high = bootstrap.interval(resampled[(method, budget)])
         rows.append(
             {
@@ -52,7 +59,8 @@ def method_intervals(
                 "lo": low,
                 "hi": high,
                 "val_score": float(models["val_score"].mean()),
-                "seeds": len(models),
+                "seeds": len(seeds),
+                "runs": len(runs),
             }
         )
     return pd.DataFrame(rows), resampled
@@ -105,3 +113,26 @@ def verdict(a: str, b: str, diff: float, low: float, high: float) -> str:
     if high < 0:
         return f"{b} beats {a} by {-diff:+.3f} [{-high:+.3f}, {-low:+.3f}]"
     return f"{a} and {b} cannot be told apart on this test split (difference {diff:+.3f} {interval})"
+
+
+def per_run(values: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
+    """Each paired comparison within each pretraining run: rows budget, run, a, rival, b, diff
+    (a's test mean over its seeds in that run minus b's in the same run, or b's only values
+    when no run changes b). `values` as in `method_intervals`."""
+    means = values.groupby(["method", "budget", "run"])["value"].mean()
+    rows = []
+    for c in paired.itertuples():
+        a, b = means.loc[(c.a, c.budget)], means.loc[(c.b, c.budget)]
+        for run, value in a.items():
+            rival = b.loc[run] if run in b.index else b.iloc[0] if len(b) == 1 else np.nan
+            rows.append(
+                {
+                    "budget": c.budget,
+                    "run": int(run),
+                    "a": c.a,
+                    "rival": c.rival,
+                    "b": c.b,
+                    "diff": value - rival,
+                }
+            )
+    return pd.DataFrame(rows, columns=["budget", "run", "a", "rival", "b", "diff"])

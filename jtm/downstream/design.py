@@ -2,9 +2,11 @@
 and in which cell (job) each is trained. Torch-free: the workflow and the gatherer read it too.
 
 A method is a frozen feature set with a probe head (`cpc-linear`, `logmel-mlp`, ...) or an
-end-to-end baseline (`supervised`, `finetune`). A cell is one job of the study: a task's probes
-(`<task>/probes`: every feature set and probe head) or a task and one end-to-end init
-(`<task>/<init>`).
+end-to-end baseline (`supervised`, `finetune`). A method is per run when a pretraining run gives
+it its own model (cpc, its random-init control, both end-to-end baselines); log-mel is fixed. A
+cell is one job of the study: a task's probes on one run's features (`<task>/run<r>/probes`), on
+the fixed features (`<task>/fixed/probes`), or a task, end-to-end init and run
+(`<task>/run<r>/<init>`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ class Method:
     kind: str  # "probe", "supervised" or "finetune"
 
     @property
-    def cell(self) -> str:
-        """The folder, below the task, of the cell this method is trained in."""
-        return "probes" if self.kind == "probe" else self.name
+    def per_run(self) -> bool:
+        """Whether each pretraining run gives this method its own models."""
+        return self.kind != "probe" or self.feature in choices.LEARNED_FEATURES
+
+    def cell(self, run: int | None = None) -> str:
+        """The folder, below the task, of the cell this method is trained in (in run `run`)."""
+        if not self.per_run:
+            return "fixed/probes"
+        return f"run{run}/" + ("probes" if self.kind == "probe" else self.name)
 
 
 def methods(cfg: DownstreamConfig, task: str) -> list[Method]:
@@ -40,11 +48,13 @@ def methods(cfg: DownstreamConfig, task: str) -> list[Method]:
 
 
 def item_methods(item: dict[str, str], cfg: DownstreamConfig) -> list[Method]:
-    """The methods one cell (a matrix item: {task} or {task, init}) trains."""
+    """The methods one cell trains: a matrix item {task} (fixed-feature probes), {task, run}
+    (the run's probes) or {task, init, run}."""
     if item["task"] not in choices.TASKS:
         raise ConfigError(f"task {item['task']!r}: known tasks are {list(choices.TASKS)}")
     if "init" not in item:
-        return [m for m in methods(cfg, item["task"]) if m.kind == "probe"]
+        per_run = "run" in item
+        return [m for m in methods(cfg, item["task"]) if m.kind == "probe" and m.per_run == per_run]
     if item["init"] not in choices.INITS:
         raise ConfigError(f"init {item['init']!r}: known inits are {list(choices.INITS)}")
     return [Method(item["init"], "audio", "linear", item["init"])]

@@ -95,7 +95,8 @@ def _excerpts(data: TaskData, test: np.ndarray) -> list[tuple[np.ndarray, tuple[
 @dataclass
 class CellInputs:
     """What every model of a cell reads: the task's windows and splits (rows of `data`), the
-    embeddings folder (probes), the model folder and audio (end-to-end), loaded features."""
+    embeddings folder (probes), the model folder and audio (end-to-end), loaded features, and
+    the pretraining run they belong to."""
 
     data: TaskData
     train: np.ndarray
@@ -105,6 +106,7 @@ class CellInputs:
     model_dir: Path | None
     audio: end_to_end.AudioBatches | None
     cache: dict = field(default_factory=dict)
+    run: int = 0
 
 
 def load_cell(
@@ -114,6 +116,7 @@ def load_cell(
     task: str,
     probes: bool,
     unit: str = "work",
+    run: int = 0,
 ):
     """The CellInputs of a task: probes read `embeddings` (checked against the index), end-to-end
     baselines the audio."""
@@ -128,4 +131,4 @@ def load_cell(
     if len(train) == 0 or len(test) == 0:
         raise DataError(index_dir, f"task {task!r} needs train and test windows")
     audio = None if probes else end_to_end.AudioBatches(windows, tracks)
-    return CellInputs(data, train, val, test, embeddings, model_dir, audio)
+    return CellInputs(data, train, val, test, embeddings, model_dir, audio, run=run)

@@ -75,6 +75,9 @@ def score(
     return transcription_scores(rolls_true, rolls_prob, [notes for _, notes in excerpts], threshold), None
 
 
+RUN_SEED_STRIDE = 1000  # pretraining run r trains its end-to-end models with seeds + 1000 r
+
+
 def train_model(cell: CellInputs, method: Method, train: np.ndarray, cfg: DownstreamConfig, seed: int):
     """(fit, val probabilities, test probabilities) of one model on the labelled rows `train`."""
     data, val, test, audio, model_dir = cell.data, cell.val, cell.test, cell.audio, cell.model_dir
@@ -83,6 +86,7 @@ def train_model(cell: CellInputs, method: Method, train: np.ndarray, cfg: Downst
     framewise = labels.framewise
     if method.kind == "probe":
         return _train_probe(cell, method, train, cfg, seed)
+    seed += RUN_SEED_STRIDE * cell.run  # run r's inits and batch order; the label subset is the seed's
     model = end_to_end.build_model(method.kind, model_dir, outputs, framewise, seed)
     audio = audio.on(resolve_device(cfg.e2e_device, "downstream.e2e_device"), cfg.e2e_bf16)
     val_draw = np.random.default_rng(seed).permutation(val)[: cfg.e2e_val_windows]

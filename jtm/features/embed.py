@@ -63,10 +63,11 @@ def pool(frames: torch.Tensor, how: str) -> torch.Tensor:
 
 @torch.no_grad()
 def embed(
-    index_dir: str | Path, model_dir: str | Path, out_dir: str | Path, cfg: EmbedConfig, tracker=None
+    index_dir: str | Path, model_dir: str | Path | None, out_dir: str | Path, cfg: EmbedConfig, tracker=None
 ) -> dict:
-    """Embed every window of every split; write the folder described above (atomically). On
-    `embed.device` (bf16 autocast there under `embed.bf16`); the features stored in float32/16."""
+    """Embed every window of every split with each of `cfg.features`; write the folder described
+    above (atomically). On `embed.device` (bf16 autocast there under `embed.bf16`); the features
+    stored in float32/16. `model_dir` (a pretraining run's) is read by `cpc` and `random` only."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device, "embed.device")
@@ -79,7 +80,7 @@ def embed(
             tmp / "keys.parquet", index=False
         )
         for name in cfg.features:
-            extractor = build_extractor(name, Path(model_dir), cfg).to(device)
+            extractor = build_extractor(name, Path(model_dir or ""), cfg).to(device)
             began = time.perf_counter()
             frames_file = frames = pooled = None
             for begin in progress(

@@ -1,6 +1,7 @@
 """Stage `report`: results/report.html (self-contained) and results/report.md from the stages'
-output files. It trains nothing: it reads the index, the model's curves, the embeddings (for
-the 2-D projections) and the downstream results, and says plainly which method wins.
+output files. It trains nothing: it reads the index, every pretraining run's metrics (the first
+run's curves and embeddings, for the figures) and the downstream results, and says plainly
+which method wins, and whether the runs agree.
 """
 
 from __future__ import annotations
@@ -159,26 +160,26 @@ def build_report(
     params: dict,
     cfg: ReportConfig,
 ) -> dict:
-    """Write report.html, report.md and the figures folder (each atomically)."""
-    index, model_dir, embeddings, downstream = (
-        Path(index),
-        Path(model_dir),
-        Path(embeddings),
-        Path(downstream),
-    )
+    """Write report.html, report.md and the figures folder (each atomically). `model_dir` and
+    `embeddings` hold a folder per pretraining run (run<r>, r in `params["pretrain.runs"]`)."""
+    runs = list(params["pretrain.runs"])
+    index, downstream = Path(index), Path(downstream)
+    run_metrics = {r: json.loads((Path(model_dir) / f"run{r}" / "metrics.json").read_text()) for r in runs}
+    model_dir, embeddings = Path(model_dir) / f"run{runs[0]}", Path(embeddings) / f"run{runs[0]}"
     results = pd.read_parquet(downstream / "results.parquet")
     summary = summarize(results)
     intervals = pd.read_parquet(downstream / "intervals.parquet")
     comparisons = pd.read_parquet(downstream / "comparisons.parquet")
     test_split = json.loads((downstream / "test_split.json").read_text())
     tracks = pd.read_parquet(index / "tracks.parquet")
-    pretrain_metrics = json.loads((model_dir / "metrics.json").read_text())
+    pretrain_metrics = run_metrics[runs[0]]
     images: dict[str, tuple[str, bytes]] = {}  # name -> (caption, png)
 
     train_curves = pd.read_csv(model_dir / "curves_train.csv")
     val_curves = pd.read_csv(model_dir / "curves_val.csv")
     images["cpc_curves"] = (
-        "CPC pretraining: accuracy of predicting k frames (10 ms each) ahead against the negatives, per k",
+        f"CPC pretraining (run {runs[0]}): accuracy of predicting k frames (10 ms each) ahead against "
+        "the negatives, per k",
         _png(figures.cpc_curves(train_curves, val_curves, pretrain_metrics["chance_accuracy"])),
     )
     images["label_efficiency"] = (
@@ -207,7 +208,7 @@ def build_report(
                 matrices.append((f"{task}: {method}", data["classes"], np.array(data["matrix"])))
     if matrices:
         images["confusion"] = (
-            "Confusion matrices on the test split (largest budget, first seed): "
+            "Confusion matrices on the test split (largest budget, first run and seed): "
             "the best method and the best CPC probe, both chosen on validation",
             _png(figures.confusion(matrices)),
         )
@@ -233,11 +234,12 @@ def build_report(
         for name, png in _projections(embeddings, index, cfg, features).items():
             images[f"projection_{name}"] = (
                 f"{name.upper()} of pooled window embeddings (validation and test windows): "
-                "cpc vs random init",
+                f"cpc vs random init, run {runs[0]}",
                 png,
             )
 
     table, held = headline_table(intervals), budget_table(intervals)
+    by_run = run_table(run_metrics, pd.read_parquet(downstream / "runs.parquet"), intervals, params)
     largest = {task: largest_budget(intervals, task) for task in intervals["task"].unique()}
     everything = summary[summary["budget"] == summary["task"].map(largest)]
     full = {
@@ -255,7 +257,8 @@ def build_report(
         "ensembles": tracks["ensemble"].nunique(),
         "composers": tracks["composer"].nunique(),
         "pretrain": pretrain_metrics,
-        "models": int(results.groupby(["task", "method", "budget", "seed"]).ngroups),
+        "runs": run_metrics,
+        "models": int(results.groupby(["task", "method", "budget", "run", "seed"]).ngroups),
         "test_split": test_split,
     }
     verdict = verdicts(intervals, comparisons)
@@ -265,21 +268,42 @@ def build_report(
     md_dir = Path(md_path).parent
     relative = os.path.relpath(Path(figures_dir), md_dir)
     with atomic_file(md_path) as tmp:
-        tmp.write_text(_markdown(context, (table, held), full, verdict, images, relative, params))
+        tmp.write_text(_markdown(context, (table, held, by_run), full, verdict, images, relative, params))
     with atomic_file(html_path) as tmp:
-        tmp.write_text(_html(context, (table, held), full, verdict, images, params))
+        tmp.write_text(_html(context, (table, held, by_run), full, verdict, images, params))
     return {"figures": len(images), "models": context["models"]}
 
 
+def run_table(run_metrics: dict, by_run: pd.DataFrame, intervals: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """One row per pretraining run: its seed, validation k=1, and per task its best CPC method
+    minus the best random-init control (largest budget, test means over its seeds): whether
+    the runs agree."""
+    rows = []
+    for run, metrics in run_metrics.items():
+        row = {"run": run, "seed": params["pretrain.seed"] + run, "val k=1": f"{metrics['val_acc_k1']:.3f}"}
+        for task in intervals["task"].unique():
+            mine = by_run[
+                (by_run["task"] == task)
+                & (by_run["run"] == run)
+                & (by_run["rival"] == "random")
+                & (by_run["budget"] == largest_budget(intervals, task))
+            ]
+            row[f"{task}: CPC − control"] = f"{mine['diff'].iloc[0]:+.3f}" if len(mine) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _intro(context: dict) -> list[str]:
-    p = context["pretrain"]
+    p, runs = context["pretrain"], context["runs"]
     splits = ", ".join(f"{k} {v}" for k, v in sorted(context["splits"].items()))
     last = max(int(k.removeprefix("val_acc_k")) for k in p if k.startswith("val_acc_k"))
+    k1 = [m["val_acc_k1"] for m in runs.values()]
     return [
         f"Generated {context['generated']} from commit `{context['commit']}`.",
         f"Data: {context['tracks']} tracks ({splits}), {context['hours']:.2f} hours, "
         f"{context['ensembles']} ensembles, {context['composers']} composers.",
-        f"CPC: {p['steps']} steps; validation accuracy k=1 {p['val_acc_k1']:.3f}, k={last} "
+        f"CPC: {len(runs)} pretraining run(s) of {p['steps']} steps; validation accuracy k=1 "
+        f"{np.mean(k1):.3f} (runs {min(k1):.3f} to {max(k1):.3f}); first run k={last} "
         f"{p[f'val_acc_k{last}']:.3f} (chance {p['chance_accuracy']:.3f}).",
         "Pretrained on: " + _corpora(p.get("corpora", {})) + ".",
         f"Downstream: {context['models']} models trained; scores on the test split, model selection "
@@ -290,9 +314,21 @@ def _intro(context: dict) -> list[str]:
             for task, t in context["test_split"].items()
         )
         + f". Intervals: 95 %, {_first(context)['resamples']} resamples of whole test "
-        f"{_first(context)['unit']}s "
-        "(and of probe seeds); differences paired on the same resamples.",
+        f"{_first(context)['unit']}s, " + _run_sources(len(runs)),
     ]
+
+
+def _run_sources(runs: int) -> str:
+    """What the intervals resample besides test units, said plainly when it is not every source."""
+    if runs > 1:
+        return (
+            f"of the {runs} pretraining runs (each method's runs, random-init controls and end-to-end "
+            "inits) and of probe seeds within each run; differences paired on the same resamples."
+        )
+    return (
+        "and of probe seeds; differences paired on the same resamples. **One pretraining run: these "
+        "intervals leave out pretraining variance** (another run can move a verdict; set `pretrain.runs`)."
+    )
 
 
 def _corpora(corpora: dict) -> str:
@@ -312,8 +348,9 @@ def _first(context: dict) -> dict:
 
 def _markdown(context, table, full, verdict, images, figures_rel, params) -> str:
     lines = ["# jtm report", ""] + [f"- {line}" for line in _intro(context)]
-    table, held = table
+    table, held, by_run = table
     lines += ["", "## Does CPC win? (paired 95 % intervals)", ""] + [f"- {v}" for v in verdict]
+    lines += ["", f"## {RUNS_TITLE}", "", by_run.to_markdown(index=False, disable_numparse=True)]
     lines += ["", "## Headline table (test split, mean [95 % interval])", "", table.to_markdown(index=False)]
     lines += ["", "## What each label budget held", "", held.to_markdown(index=False)]
     lines += ["", "## Every metric, largest budget (mean over seeds)"]
@@ -331,6 +368,8 @@ def _params_yaml(params: dict) -> str:
 
     return yaml.safe_dump({k: v for k, v in params.items() if k != "paths"}, sort_keys=False).strip()
 
+
+RUNS_TITLE = "Each pretraining run alone (largest budget; CPC − control: best of each, chosen on validation)"
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -361,7 +400,9 @@ def _html(context, table, full, verdict, images, params) -> str:
         *[f"<li>{_inline_markdown(line)}</li>" for line in _intro(context)],
         "</ul><h2>Does CPC win? (paired 95 % intervals)</h2><ul>",
         *[f"<li>{_inline_markdown(v)}</li>" for v in verdict],
-        "</ul><h2>Headline table (test split, mean [95 % interval])</h2>",
+        f"</ul><h2>{RUNS_TITLE}</h2>",
+        table[2].to_html(index=False, classes="runs", border=0, escape=True),
+        "<h2>Headline table (test split, mean [95 % interval])</h2>",
         table[0].to_html(index=False, classes="headline", border=0, escape=True),
         "<h2>What each label budget held</h2>",
         table[1].to_html(index=False, classes="budgets", border=0, escape=True),

@@ -6,6 +6,8 @@ from jtm.workflow import (
     cell_pattern,
     cells,
     ingest_files,
+    input_pattern,
+    outputs_of,
     params_source,
     rule_resources,
 )
@@ -19,7 +21,9 @@ for name in STAGES:
 needs_scores = STAGES["acquire"].needs("scores", config)
 
 
-# A cell's folder is <task>/probes (probe) or <task>/<init> (end_to_end).
+# A cell's folder is <task>/run<run>/probes (probe), <task>/fixed/probes (probe_fixed) or
+# <task>/run<run>/<init> (end_to_end); a pretraining run's model and embeddings are run<run>.
 wildcard_constraints:
     task="[A-Za-z0-9_]+",
     init="|".join(INITS),
+    run="[0-9]+",

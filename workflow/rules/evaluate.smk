@@ -1,16 +1,17 @@
-# Window embeddings for downstream tasks (see jtm/features/embed.py).
+# Window embeddings for downstream tasks (see jtm/features/embed.py): each pretraining run's
+# (cpc and its random-init control), and the fixed ones (log-mel) once.
 
 
 rule embed:
     input:
         index=rules.index.output.index,
         audio16k=rules.resample.output.audio16k,
-        model=rules.pretrain.output.model,
+        model=input_pattern(config, "embed", "model"),
         code=STAGES["embed"].code,
     output:
-        embeddings=directory(config["paths"]["embeddings"]),
+        embeddings=directory(cell_pattern(config, "embed", "embeddings")),
     log:
-        "logs/embed.log",
+        "logs/embed/run{run}.log",
     conda:
         "../envs/jtm.yaml"
     threads: config["embed"]["threads"]
@@ -22,6 +23,26 @@ rule embed:
         "../scripts/embed.py"
 
 
+rule embed_fixed:
+    input:
+        index=rules.index.output.index,
+        audio16k=rules.resample.output.audio16k,
+        code=STAGES["embed_fixed"].code,
+    output:
+        embeddings=directory(cell_pattern(config, "embed_fixed", "embeddings")),
+    log:
+        "logs/embed_fixed.log",
+    conda:
+        "../envs/jtm.yaml"
+    threads: config["embed"]["threads"]
+    resources:
+        **rule_resources(config, "embed_fixed"),
+    params:
+        read=subset(config, STAGES["embed_fixed"].params),
+    script:
+        "../scripts/embed_fixed.py"
+
+
 # The downstream study, one job per cell (see jtm/downstream/cell.py), then gathered
 # (jtm/downstream/collect.py). Cells run side by side: locally as --cores allows, on a cluster at once.
 
@@ -29,12 +50,12 @@ rule embed:
 rule probe:
     input:
         index=rules.index.output.index,
-        embeddings=rules.embed.output.embeddings,
+        embeddings=input_pattern(config, "probe", "embeddings"),
         code=STAGES["probe"].code,
     output:
         cell=directory(cell_pattern(config, "probe")),
     log:
-        "logs/probe/{task}.log",
+        "logs/probe/{task}/run{run}.log",
     conda:
         "../envs/jtm.yaml"
     threads: config["downstream"]["threads"]
@@ -46,16 +67,36 @@ rule probe:
         "../scripts/probe.py"
 
 
+rule probe_fixed:
+    input:
+        index=rules.index.output.index,
+        embeddings=input_pattern(config, "probe_fixed", "embeddings"),
+        code=STAGES["probe_fixed"].code,
+    output:
+        cell=directory(cell_pattern(config, "probe_fixed")),
+    log:
+        "logs/probe_fixed/{task}.log",
+    conda:
+        "../envs/jtm.yaml"
+    threads: config["downstream"]["threads"]
+    resources:
+        **rule_resources(config, "probe_fixed"),
+    params:
+        read=subset(config, STAGES["probe_fixed"].params),
+    script:
+        "../scripts/probe_fixed.py"
+
+
 rule end_to_end:
     input:
         index=rules.index.output.index,
         audio16k=rules.resample.output.audio16k,
-        model=rules.pretrain.output.model,
+        model=input_pattern(config, "end_to_end", "model"),
         code=STAGES["end_to_end"].code,
     output:
         cell=directory(cell_pattern(config, "end_to_end")),
     log:
-        "logs/end_to_end/{task}/{init}.log",
+        "logs/end_to_end/{task}/run{run}/{init}.log",
     conda:
         "../envs/jtm.yaml"
     threads: config["downstream"]["threads"]
@@ -93,8 +134,8 @@ rule downstream:
 rule report:
     input:
         index=rules.index.output.index,
-        model=rules.pretrain.output.model,
-        embeddings=rules.embed.output.embeddings,
+        model=outputs_of(config, "pretrain"),
+        embeddings=outputs_of(config, "embed", "embed_fixed"),
         results=rules.downstream.output.results,
         code=STAGES["report"].code,
     output:

@@ -1,4 +1,4 @@
-# CPC pretraining on the index's train windows (see jtm/train/pretrain.py).
+# CPC pretraining on the index's train windows (see jtm/train/pretrain.py), one job per run.
 
 
 rule pretrain:
@@ -9,9 +9,9 @@ rule pretrain:
         leakage=rules.leakage.output.leakage,
         code=STAGES["pretrain"].code,
     output:
-        model=directory(config["paths"]["pretrain"]),
+        model=directory(cell_pattern(config, "pretrain", "model")),
     log:
-        "logs/pretrain.log",
+        "logs/pretrain/run{run}.log",
     conda:
         "../envs/jtm.yaml"
     # torch's threads plus the loader's worker processes or fetch threads: every CPU the job keeps busy

@@ -1,0 +1,5 @@
+"""Snakemake glue for stage `embed_fixed`: see jtm.stages."""
+
+from jtm.workflow import run_snakemake_rule
+
+run_snakemake_rule(snakemake)  # noqa: F821 (injected by Snakemake)
