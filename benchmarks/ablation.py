@@ -110,12 +110,18 @@ def pretrain_minutes(trained: dict) -> float | None:
 
 
 def read_json(path: str, rev: str | None) -> dict:
-    """A JSON file of the workspace (rev None) or of a git revision (an experiment's commit)."""
-    if rev is None:
-        return json.loads(Path(path).read_text())
-    return json.loads(
-        subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, check=True).stdout
-    )
+    """A JSON file of the workspace (rev None) or of a git revision (an experiment's commit). A
+    pretraining file is the first run's (results/pretrain/run0/), or before runs existed the
+    single model's."""
+    paths = [path.replace("results/pretrain/", "results/pretrain/run0/"), path]
+    for candidate in dict.fromkeys(paths):
+        if rev is None and Path(candidate).is_file():
+            return json.loads(Path(candidate).read_text())
+        if rev is not None:
+            shown = subprocess.run(["git", "show", f"{rev}:{candidate}"], capture_output=True)
+            if shown.returncode == 0:
+                return json.loads(shown.stdout)
+    raise FileNotFoundError(f"{path} (or its run0/ twin) at {rev or 'the workspace'}")
 
 
 def rival(comparisons: dict, family: str) -> str:
