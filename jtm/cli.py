@@ -178,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             print(summarize(get_dotted(params, "paths.index")))
             from jtm.train.pretrain import summarize_model
 
-            print(summarize_model(get_dotted(params, "paths.pretrain")) or "no CPC model yet")
+            models = Path(get_dotted(params, "paths.pretrain"))
+            lines = [summarize_model(models / f"run{r}") for r in get_dotted(params, "pretrain.runs")]
+            print("\n".join(line for line in lines if line) or "no CPC model yet")
             report = Path(get_dotted(params, "paths.report"))
             if report.is_file():
                 print(f"Report: {report.resolve()} (Markdown: {get_dotted(params, 'paths.report_md')})")
