@@ -7,11 +7,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jtm.downstream.compare import verdict
+from jtm.downstream.compare import outcome, verdict
+from jtm.report.glance import COLOURS, MARKS
 from jtm.runner import run_stage
 from tests.browser import chromium_path
 
-FIGURES = ("cpc_curves", "label_efficiency", "confusion", "piano_roll", "projection_pca", "projection_tsne")
+FIGURES = (
+    "forest",
+    "cpc_curves",
+    "label_efficiency",
+    "confusion",
+    "piano_roll",
+    "projection_pca",
+    "projection_tsne",
+)
 
 
 @pytest.fixture
@@ -45,6 +54,10 @@ def test_report_has_the_table_verdicts_and_every_figure(report):
         assert f"{r.mean:.3f} [{r.lo:.3f}, {r.hi:.3f}]" in body, (r.task, r.method, r.budget)
     for c in pd.read_parquet(downstream / "comparisons.parquet").itertuples():
         assert verdict(c.a, c.b, c.diff, c.lo, c.hi) in body, (c.task, c.budget, c.rival)
+    glance = markdown.split("## At a glance")[1].split("## Does CPC win?")[0]
+    for c in pd.read_parquet(downstream / "comparisons.parquet").itertuples():
+        if c.rival in ("random", "logmel"):
+            assert f"{MARKS[outcome(c.lo, c.hi)]} {c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}]" in glance
     for name in FIGURES:
         assert f"]({Path('figures')}/{name}.png)" in markdown
         assert (Path(report["figures"]) / f"{name}.png").stat().st_size > 1000
@@ -64,6 +77,12 @@ def test_report_renders_in_headless_chromium_with_no_failed_request(report):
             "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
         )
         rows = page.evaluate("document.querySelectorAll('table.headline tbody tr').length")
+        verdicts = page.evaluate(
+            "Array.from(document.querySelectorAll('table.verdicts span.verdict')).map(s => "
+            "[s.className, Number(s.dataset.lo), Number(s.dataset.hi), getComputedStyle(s).backgroundColor])"
+        )
+        first = page.evaluate("document.querySelector('h2').textContent")
+        forest = page.evaluate("document.querySelector('#forest img').naturalWidth")
         header = page.evaluate(
             "Array.from(document.querySelectorAll('table.headline th')).map(th => th.textContent)"
         )
@@ -74,6 +93,15 @@ def test_report_renders_in_headless_chromium_with_no_failed_request(report):
     assert all(complete and width > 100 and height > 100 for complete, width, height in images)
     assert rows >= 4 * 6 and "all labels" in header and "1 track/class" in header
     assert header[:2] == ["task", "metric"] and "column" not in header and "" not in header
+    # the verdict grid opens the report: each verdict coloured as its interval says
+    assert first.startswith("At a glance") and forest > 100
+    comparisons = pd.read_parquet(Path(report["downstream"]) / "comparisons.parquet")
+    assert len(verdicts) == comparisons["rival"].isin(["random", "logmel"]).sum() > 0
+    for name, lo, hi, colour in verdicts:
+        kind = outcome(lo, hi)
+        assert name == f"verdict {kind}"
+        red, green, blue = (int(COLOURS[kind][i : i + 2], 16) for i in (1, 3, 5))
+        assert colour == f"rgb({red}, {green}, {blue})", (name, lo, hi, colour)
 
 
 def test_the_figures_pick_their_method_on_validation_never_on_test():

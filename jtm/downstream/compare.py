@@ -105,12 +105,17 @@ def paired_comparisons(table: pd.DataFrame, resampled: dict[tuple[str, str], np.
     return pd.DataFrame(rows, columns=["budget", "a", "rival", "b", "diff", "lo", "hi"])
 
 
+def outcome(low: float, high: float) -> str:
+    """"wins" when the paired interval of a - b is above 0, "loses" below, "ties" otherwise."""
+    return "wins" if low > 0 else "loses" if high < 0 else "ties"
+
+
 def verdict(a: str, b: str, diff: float, low: float, high: float) -> str:
     """One sentence: a winner only when the paired interval excludes 0."""
     interval = f"[{low:+.3f}, {high:+.3f}]"
-    if low > 0:
+    if outcome(low, high) == "wins":
         return f"{a} beats {b} by {diff:+.3f} {interval}"
-    if high < 0:
+    if outcome(low, high) == "loses":
         return f"{b} beats {a} by {-diff:+.3f} [{-high:+.3f}, {-low:+.3f}]"
     return f"{a} and {b} cannot be told apart on this test split (difference {diff:+.3f} {interval})"
 

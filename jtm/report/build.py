@@ -20,7 +20,7 @@ import pandas as pd
 from jtm.atomic import atomic_dir, atomic_file
 from jtm.config import ReportConfig
 from jtm.downstream.metrics import HEADLINE
-from jtm.report import figures
+from jtm.report import figures, glance
 from jtm.tracking import git_commit
 
 
@@ -182,6 +182,12 @@ def build_report(
         "the negatives, per k",
         _png(figures.cpc_curves(train_curves, val_curves, pretrain_metrics["chance_accuracy"])),
     )
+    images["forest"] = (
+        "Every paired comparison: the best CPC method on validation minus the best of each rival "
+        "family on validation, test difference and 95 % interval (green: CPC wins, red: loses, "
+        "grey: cannot be told apart)",
+        _png(figures.forest(comparisons, budget_label)),
+    )
     images["label_efficiency"] = (
         "Label efficiency: each task's headline metric against the labelled train tracks per class "
         "(mean over seeds, bars: 95 % bootstrap interval over test works; solid: CPC, dotted: other "
@@ -260,6 +266,8 @@ def build_report(
         "runs": run_metrics,
         "models": int(results.groupby(["task", "method", "budget", "run", "seed"]).ngroups),
         "test_split": test_split,
+        "grid_md": glance.grid_markdown(comparisons, budget_label),
+        "grid_html": glance.grid_html(comparisons, budget_label),
     }
     verdict = verdicts(intervals, comparisons)
     with atomic_dir(figures_dir) as tmp:
@@ -347,7 +355,9 @@ def _first(context: dict) -> dict:
 
 
 def _markdown(context, table, full, verdict, images, figures_rel, params) -> str:
-    lines = ["# jtm report", ""] + [f"- {line}" for line in _intro(context)]
+    lines = ["# jtm report", "", f"## {GLANCE_TITLE}", "", GLANCE_KEY, ""]
+    lines += [context["grid_md"], "", _image_md("forest", images, figures_rel), ""]
+    lines += [f"- {line}" for line in _intro(context)]
     table, held, by_run = table
     lines += ["", "## Does CPC win? (paired 95 % intervals)", ""] + [f"- {v}" for v in verdict]
     lines += ["", f"## {RUNS_TITLE}", "", by_run.to_markdown(index=False, disable_numparse=True)]
@@ -357,10 +367,24 @@ def _markdown(context, table, full, verdict, images, figures_rel, params) -> str
     for task, table_of_task in full.items():
         lines += ["", f"### {task}", "", table_of_task.round(3).to_markdown()]
     lines += ["", "## Figures", ""]
-    for name, (caption, _) in images.items():
-        lines += [f"![{caption}]({figures_rel}/{name}.png)", "", f"*{caption}*", ""]
+    for name in images:
+        if name != "forest":
+            lines += [_image_md(name, images, figures_rel)]
     lines += ["## Parameters", "", "```yaml", _params_yaml(params), "```", ""]
     return "\n".join(lines)
+
+
+def _image_md(name: str, images: dict, figures_rel: str) -> str:
+    caption = images[name][0]
+    return f"![{caption}]({figures_rel}/{name}.png)\n\n*{caption}*\n"
+
+
+def _figure_html(name: str, caption: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure id="{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _params_yaml(params: dict) -> str:
@@ -370,6 +394,13 @@ def _params_yaml(params: dict) -> str:
 
 
 RUNS_TITLE = "Each pretraining run alone (largest budget; CPC − control: best of each, chosen on validation)"
+
+GLANCE_TITLE = "At a glance: the best CPC method against the random-init control and log-mel"
+GLANCE_KEY = (
+    "Rows: tasks; columns: label budgets. Each cell: the best CPC method on validation, and its "
+    "paired test difference with the best control and the best log-mel probe (each chosen on "
+    "validation), 95 % interval: ▲ wins (interval above 0), ● cannot be told apart, ▼ loses."
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -395,8 +426,12 @@ def _html(context, table, full, verdict, images, params) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>jtm report</title>',
-        f"<style>{_STYLE}</style></head><body>",
-        "<h1>jtm report</h1><ul>",
+        f"<style>{_STYLE}{glance.GRID_STYLE}</style></head><body>",
+        "<h1>jtm report</h1>",
+        f"<h2>{GLANCE_TITLE}</h2><p>{html.escape(GLANCE_KEY)}</p>",
+        context["grid_html"],
+        _figure_html("forest", *images["forest"]),
+        "<ul>",
         *[f"<li>{_inline_markdown(line)}</li>" for line in _intro(context)],
         "</ul><h2>Does CPC win? (paired 95 % intervals)</h2><ul>",
         *[f"<li>{_inline_markdown(v)}</li>" for v in verdict],
@@ -413,11 +448,6 @@ def _html(context, table, full, verdict, images, params) -> str:
         ],
         "<h2>Figures</h2>",
     ]
-    for name, (caption, png) in images.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f'<figure id="{name}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+    parts += [_figure_html(name, *image) for name, image in images.items() if name != "forest"]
     parts += ["<h2>Parameters</h2>", f"<pre>{html.escape(_params_yaml(params))}</pre>", "</body></html>"]
     return "\n".join(parts)

@@ -151,3 +151,24 @@ def projections(points: dict[str, np.ndarray], colours: dict[str, np.ndarray], m
             if row == 0:
                 ax.legend(fontsize=6, markerscale=2, loc="best")
     return fig
+
+
+def forest(comparisons: pd.DataFrame, label) -> plt.Figure:
+    """Every paired difference (best CPC method minus each rival's best) with its 95 % interval,
+    a row each, grouped by task; green where the interval is above 0, red below, grey across."""
+    from jtm.downstream.compare import outcome
+    from jtm.report.glance import COLOURS
+
+    rows = comparisons.iloc[::-1].reset_index(drop=True)  # the first comparison on top
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2), constrained_layout=True)
+    edge = {"wins": "#1b7a2c", "ties": "#555555", "loses": "#b22222"}
+    for y, r in rows.iterrows():
+        kind = outcome(r["lo"], r["hi"])
+        ax.plot([r["lo"], r["hi"]], [y, y], color=edge[kind], linewidth=2.5, solid_capstyle="butt")
+        ax.plot(r["diff"], y, "o", color=edge[kind], markerfacecolor=COLOURS[kind], markersize=6)
+    ax.axvline(0, color="black", linewidth=0.8)
+    names = [f"{r.task}, {label(r.budget)}: {r.a} − {r.b}" for r in rows.itertuples()]
+    ax.set_yticks(range(len(rows)), names, fontsize=7)
+    ax.set(xlabel="paired difference of the test metric (95 % interval)", ylim=(-0.7, len(rows) - 0.3))
+    ax.set_title("CPC against each rival: right of 0, CPC is better", fontsize=10)
+    return fig
