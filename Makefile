@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
+.PHONY: install demo study test lint docs dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -51,7 +51,11 @@ lint: install
 	snakefmt --check Snakefile workflow/rules/
 	snakemake --lint
 
-test: lint
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or page fails.
+docs: install
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet
+
+test: lint docs
 	python -m pytest -q
 
 bench-resample: install
