@@ -172,8 +172,8 @@ def test_the_model_records_the_device_and_precision_it_was_trained_with(built):
 
 @pytest.mark.parametrize(
     "stage,key,item",
-    [("pretrain", "pretrain.device", {}), ("embed", "embed.device", {}),
-     ("end_to_end", "downstream.e2e_device", {"task": "ensemble", "init": "finetune"})],
+    [("pretrain", "pretrain.device", {"run": 0}), ("embed", "embed.device", {"run": 0}),
+     ("end_to_end", "downstream.e2e_device", {"task": "ensemble", "init": "finetune", "run": 0})],
 )  # fmt: skip
 def test_each_stage_that_runs_a_network_uses_cuda_when_asked_or_says_it_cannot(
     built, tmp_path, stage, key, item
@@ -197,7 +197,7 @@ def test_each_stage_that_runs_a_network_uses_cuda_when_asked_or_says_it_cannot(
 
 
 def _cli(params_file: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "jtm.cli", "pretrain", "--params", str(params_file), *extra]
+    return [sys.executable, "-m", "jtm.cli", "pretrain", "0", "--params", str(params_file), *extra]
 
 
 def _params_file(params: dict, path: Path) -> Path:
@@ -219,10 +219,10 @@ def test_a_killed_run_resumes_to_the_same_weights(built, tmp_path):
     set_dotted(built, "pretrain.log_every", 10)
     set_dotted(built, "pretrain.val_every", 1000)
     uninterrupted, killed = _variant(built, tmp_path, "a"), _variant(built, tmp_path, "b")
-    run_stage("pretrain", uninterrupted)
+    run_stage("pretrain", uninterrupted, item={"run": 0})
     params_file = _params_file(killed, tmp_path / "params.yaml")
     process = subprocess.Popen(_cli(params_file), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = tmp_path / "ck-b" / "rank0-of-1.pt"
+    checkpoint = tmp_path / "ck-b" / "run0" / "rank0-of-1.pt"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if checkpoint.is_file() and torch.load(checkpoint, weights_only=False)["step"] >= 15:
@@ -232,19 +232,19 @@ def test_a_killed_run_resumes_to_the_same_weights(built, tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     step = torch.load(checkpoint, weights_only=False)["step"]
-    assert 15 <= step < 60 and not (tmp_path / "b").exists()
+    assert 15 <= step < 60 and not (tmp_path / "b" / "run0").exists()
     result = subprocess.run(_cli(params_file), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"resuming from {checkpoint} at step" in result.stderr
-    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    a, b = _weights(tmp_path / "a" / "run0"), _weights(tmp_path / "b" / "run0")
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     # Run again with nothing left to train: the same model and the same reported figures.
     result = subprocess.run(_cli(params_file), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    first = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    again = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    first = json.loads((tmp_path / "a" / "run0" / "metrics.json").read_text())
+    again = json.loads((tmp_path / "b" / "run0" / "metrics.json").read_text())
     assert again["train_loss"] > 0 and again == first
 
 
@@ -258,14 +258,14 @@ def test_two_gloo_processes_match_one(built, tmp_path):
     }.items():
         set_dotted(built, f"pretrain.{key}", value)
     single, double = _variant(built, tmp_path, "one"), _variant(built, tmp_path, "two")
-    run_stage("pretrain", single)
+    run_stage("pretrain", single, item={"run": 0})
     params_file = _params_file(double, tmp_path / "params.yaml")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "jtm.cli", "pretrain", "--params", str(params_file)]
+    command += ["-m", "jtm.cli", "pretrain", "0", "--params", str(params_file)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    one, two = _weights(tmp_path / "one" / "run0"), _weights(tmp_path / "two" / "run0")
     assert one.keys() == two.keys()
     for key in one:
         torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-6)
@@ -282,25 +282,25 @@ def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpo
     for key, value in {"lr": 1e30, "steps": 6, "checkpoint_every": 1, "log_every": 3}.items():
         set_dotted(variant, f"pretrain.{key}", value)
     params_file = _params_file(variant, tmp_path / "params.yaml")
-    assert main(["pretrain", "--params", str(params_file)]) == 2
+    assert main(["pretrain", "0", "--params", str(params_file)]) == 2
     err = capsys.readouterr().err
     assert "loss became non-finite at step 2" in err, err
-    saved = torch.load(tmp_path / "ck-nan" / "rank0-of-1.pt", weights_only=False)
+    saved = torch.load(tmp_path / "ck-nan" / "run0" / "rank0-of-1.pt", weights_only=False)
     assert saved["step"] == 1  # written after step 1, never overwritten by the poisoned weights
-    assert not (tmp_path / "nan").exists()
+    assert not (tmp_path / "nan" / "run0").exists()
 
 
 def test_changing_val_batches_retrains_so_curves_and_metrics_agree(built, tmp_path):
     """A params key DVC reruns the stage for is also part of the checkpoint's fingerprint."""
     params = _variant(built, tmp_path, "model")
     set_dotted(params, "pretrain.val_every", params["pretrain"]["steps"])
-    run_stage("pretrain", params)
+    run_stage("pretrain", params, item={"run": 0})
     set_dotted(params, "pretrain.val_batches", 1)
-    run_stage("pretrain", params)
+    run_stage("pretrain", params, item={"run": 0})
     import pandas as pd
 
-    curves = pd.read_csv(tmp_path / "model" / "curves_val.csv")
-    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    curves = pd.read_csv(tmp_path / "model" / "run0" / "curves_val.csv")
+    metrics = json.loads((tmp_path / "model" / "run0" / "metrics.json").read_text())
     assert curves["acc_k1"].iloc[-1] == pytest.approx(metrics["val_acc_k1"])
     assert curves["loss"].iloc[-1] == pytest.approx(metrics["val_loss"])
 

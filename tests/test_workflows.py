@@ -24,7 +24,10 @@ def test_dvc_builds_then_does_nothing(dvc_project):
         "resample",
         "index",
         "ingest",
-        "probe@ensemble",
+        "pretrain@1",
+        "probe@ensemble-0",
+        "probe@ensemble-1",
+        "probe_fixed@ensemble",
         "downstream",
         "report",
     ):
@@ -45,7 +48,7 @@ def test_snakemake_builds_then_does_nothing(snakemake_project):
 
 def test_both_engines_produce_identical_outputs(dvc_project, snakemake_project):
     assert dvc_project.built.keys() == snakemake_project.built.keys()
-    assert "cells/ensemble/probes/scores.parquet" in dvc_project.built
+    assert "cells/ensemble/run1/probes/scores.parquet" in dvc_project.built
     assert "ingest/manifest.parquet" in dvc_project.built
     assert comparable(dvc_project.built) == comparable(snakemake_project.built)
 
@@ -143,7 +146,7 @@ def test_dvc_remote_push_and_pull_into_a_fresh_clone(dvc_project, tmp_path):
     assert "pushed" in pushed and any(remote.rglob("*"))
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(root), str(clone)], tmp_path)
-    assert not (clone / "data" / "pretrain" / "model.pt").exists()
+    assert not (clone / "data" / "pretrain" / "run0" / "model.pt").exists()
     run(["dvc", "pull"], clone)
     restored, built = digest(clone / "data"), digest(root / "data")
     assert {k: v for k, v in built.items() if not k.startswith(("raw/", "ingest/"))} == restored
