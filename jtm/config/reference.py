@@ -56,7 +56,12 @@ def describe(schema: dict) -> str:
         return f"list of {describe(inner)}"
     bounds = [
         f"{symbol} {schema[key]}"
-        for key, symbol in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
+        for key, symbol in (
+            ("minimum", "≥"),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "≤"),
+            ("exclusiveMaximum", "<"),
+        )
         if key in schema
     ]
     return " ".join([{"integer": "int", "number": "number", "boolean": "bool"}.get(kind, kind)] + bounds)
@@ -75,7 +80,12 @@ def reference(params_file: Path, reruns: dict[str, list[str]]) -> str:
     notes = comments(params_file)
     out = []
     for section, node in schema.items():
-        out += [f"## `{section}`", "", "| key | allowed | default | reruns | what it is |", "|---|---|---|---|---|"]
+        out += [
+            f"## `{section}`",
+            "",
+            "| key | allowed | default | reruns | what it is |",
+            "|---|---|---|---|---|",
+        ]
         for key, prop in node["properties"].items():
             dotted = f"{section}.{key}"
             cells = [

@@ -106,7 +106,7 @@ def paired_comparisons(table: pd.DataFrame, resampled: dict[tuple[str, str], np.
 
 
 def outcome(low: float, high: float) -> str:
-    """"wins" when the paired interval of a - b is above 0, "loses" below, "ties" otherwise."""
+    """ "wins" when the paired interval of a - b is above 0, "loses" below, "ties" otherwise."""
     return "wins" if low > 0 else "loses" if high < 0 else "ties"
 
 
