@@ -68,19 +68,14 @@ def input_pattern(config: dict, rule: str, role: str) -> str:
     return str(Path(get_dotted(config, stage.inputs[role])) / stage.input_cells[role])
 
 
-# Stages whose items a later rule gathers: rule -> its output role.
-GATHERED = {"pretrain": "model", "embed": "embeddings", "embed_fixed": "embeddings"} | {
-    cell: "cell" for cell in ("probe", "probe_fixed", "end_to_end")
-}
-
-
 def outputs_of(config: dict, *rules: str) -> list[str]:
-    """Every item's output of these rules: what a gathering rule lists as its input (the
-    downstream rule every cell, the report every run's model and embeddings)."""
+    """Every item's output of these one-output rules: what a gathering rule lists as its input
+    (the downstream rule every cell, the report every run's model and embeddings)."""
     return [
-        str(stage_paths(STAGES[rule], config, item)[1][GATHERED[rule]])
+        str(path)
         for rule in rules
         for item in stage_items(STAGES[rule], config)
+        for path in stage_paths(STAGES[rule], config, item)[1].values()
     ]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from jtm.config.schema import params_schema
+from jtm.config.schema import bounds_in_words, params_schema
 
 _KEY = re.compile(r"^  (\w+):\s*(.*?)\s*(?:#\s?(.*))?$")
 _SECTION = re.compile(r"^(\w+):")
@@ -43,7 +43,7 @@ def comments(params_file: Path) -> dict[str, str]:
 
 
 def describe(schema: dict) -> str:
-    """A property's schema in a few words: `int ≥ 1`, `one of: a, b`, `list of number`."""
+    """A property's schema in a few words: `int >= 1`, `one of: a, b`, `list of number`."""
     if "anyOf" in schema:
         return " or ".join(describe(s) for s in schema["anyOf"])
     if "const" in schema:
@@ -54,16 +54,7 @@ def describe(schema: dict) -> str:
     if kind == "array":
         inner = schema.get("items") or {"anyOf": schema.get("prefixItems", [])}
         return f"list of {describe(inner)}"
-    bounds = [
-        f"{symbol} {schema[key]}"
-        for key, symbol in (
-            ("minimum", "≥"),
-            ("exclusiveMinimum", ">"),
-            ("maximum", "≤"),
-            ("exclusiveMaximum", "<"),
-        )
-        if key in schema
-    ]
+    bounds = bounds_in_words(schema)
     return " ".join([{"integer": "int", "number": "number", "boolean": "bool"}.get(kind, kind)] + bounds)
 
 

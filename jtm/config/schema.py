@@ -131,6 +131,12 @@ def validate_params(params: dict, source: str | Path | None = "params.yaml") -> 
     raise ConfigError(f"{key}={error.instance!r}: {_allowed(error)}", source=source)
 
 
+def bounds_in_words(rule: dict) -> list[str]:
+    """A schema's numeric bounds as [">= 1", "< 1"]: what error messages and the reference say."""
+    words = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+    return [f"{word} {rule[key]}" for key, word in words if key in rule]
+
+
 def _allowed(error: jsonschema.ValidationError) -> str:
     """What the schema allows where `error` happened, in words."""
     rule = error.schema
@@ -139,16 +145,7 @@ def _allowed(error: jsonschema.ValidationError) -> str:
     if "anyOf" in rule:
         kinds = [s.get("type") or repr(s.get("const")) for s in rule["anyOf"]]
         return f"expected {' or '.join(kinds)}"
-    bounds = [
-        f"{word} {rule[k]}"
-        for k, word in (
-            ("minimum", ">="),
-            ("exclusiveMinimum", ">"),
-            ("maximum", "<="),
-            ("exclusiveMaximum", "<"),
-        )
-        if k in rule
-    ]
+    bounds = bounds_in_words(rule)
     if error.validator in _RANGES.values() or error.validator in ("minimum", "maximum"):
         return "must be " + " and ".join(bounds)
     if error.validator == "minItems":

@@ -112,10 +112,10 @@ def outcome(low: float, high: float) -> str:
 
 def verdict(a: str, b: str, diff: float, low: float, high: float) -> str:
     """One sentence: a winner only when the paired interval excludes 0."""
-    interval = f"[{low:+.3f}, {high:+.3f}]"
-    if outcome(low, high) == "wins":
+    interval, kind = f"[{low:+.3f}, {high:+.3f}]", outcome(low, high)
+    if kind == "wins":
         return f"{a} beats {b} by {diff:+.3f} {interval}"
-    if outcome(low, high) == "loses":
+    if kind == "loses":
         return f"{b} beats {a} by {-diff:+.3f} [{-high:+.3f}, {-low:+.3f}]"
     return f"{a} and {b} cannot be told apart on this test split (difference {diff:+.3f} {interval})"
 

@@ -10,6 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from jtm.downstream.compare import outcome  # noqa: E402
+from jtm.report.glance import COLOURS  # noqa: E402
+
 TASK_TITLES = {
     "ensemble": "Ensemble (window)",
     "composer": "Composer (window)",
@@ -156,9 +159,6 @@ def projections(points: dict[str, np.ndarray], colours: dict[str, np.ndarray], m
 def forest(comparisons: pd.DataFrame, label) -> plt.Figure:
     """Every paired difference (best CPC method minus each rival's best) with its 95 % interval,
     a row each, grouped by task; green where the interval is above 0, red below, grey across."""
-    from jtm.downstream.compare import outcome
-    from jtm.report.glance import COLOURS
-
     rows = comparisons.iloc[::-1].reset_index(drop=True)  # the first comparison on top
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2), constrained_layout=True)
     edge = {"wins": "#1b7a2c", "ties": "#555555", "loses": "#b22222"}

@@ -32,23 +32,29 @@ def _text(row) -> str:
     return f"{RIVALS[row.rival]}: {MARKS[row.outcome]} {row.diff:+.3f} [{row.lo:+.3f}, {row.hi:+.3f}]"
 
 
-def _columns(cells: pd.DataFrame, label) -> list[str]:
-    return [label(b) for b in dict.fromkeys(cells["budget"])]
+def _grid(comparisons: pd.DataFrame) -> tuple[list[str], list[tuple[str, list[pd.DataFrame]]]]:
+    """(budgets, [(task, its verdict rows per budget)]): the grid both renderers draw."""
+    cells = grid_cells(comparisons)
+    budgets = list(dict.fromkeys(cells["budget"]))
+    rows = [
+        (task, [mine[mine["budget"] == budget] for budget in budgets])
+        for task, mine in cells.groupby("task", sort=False)
+    ]
+    return budgets, rows
 
 
 def grid_markdown(comparisons: pd.DataFrame, label) -> str:
     """Markdown table: a row per task, a column per budget (`label` names it), each cell the
     best CPC method and its verdicts against the two rivals (▲ wins, ● ties, ▼ loses; the
     rivals' chosen methods are in the comparisons table)."""
-    cells = grid_cells(comparisons)
-    budgets = list(dict.fromkeys(cells["budget"]))
-    lines = ["| task | " + " | ".join(_columns(cells, label)) + " |", "|---" * (len(budgets) + 1) + "|"]
-    for task, rows in cells.groupby("task", sort=False):
-        texts = []
-        for budget in budgets:
-            mine = rows[rows["budget"] == budget]
-            head = f"**{mine['a'].iloc[0]}**<br>" if len(mine) else "–"
-            texts.append(head + "<br>".join(_text(r) for r in mine.itertuples()))
+    budgets, grid = _grid(comparisons)
+    lines = ["| task | " + " | ".join(label(b) for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+    for task, cells in grid:
+        texts = [
+            (f"**{mine['a'].iloc[0]}**<br>" if len(mine) else "–")
+            + "<br>".join(_text(r) for r in mine.itertuples())
+            for mine in cells
+        ]
         lines.append(f"| {task} | " + " | ".join(texts) + " |")
     return "\n".join(lines)
 
@@ -56,14 +62,12 @@ def grid_markdown(comparisons: pd.DataFrame, label) -> str:
 def grid_html(comparisons: pd.DataFrame, label) -> str:
     """The same grid as an HTML table (class `verdicts`); each verdict a span of class `verdict`
     and its outcome, carrying its interval in data-lo/data-hi."""
-    cells = grid_cells(comparisons)
-    budgets = list(dict.fromkeys(cells["budget"]))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in _columns(cells, label))
+    budgets, grid = _grid(comparisons)
+    head = "".join(f"<th>{html.escape(label(b))}</th>" for b in budgets)
     body = []
-    for task, rows in cells.groupby("task", sort=False):
+    for task, cells in grid:
         tds = []
-        for budget in budgets:
-            mine = rows[rows["budget"] == budget]
+        for mine in cells:
             spans = "".join(
                 f'<span class="verdict {r.outcome}" data-lo="{r.lo:.6f}" data-hi="{r.hi:.6f}" '
                 f'title="{html.escape(r.a)} - {html.escape(r.b)}">'
