@@ -28,10 +28,12 @@ demo: install
 	dvc repro
 	jtm summary
 
-# The default recipe pretrained for 1 500 steps instead of the demo's budget (README, "The CPC
-# recipe"), as a DVC experiment: `dvc exp show` lists it beside the workspace.
+# The full recipe instead of the demo's 10-minute budget (docs: performance, "The demo's budget"):
+# 1 500 pretraining steps per run, MLP probes beside the linear ones, end-to-end baselines on
+# ensemble; as a DVC experiment, so `dvc exp show` lists it beside the workspace.
 study: install
-	dvc exp run -n study -S pretrain.steps=1500
+	dvc exp run -n study -S pretrain.steps=1500 -S 'downstream.probes=[linear,mlp]' \
+		-S 'downstream.end_to_end_tasks=[ensemble]'
 	jtm summary
 
 # dvc.yaml's code deps from the import graph (jtm/codedeps.py); tests/test_dag.py fails when stale.

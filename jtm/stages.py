@@ -149,22 +149,21 @@ def _embed(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> 
 
 
 def _cell(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.downstream.cell import run_cell
-    from jtm.downstream.design import item_methods
+    """One end-to-end cell (item {task, init, run}), or a job's probe cells on every task: run
+    r's (item {run}) or the fixed features' (no item)."""
+    from jtm.downstream.cell import run_cell, run_task_cells
+    from jtm.downstream.design import cell_methods
 
     cfg = section(params, "downstream", DownstreamConfig)
-    trained = item_methods(item, cfg)
-    return run_cell(
-        inputs["index"],
-        inputs.get("embeddings"),
-        inputs.get("model"),
-        outputs["cell"],
-        cfg,
-        item["task"],
-        trained,
-        tracker,
-        run=int(item.get("run", 0)),
-    )
+    run = int(item.get("run", 0))
+    if "init" in item:
+        task = item["task"]
+        trained = cell_methods(task, item, cfg)
+        return run_cell(
+            inputs["index"], None, inputs["model"], outputs["cell"], cfg, task, trained, tracker, run
+        )
+    trained = {task: cell_methods(task, item, cfg) for task in cfg.tasks}
+    return run_task_cells(inputs["index"], inputs["embeddings"], outputs["cell"], cfg, trained, tracker, run)
 
 
 def _downstream(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
@@ -211,7 +210,7 @@ _PROBE_KEYS = _keys(
     "downstream",
     DownstreamConfig,
     only=tuple(
-        "features probes mlp_hidden budgets seeds transcription_seeds l2_grid max_iter mlp_max_iter "
+        "tasks features probes mlp_hidden budgets seeds transcription_seeds l2_grid max_iter mlp_max_iter "
         "frame_stride bootstrap_unit excerpt_windows threads".split()
     ),
 )
@@ -343,26 +342,25 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             "probe",
-            "Train and score a task's probes on one run's features: each head, label budget and seed.",
+            "Train and score one run's probes on every task: each feature set, head, label budget and seed.",
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,
             workers="downstream.threads",
             run=_cell,
-            matrix={"task": "downstream.tasks"} | _RUN,
-            cell="{task}/run{run}/probes",
+            matrix=_RUN,
+            cell="run{run}/probes",
             input_cells={"embeddings": "run{run}"},
         ),
         Stage(
             "probe_fixed",
-            "Train and score a task's probes on the fixed features (log-mel): as `probe`, once.",
+            "Train and score the probes on the fixed features (log-mel) on every task: as `probe`, once.",
             inputs={"index": "paths.index", "embeddings": "paths.embeddings"},
             outputs={"cell": "paths.cells"},
             params=_PROBE_KEYS,
             workers="downstream.threads",
             run=_cell,
-            matrix={"task": "downstream.tasks"},
-            cell="{task}/fixed/probes",
+            cell="fixed/probes",
             input_cells={"embeddings": "fixed"},
         ),
         Stage(
@@ -374,7 +372,7 @@ STAGES: dict[str, Stage] = {
             workers="downstream.threads",
             run=_cell,
             matrix={"task": "downstream.end_to_end_tasks", "init": "downstream.end_to_end"} | _RUN,
-            cell="{task}/run{run}/{init}",
+            cell="run{run}/{init}/{task}",
             input_cells={"model": "run{run}"},
         ),
         Stage(

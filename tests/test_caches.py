@@ -44,7 +44,7 @@ def sha(path: Path) -> str:
 
 
 def dvc_changed(root: Path) -> set[str]:
-    """The stages `dvc status` lists as changed (matrix items as `probe@ensemble`)."""
+    """The stages `dvc status` lists as changed (matrix items as `probe@0`)."""
     return set(json.loads(run(["dvc", "status", "--json"], root, stderr=False)))
 
 

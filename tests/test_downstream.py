@@ -119,11 +119,11 @@ def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_interv
 
 def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
     built["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    built["downstream"].update(seeds=[0, 1], max_iter=50, mlp_max_iter=2)
-    run_stage("probe", built, item={"task": "instruments", "run": 0})
+    built["downstream"].update(tasks=["instruments"], seeds=[0, 1], max_iter=50, mlp_max_iter=2)
+    run_stage("probe", built, item={"run": 0})
     mlflow.set_tracking_uri(built["mlflow"]["tracking_uri"])
     runs = mlflow.search_runs(experiment_names=[built["mlflow"]["experiment"]])
-    parent = runs[runs["tags.mlflow.runName"] == "probe@instruments-0"]
+    parent = runs[runs["tags.mlflow.runName"] == "probe@0"]
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"].iloc[0]]
     learned = [p for p in PROBES if not p.startswith("logmel")]  # log-mel probes: probe_fixed's cell
     assert len(children) == len(learned) * 2 * len(built["downstream"]["budgets"])
@@ -145,12 +145,13 @@ def test_each_model_is_an_mlflow_run_under_its_cell(built, tmp_path):
 def test_a_cell_is_reproducible(built, tmp_path):
     cells = Path(built["paths"]["cells"])
     built["paths"]["cells"] = str(tmp_path / "again")
-    for stage, item in (
-        ("probe", {"task": "transcription", "run": 1}),
-        ("end_to_end", {"task": "ensemble", "init": "finetune", "run": 1}),
+    built["downstream"]["tasks"] = ["transcription"]
+    for stage, item, task in (
+        ("probe", {"run": 1}, "transcription"),
+        ("end_to_end", {"task": "ensemble", "init": "finetune", "run": 1}, "ensemble"),
     ):
         run_stage(stage, built, item=item)
-        cell = Path(item["task"]) / "run1" / item.get("init", "probes")
+        cell = Path("run1") / item.get("init", "probes") / task
         first, second = (
             pd.read_parquet(root / cell / "scores.parquet") for root in (cells, tmp_path / "again")
         )
@@ -159,7 +160,7 @@ def test_a_cell_is_reproducible(built, tmp_path):
 
 def test_the_study_gathers_only_the_cells_params_name(built):
     cells = Path(built["paths"]["cells"])
-    shutil.copytree(cells / "ensemble" / "run0" / "probes", cells / "ensemble" / "old")  # a leftover
+    shutil.copytree(cells / "run0" / "probes" / "ensemble", cells / "run0" / "probes" / "old")  # a leftover
     built["downstream"].update(
         tasks=["ensemble"], features=["cpc"], probes=["linear"], end_to_end=["finetune"]
     )
@@ -178,12 +179,12 @@ def test_a_missing_cell_is_a_clear_error(built, capsys):
 
     from jtm.cli import main
 
-    shutil.rmtree(Path(built["paths"]["cells"]) / "composer" / "run1" / "probes")
+    shutil.rmtree(Path(built["paths"]["cells"]) / "run1" / "probes" / "composer")
     params = Path(built["paths"]["cells"]).parent / "params.yaml"
     params.write_text(yaml.safe_dump(built))
     assert main(["downstream", "--params", str(params)]) == 2
     err = capsys.readouterr().err
-    assert "composer/run1/probes" in err and "not built" in err
+    assert "run1/probes/composer" in err and "not built" in err
     assert (Path(built["paths"]["metrics"]) / "composer" / "random-mlp").is_dir()  # the old output is kept
 
 
@@ -204,22 +205,22 @@ def test_an_unknown_task_method_or_budget_is_a_clear_error(built, tmp_path, caps
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(built))
-    cell = Path(built["paths"]["cells"]) / "ensemble" / "run0" / "probes"
+    cell = Path(built["paths"]["cells"]) / "run0" / "probes" / "ensemble"
     before = (cell / "scores.parquet").read_bytes()
     for args, message in (
         (["downstream", "--set", "downstream.tasks=[genre]"], "downstream.tasks[0]='genre': use one of"),
-        (["probe", "genre", "0"], "task 'genre'"),
+        (["end_to_end", "genre", "finetune", "0"], "task 'genre'"),
         (
-            ["probe", "ensemble", "0", "--set", "downstream.features=[mfcc]"],
+            ["probe", "0", "--set", "downstream.features=[mfcc]"],
             "downstream.features[0]='mfcc': use one of ['cpc', 'random', 'logmel']",
         ),
         (["end_to_end", "ensemble", "scratch", "0"], "init 'scratch'"),
         (
-            ["probe", "ensemble", "0", "--set", "downstream.budgets=[0, all]"],
+            ["probe", "0", "--set", "downstream.budgets=[0, all]"],
             "downstream.budgets[0]=0: expected integer or 'all'",
         ),
         (
-            ["probe", "ensemble", "0", "--set", "downstream.fractions=[0.1, 1.0]"],
+            ["probe", "0", "--set", "downstream.fractions=[0.1, 1.0]"],
             "downstream.fractions: replaced by downstream.budgets",
         ),
     ):
@@ -227,5 +228,5 @@ def test_an_unknown_task_method_or_budget_is_a_clear_error(built, tmp_path, caps
         assert message in capsys.readouterr().err
     assert (cell / "scores.parquet").read_bytes() == before  # the previous output is kept
     assert (Path(built["paths"]["metrics"]) / "ensemble").is_dir()
-    with pytest.raises(ConfigError, match="give task"):
+    with pytest.raises(ConfigError, match="give run"):
         run_stage("probe", built)

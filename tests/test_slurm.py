@@ -48,7 +48,7 @@ def test_every_job_went_through_sbatch(slurm_project):
 def test_slurm_outputs_equal_a_local_run(slurm_project, snakemake_project):
     root, _, _ = slurm_project
     on_slurm = digest(root / "data")
-    assert "cells/transcription/run1/probes/scores.parquet" in on_slurm
+    assert "cells/run1/probes/transcription/scores.parquet" in on_slurm
     assert comparable(on_slurm) == comparable(snakemake_project.built)
 
 

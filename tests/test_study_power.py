@@ -62,8 +62,8 @@ def write_cells(cells) -> dict[tuple[str, str], np.ndarray]:
     returns each (method, budget)'s per-work accuracy (mean over seeds)."""
     per_work = {}
     for folder, feature in (
-        (cells / "ensemble" / "run0" / "probes", ("cpc", "random")),
-        (cells / "ensemble" / "fixed" / "probes", ("logmel",)),
+        (cells / "run0" / "probes" / "ensemble", ("cpc", "random")),
+        (cells / "fixed" / "probes" / "ensemble", ("logmel",)),
     ):
         chosen = {m: v for m, v in METHODS.items() if m.startswith(feature)}
         per_work |= _write_cell(folder, chosen)

@@ -25,9 +25,9 @@ def test_dvc_builds_then_does_nothing(dvc_project):
         "index",
         "ingest",
         "pretrain@1",
-        "probe@ensemble-0",
-        "probe@ensemble-1",
-        "probe_fixed@ensemble",
+        "probe@0",
+        "probe@1",
+        "probe_fixed",
         "downstream",
         "report",
     ):
@@ -48,7 +48,7 @@ def test_snakemake_builds_then_does_nothing(snakemake_project):
 
 def test_both_engines_produce_identical_outputs(dvc_project, snakemake_project):
     assert dvc_project.built.keys() == snakemake_project.built.keys()
-    assert "cells/ensemble/run1/probes/scores.parquet" in dvc_project.built
+    assert "cells/run1/probes/ensemble/scores.parquet" in dvc_project.built
     assert "ingest/manifest.parquet" in dvc_project.built
     assert comparable(dvc_project.built) == comparable(snakemake_project.built)
 

@@ -1,15 +1,17 @@
-"""Stages `probe` and `end_to_end`: one cell of the downstream study (jtm/downstream/design.py)
-per job.
+"""Stages `probe`, `probe_fixed` and `end_to_end`: the cells of the downstream study
+(jtm/downstream/design.py). A probe job trains one run's (or the fixed features') probes on
+every task, a cell per task; an end-to-end job is one cell.
 
 A cell trains one model per method, label budget and seed on a seeded, stratified, by-track
 subset of the labelled train windows (jtm/downstream/subsets.py), selects on the validation
 split by the task's headline metric, and scores the test split once. For the bootstrap it also
 keeps each model's per-unit statistics of the test split (jtm/downstream/bootstrap.py). A
 task's probes share a cell (they share the loaded labels, and each trains in about a second
-on the demo). Cells are independent jobs (a DVC matrix, Snakemake wildcards), so
-a cluster runs them side by side; stage `downstream` (jtm/downstream/collect.py) gathers them.
+on the demo), and a run's cells share a job: a job costs ~7 s of start-up (torch, MLflow, DVC),
+more than most cells' work. Jobs are independent (a DVC matrix, Snakemake wildcards), so a
+cluster runs them side by side; stage `downstream` (jtm/downstream/collect.py) gathers them.
 
-A cell's folder, ``<cells>/<task>/run<r>/<probes or init>/`` or ``<cells>/<task>/fixed/probes/``::
+A cell's folder, ``<cells>/run<r>/<probes or init>/<task>/`` or ``<cells>/fixed/probes/<task>/``::
 
     scores.parquet             task, method, feature, head, budget, seed, train_tracks,
                                train_windows, train_frames, train_classes, train_strata,
@@ -126,6 +128,26 @@ def run_cell(
     return summary
 
 
+def run_task_cells(
+    index_dir: str | Path,
+    embeddings: str | Path,
+    out_dir: str | Path,
+    cfg: DownstreamConfig,
+    trained: dict[str, list[Method]],
+    tracker=None,
+    run: int = 0,
+) -> dict:
+    """Every task's probe cell of one job (`trained`: task -> its methods) into
+    `out_dir/<task>/`, the folder written atomically as a whole; the cells' summaries, keys
+    prefixed with their task."""
+    summary = {}
+    with atomic_dir(out_dir) as out:
+        for task, methods in trained.items():
+            found = run_cell(index_dir, embeddings, None, out / task, cfg, task, methods, tracker, run)
+            summary |= {f"{task}_{key}": value for key, value in found.items()}
+    return summary
+
+
 _FORKED: dict = {}  # what forked probe workers read: the cell, the params
 
 
@@ -150,6 +172,10 @@ def _run_jobs(cell: CellInputs, jobs: list[Job], cfg: DownstreamConfig, processe
     try:
         if processes > 1 and len(unique) > 1:
             import multiprocessing
+
+            # torch.optim imports torch._dynamo (~1.5 s) on an optimiser's first use: imported
+            # once here, every pool's workers inherit it instead of each importing it again.
+            import torch._dynamo as _dynamo  # noqa: F401
 
             with multiprocessing.get_context("fork").Pool(
                 processes, initializer=torch.set_num_threads, initargs=(1,)

@@ -105,7 +105,7 @@ def _read_task(
     tables, stats, units, read = [], {}, None, set()
     for method in methods(cfg, task):
         for run in runs if method.per_run else (FIXED,):
-            folder = cells / task / method.cell(run)
+            folder = cells / method.cell(task, run)
             if not (folder / "scores.parquet").is_file() or not (folder / "stats.npz").is_file():
                 raise DataError(folder, f"cell {folder.relative_to(cells)} not built: run its stage first")
             if folder not in read:
@@ -118,7 +118,7 @@ def _read_task(
     names = [m.name for m in methods(cfg, task)]
     missing = sorted(set(names) - set(rows["method"]))
     if missing:
-        raise DataError(cells / task, f"cells have no {missing} models: rerun their stages")
+        raise DataError(cells, f"{task}: cells have no {missing} models: rerun their stages")
     rows = rows[rows["method"].isin(names)]
     rows = rows.iloc[np.argsort(rows["method"].map(names.index).to_numpy(), kind="stable")]
     return rows.reset_index(drop=True), stats, units

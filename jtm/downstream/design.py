@@ -4,9 +4,10 @@ and in which cell (job) each is trained. Torch-free: the workflow and the gather
 A method is a frozen feature set with a probe head (`cpc-linear`, `logmel-mlp`, ...) or an
 end-to-end baseline (`supervised`, `finetune`). A method is per run when a pretraining run gives
 it its own model (cpc, its random-init control, both end-to-end baselines); log-mel is fixed. A
-cell is one job of the study: a task's probes on one run's features (`<task>/run<r>/probes`), on
-the fixed features (`<task>/fixed/probes`), or a task, end-to-end init and run
-(`<task>/run<r>/<init>`).
+cell is one task's models of one job: a task's probes on one run's features
+(`run<r>/probes/<task>`: one job, `probe@<r>`, trains every task's), on the fixed features
+(`fixed/probes/<task>`: job `probe_fixed`), or an end-to-end init on a task in a run
+(`run<r>/<init>/<task>`: job `end_to_end@<task>-<init>-<r>`).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ class Method:
         """Whether each pretraining run gives this method its own models."""
         return self.kind != "probe" or self.feature in choices.LEARNED_FEATURES
 
-    def cell(self, run: int | None = None) -> str:
-        """The folder, below the task, of the cell this method is trained in (in run `run`)."""
+    def cell(self, task: str, run: int | None = None) -> str:
+        """The folder, below the cells' path, of the cell this method is trained in on `task`
+        (in run `run`)."""
         if not self.per_run:
-            return "fixed/probes"
-        return f"run{run}/" + ("probes" if self.kind == "probe" else self.name)
+            return f"fixed/probes/{task}"
+        return f"run{run}/" + ("probes" if self.kind == "probe" else self.name) + f"/{task}"
 
 
 def methods(cfg: DownstreamConfig, task: str) -> list[Method]:
@@ -47,14 +49,14 @@ def methods(cfg: DownstreamConfig, task: str) -> list[Method]:
     return found
 
 
-def item_methods(item: dict[str, str], cfg: DownstreamConfig) -> list[Method]:
-    """The methods one cell trains: a matrix item {task} (fixed-feature probes), {task, run}
-    (the run's probes) or {task, init, run}."""
-    if item["task"] not in choices.TASKS:
-        raise ConfigError(f"task {item['task']!r}: known tasks are {list(choices.TASKS)}")
+def cell_methods(task: str, item: dict[str, str], cfg: DownstreamConfig) -> list[Method]:
+    """The methods one job trains on `task`: for a matrix item {} (fixed-feature probes), {run}
+    (the run's probes) or {task, init, run} (one end-to-end baseline)."""
+    if task not in choices.TASKS:
+        raise ConfigError(f"task {task!r}: known tasks are {list(choices.TASKS)}")
     if "init" not in item:
         per_run = "run" in item
-        return [m for m in methods(cfg, item["task"]) if m.kind == "probe" and m.per_run == per_run]
+        return [m for m in methods(cfg, task) if m.kind == "probe" and m.per_run == per_run]
     if item["init"] not in choices.INITS:
         raise ConfigError(f"init {item['init']!r}: known inits are {list(choices.INITS)}")
     return [Method(item["init"], "audio", "linear", item["init"])]

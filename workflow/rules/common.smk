@@ -21,8 +21,8 @@ for name in STAGES:
 needs_scores = STAGES["acquire"].needs("scores", config)
 
 
-# A cell's folder is <task>/run<run>/probes (probe), <task>/fixed/probes (probe_fixed) or
-# <task>/run<run>/<init> (end_to_end); a pretraining run's model and embeddings are run<run>.
+# A job's folder is run<run>/probes (probe: a cell per task), fixed/probes (probe_fixed) or
+# run<run>/<init>/<task> (end_to_end); a pretraining run's model and embeddings are run<run>.
 wildcard_constraints:
     task="[A-Za-z0-9_]+",
     init="|".join(INITS),

@@ -43,8 +43,9 @@ rule embed_fixed:
         "../scripts/embed_fixed.py"
 
 
-# The downstream study, one job per cell (see jtm/downstream/cell.py), then gathered
-# (jtm/downstream/collect.py). Cells run side by side: locally as --cores allows, on a cluster at once.
+# The downstream study: a job per run's probes (a cell per task), the fixed features' probes and
+# each end-to-end cell (see jtm/downstream/cell.py), then gathered (jtm/downstream/collect.py). Jobs
+# run side by side: locally as --cores allows, on a cluster at once.
 
 
 rule probe:
@@ -55,7 +56,7 @@ rule probe:
     output:
         cell=directory(cell_pattern(config, "probe")),
     log:
-        "logs/probe/{task}/run{run}.log",
+        "logs/probe/run{run}.log",
     conda:
         "../envs/jtm.yaml"
     threads: config["downstream"]["threads"]
@@ -75,7 +76,7 @@ rule probe_fixed:
     output:
         cell=directory(cell_pattern(config, "probe_fixed")),
     log:
-        "logs/probe_fixed/{task}.log",
+        "logs/probe_fixed.log",
     conda:
         "../envs/jtm.yaml"
     threads: config["downstream"]["threads"]
