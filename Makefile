@@ -36,9 +36,12 @@ study: install
 		-S 'downstream.end_to_end_tasks=[ensemble]'
 	jtm summary
 
-# dvc.yaml's code deps from the import graph (jtm/codedeps.py); tests/test_dag.py fails when stale.
+# dvc.yaml's code deps from the import graph (jtm/codedeps.py), and dvc.lock without the entries
+# of stages that are gone (jtm/workflow.py); tests/test_dag.py fails when either is stale.
 dvc-deps: install
 	python -c "from jtm.workflow import write_dvc_code; write_dvc_code('dvc.yaml')"
+	python -c "from jtm.config import load_params; from jtm.workflow import prune_dvc_lock; \
+		print('dropped from dvc.lock:', prune_dvc_lock(load_params('params.yaml')))"
 
 # Mutation testing of the modules the study rests on (pyproject.toml's [tool.mutmut]); minutes,
 # not part of `make test`. `mutmut results` lists survivors, `mutmut show <name>` one's diff.

@@ -1,4 +1,5 @@
-"""Glue for Snakemake: each rule's resources from params, and its `script:` run of the stage."""
+"""Glue for the engines: each Snakemake rule's resources from params and its `script:` run of the
+stage; dvc.yaml's code deps and dvc.lock's entries kept to the stages that exist."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from jtm.config import ClusterConfig, ConfigError, get_dotted, section, set_dotted
-from jtm.runner import run_stage, stage_items, stage_paths
+from jtm.runner import item_name, run_stage, stage_items, stage_paths
 from jtm.stages import STAGES
 
 # What a rule may ask for, as snakemake-executor-plugin-slurm reads it (runtime in minutes).
@@ -164,3 +165,40 @@ def write_dvc_code(path: str | Path = "dvc.yaml") -> bool:
     if new != old:
         path.write_text(new)
     return new != old
+
+
+def dvc_stage_names(params: dict) -> set[str]:
+    """The stages dvc.yaml declares under `params`, as DVC names them (`probe@0`, `index`)."""
+    names = set()
+    for name, stage in STAGES.items():
+        if stage.matrix:
+            names |= {f"{name}@{item_name(item)}" for item in stage_items(stage, params)}
+        else:
+            names.add(name)
+    return names
+
+
+def prune_dvc_lock(params: dict, path: str | Path = "dvc.lock") -> list[str]:
+    """Drop `path`'s entries for stages dvc.yaml no longer declares under `params` (a renamed
+    stage, a run taken out of `pretrain.runs`); the names dropped, the rest kept byte for byte.
+
+    DVC keeps such entries forever, and after every stage it parses and rewrites the whole lock
+    (ruamel.yaml, ~1 s per 3 000 lines on a 2-core EPYC): a lock grown to 11 000 lines made each
+    stage of the demo 3 s slower. A dropped stage's outputs stay in DVC's run cache.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    live, kept, dropped, keep = dvc_stage_names(params), [], [], True
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.startswith(" "):  # schema:, stages:
+            keep = True
+        elif not line.startswith("   ") and line.rstrip().endswith(":"):  # a stage's name
+            name = line.strip()[:-1].strip("'\"")
+            keep = name in live
+            dropped += [] if keep else [name]
+        if keep:
+            kept.append(line)
+    if dropped:
+        path.write_text("".join(kept))
+    return dropped

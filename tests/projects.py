@@ -118,7 +118,7 @@ def rules_in(output: str) -> set[str]:
 
 
 def jobs_in(output: str) -> set[str]:
-    """The jobs Snakemake's output announces, as "rule" or "rule@wildcards" (probe@run=2, end_to_end@task=ensemble, init=finetune, run=2)."""
+    """The jobs Snakemake's output announces, as "rule" or "rule@wildcards" (probe@run=2)."""
     jobs, rule = set(), None
     for line in output.splitlines() + [""]:
         if rule and line.strip().startswith("wildcards:"):

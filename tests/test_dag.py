@@ -11,6 +11,7 @@ from jtm.cli import main
 from jtm.config import get_dotted, load_params
 from jtm.runner import stage_items, stage_paths
 from jtm.stages import STAGES
+from jtm.workflow import dvc_stage_names, prune_dvc_lock
 from tests.conftest import REPO
 
 PARAMS = load_params(REPO / "params.yaml")
@@ -142,6 +143,22 @@ def test_dvc_yaml_code_deps_are_the_computed_ones():
 
     text = (REPO / "dvc.yaml").read_text()
     assert dvc_yaml_with_code(text) == text, "dvc.yaml's code deps are stale: run `make dvc-deps`"
+
+
+def test_dvc_lock_holds_only_the_stages_dvc_yaml_declares():
+    """DVC keeps a gone stage's entry and rewrites the whole lock after every stage (slow when it grows)."""
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
+    assert set(lock) == dvc_stage_names(PARAMS)
+
+
+def test_pruning_the_lock_drops_gone_stages_and_keeps_the_rest_byte_for_byte(tmp_path):
+    live = (REPO / "dvc.lock").read_text()
+    gone = "  probe@ensemble-0:\n    cmd: jtm probe ensemble 0\n    deps:\n    - path: data/index\n"
+    stale = live.replace("stages:\n", "stages:\n" + gone, 1) + "  'pretrain@7':\n    cmd: jtm pretrain 7\n"
+    (tmp_path / "dvc.lock").write_text(stale)
+    assert prune_dvc_lock(PARAMS, tmp_path / "dvc.lock") == ["probe@ensemble-0", "pretrain@7"]
+    assert (tmp_path / "dvc.lock").read_text() == live
+    assert prune_dvc_lock(PARAMS, tmp_path / "dvc.lock") == []
 
 
 def test_every_named_param_and_code_file_exists():
