@@ -4,15 +4,15 @@ against what the model consumes.
 
 The audio: `--files` synthetic 16 kHz files of `--seconds` each, written as WAVs, ingested into
 shards (jtm/ingest) and saved as one .npy per file (stage `resample`'s layout). Both loaders are
-jtm.data.windows.WindowDataset under a torch DataLoader with one worker process, batches of
-`--batch` windows of 20 480 samples drawn uniformly (jtm.data.mixture), pages cold (the files
+jtm.loading.windows.WindowDataset under a torch DataLoader with one worker process, batches of
+`--batch` windows of 20 480 samples drawn uniformly (jtm.loading.mixture), pages cold (the files
 were just written, so mostly in the page cache: this measures the loader's own cost, not the
 disk's). The model's appetite: a demo-config CPC step (log-mel, hidden 128) timed here on this
 CPU, and the compass figure for one H100 at the full config (~2 500 windows/s; the loader's
 target is 10x that per worker). "Fetched" is what a worker produces on its own; "delivered"
 what reaches the training process through the DataLoader (the hand-over between processes
 included); "fetch threads" what threads of the training process itself deliver
-(`pretrain.fetch_threads`, jtm/data/prefetch.py: no hand-over).
+(`pretrain.fetch_threads`, jtm/loading/prefetch.py: no hand-over).
 
     python benchmarks/bench_loader.py [--files 40] [--seconds 60] [--batch 32] [--batches 200]
 """
@@ -30,12 +30,12 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from jtm.data.mixture import MixturePlan
-from jtm.data.prefetch import prefetched
-from jtm.data.windows import WindowDataset, as_batch, load_unlabeled
 from jtm.ingest.decode import Target
 from jtm.ingest.discover import Corpus
 from jtm.ingest.stage import ingest
+from jtm.loading.mixture import MixturePlan
+from jtm.loading.prefetch import prefetched
+from jtm.loading.windows import WindowDataset, as_batch, load_unlabeled
 
 H100_FULL_WINDOWS_PER_S = 2500  # the compass figure: one H100, the seed study's full config
 WINDOW = 20_480
@@ -96,7 +96,7 @@ def fetch_rate(dataset: WindowDataset, plan) -> float:
 
 def threaded_rate(dataset: WindowDataset, plan, threads: int) -> float:
     """Windows/s reaching the training loop from `threads` fetch threads of its own process
-    (`pretrain.fetch_threads`: jtm.data.prefetch), in plan order."""
+    (`pretrain.fetch_threads`: jtm.loading.prefetch), in plan order."""
     dataset.__getitems__(plan[0])
     began, count = time.perf_counter(), 0
     for audio, _, _ in prefetched(dataset.__getitems__, plan, threads):

@@ -23,8 +23,8 @@ import soundfile as sf
 import soxr
 
 from jtm.config import ResampleConfig, load_params, section
-from jtm.data import musicnet
-from jtm.data.resample import resample_corpus
+from jtm.corpus.resample import resample_corpus
+from jtm.musicnet import layout
 
 SR_IN, SR_OUT = 44_100, 16_000
 
@@ -42,16 +42,12 @@ def make_corpus(root: Path, minutes: float, tracks: int) -> Path:
             len(t)
         )
         track_id = 5000 + i
-        musicnet.write_wav(
-            musicnet.wav_path(root, "train", track_id), audio.astype(np.float32), SR_IN, "FLOAT"
-        )
+        layout.write_wav(layout.wav_path(root, "train", track_id), audio.astype(np.float32), SR_IN, "FLOAT")
         pd.DataFrame(
-            [[0, len(t) // 2, 1, 60, 0.0, 1.0, "Quarter"]], columns=list(musicnet.LABEL_COLUMNS)
-        ).to_csv(musicnet.labels_path(root, "train", track_id), index=False)
+            [[0, len(t) // 2, 1, 60, 0.0, 1.0, "Quarter"]], columns=list(layout.LABEL_COLUMNS)
+        ).to_csv(layout.labels_path(root, "train", track_id), index=False)
         rows.append([track_id, "Bench", "Sweep", "", "Solo Piano", "", "", f"B{i}", int(seconds)])
-    pd.DataFrame(rows, columns=list(musicnet.METADATA_COLUMNS)).to_csv(
-        root / musicnet.METADATA_FILE, index=False
-    )
+    pd.DataFrame(rows, columns=list(layout.METADATA_COLUMNS)).to_csv(root / layout.METADATA_FILE, index=False)
     return root
 
 

@@ -137,8 +137,8 @@ def _render(args: argparse.Namespace, params: dict) -> dict:
     import dataclasses
 
     from jtm.config import DemoConfig, section
-    from jtm.data.render import render_corpus
-    from jtm.data.scores import extract_scores
+    from jtm.demo.render import render_corpus
+    from jtm.demo.scores import extract_scores
 
     _empty_out(Path(args.out))
     cfg = section(params, "demo", DemoConfig)
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params, args.overrides)
         validate_params(params, args.params)
         if args.command == "validate":
-            from jtm.data.validate import validate
+            from jtm.musicnet.validate import validate
 
             problems = validate(args.path, subset=args.subset, stop_at_first=not args.all)
             for problem in problems:
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"jtm validate: {args.path} is a sound MusicNet tree")
             return 0
         if args.command == "summary":
-            from jtm.data.index import summarize
+            from jtm.corpus.index import summarize
 
             print(summarize(get_dotted(params, "paths.index")))
             from jtm.train.pretrain import summarize_model

@@ -8,8 +8,8 @@ The rule, applied to the source text (nothing is imported):
 - a module named in an `import` or `from ... import` statement, at module level or inside a
   function, counts with every `jtm` module it names in turn (a function's lazy import is code
   the function may run);
-- a package that Python executes on the way to a module (`jtm/data/__init__.py` for
-  `jtm.data.windows`) counts with its module-level imports only: its functions run only when
+- a package that Python executes on the way to a module (`jtm/loading/__init__.py` for
+  `jtm.loading.windows`) counts with its module-level imports only: its functions run only when
   named, and naming one is an explicit import.
 Only modules inside `jtm/` count: third-party libraries are pinned by requirements.lock.
 """
@@ -88,7 +88,7 @@ def _module_level(tree: ast.Module) -> Iterable[ast.AST]:
 
 
 def _parents(module: str) -> list[str]:
-    """The packages Python executes before `module`: jtm, jtm.data for jtm.data.windows."""
+    """The packages Python executes before `module`: jtm, jtm.loading for jtm.loading.windows."""
     parts = module.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 

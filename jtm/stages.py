@@ -77,7 +77,7 @@ def _keys(section_name: str, cls: type, only: tuple[str, ...] | None = None) -> 
 
 
 def _demo_scores(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.data.scores import write_scores
+    from jtm.demo.scores import write_scores
 
     demo = section(params, "demo", DemoConfig)
     cache = Path(get_dotted(params, "paths.score_cache"))
@@ -85,20 +85,20 @@ def _demo_scores(params: dict, inputs: Paths, outputs: Paths, tracker, item: dic
 
 
 def _acquire(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.data.acquire import acquire
+    from jtm.corpus.acquire import acquire
 
     data, demo = section(params, "data", DataConfig), section(params, "demo", DemoConfig)
     return acquire(data, demo, inputs.get("scores"), outputs["raw"])
 
 
 def _resample(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.data.resample import resample_corpus
+    from jtm.corpus.resample import resample_corpus
 
     return resample_corpus(inputs["raw"], outputs["audio16k"], section(params, "resample", ResampleConfig))
 
 
 def _index(params: dict, inputs: Paths, outputs: Paths, tracker, item: dict) -> dict:
-    from jtm.data.index import build_index
+    from jtm.corpus.index import build_index
 
     return build_index(inputs["audio16k"], outputs["index"], section(params, "index", IndexConfig))
 

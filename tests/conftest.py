@@ -67,6 +67,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         "pretrain.threads=1",
         "embed.batch_size=4",
         "embed.threads=1",
+        "downstream.probes=[linear, mlp]",  # both heads (the demo's params probe linearly)
         "downstream.end_to_end_tasks=[ensemble, transcription]",
         "downstream.end_to_end_budgets=[all]",
         "downstream.budgets=[1, all]",

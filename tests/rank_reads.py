@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from jtm.config import PretrainConfig, load_params, section
-from jtm.data.windows import WindowDataset
+from jtm.loading.windows import WindowDataset
 from jtm.train.checkpoint import TrainState
 from jtm.train.distributed import setup_distributed
 from jtm.train.pretrain import epoch_batches

@@ -60,9 +60,9 @@ def test_an_unimported_module_is_no_stage_dependency():
     "module, stages",
     [
         ("jtm/downstream/metrics.py", {"probe", "probe_fixed", "end_to_end", "downstream", "report"}),
-        ("jtm/data/prefetch.py", {"pretrain"}),  # imported by the training loop only
+        ("jtm/loading/prefetch.py", {"pretrain"}),  # imported by the training loop only
         (
-            "jtm/data/musicnet.py",
+            "jtm/musicnet/layout.py",
             {"acquire", "resample", "index", "ingest", "probe", "probe_fixed", "end_to_end"},
         ),
         (UNIMPORTED, set()),
@@ -118,7 +118,7 @@ def test_the_score_cache_is_not_reused_after_its_code_changed(dvc_project):
     notes = root / "data" / "scores" / "notes.parquet"
     before, pitches = sha(notes), pd.read_parquet(notes)["pitch"]
     assert any((root / "data" / "score_cache").glob("*.parquet"))  # the build filled the cache
-    with edited(root, "jtm/data/scores.py", "int(p.midi), start_s", "int(p.midi) + 1, start_s"):
+    with edited(root, "jtm/demo/scores.py", "int(p.midi), start_s", "int(p.midi) + 1, start_s"):
         run(["dvc", "repro", "--single-item", "demo_scores"], root)
         assert (pd.read_parquet(notes)["pitch"] == pitches + 1).all()
     run(["dvc", "repro", "--single-item", "demo_scores"], root)

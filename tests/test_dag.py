@@ -237,12 +237,12 @@ def test_each_rule_asks_for_its_params_resources_and_threads(rules):
         ("report", "jtm/downstream/metrics.py"),
         ("downstream", "jtm/downstream/metrics.py"),
         ("probe", "jtm/features/embed.py"),
-        ("probe", "jtm/data/musicnet.py"),
-        ("end_to_end", "jtm/data/musicnet.py"),
-        ("acquire", "jtm/data/musicnet.py"),
-        ("index", "jtm/data/musicnet.py"),
-        ("ingest", "jtm/data/musicnet.py"),
-        ("pretrain", "jtm/data/prefetch.py"),
+        ("probe", "jtm/musicnet/layout.py"),
+        ("end_to_end", "jtm/musicnet/layout.py"),
+        ("acquire", "jtm/musicnet/layout.py"),
+        ("index", "jtm/musicnet/layout.py"),
+        ("ingest", "jtm/musicnet/layout.py"),
+        ("pretrain", "jtm/loading/prefetch.py"),
         ("pretrain", "jtm/models/cpc.py"),  # through jtm.models.registry: transitively
         ("pretrain", "jtm/stages.py"),  # the adapter itself
     ],
@@ -276,11 +276,11 @@ def test_the_code_digest_follows_every_file_it_covers(tmp_path, monkeypatch):
     for cached in (codedeps.module_files, codedeps.imports, codedeps.function_code):
         cached.cache_clear()
     try:
-        before = {root: codedeps.code_digest(root) for root in ("jtm.train.pretrain", "jtm.data.index")}
-        with open(tmp_path / "jtm" / "data" / "prefetch.py", "a") as handle:
+        before = {root: codedeps.code_digest(root) for root in ("jtm.train.pretrain", "jtm.corpus.index")}
+        with open(tmp_path / "jtm" / "loading" / "prefetch.py", "a") as handle:
             handle.write("# an edit\n")
         assert codedeps.code_digest("jtm.train.pretrain") != before["jtm.train.pretrain"]
-        assert codedeps.code_digest("jtm.data.index") == before["jtm.data.index"]
+        assert codedeps.code_digest("jtm.corpus.index") == before["jtm.corpus.index"]
     finally:
         monkeypatch.undo()
         for cached in (codedeps.module_files, codedeps.imports, codedeps.function_code):

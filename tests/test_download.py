@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jtm.data import musicnet
-from jtm.data.download import RemoteFile, cross_check, download, require_free_space
-from jtm.data.extract import extract
 from jtm.errors import DataError
+from jtm.musicnet import layout
+from jtm.musicnet.download import RemoteFile, cross_check, download, require_free_space
+from jtm.musicnet.extract import extract
 from jtm.runner import run_stage
 from tests.loopback import Loopback
 
@@ -45,7 +45,7 @@ def archive(built) -> bytes:
 
 def musicnet_source(server, raw: Path, archive: bytes) -> dict:
     """data.* params for source=musicnet served by `server`, record JSON included."""
-    metadata = (raw / musicnet.METADATA_FILE).read_bytes()
+    metadata = (raw / layout.METADATA_FILE).read_bytes()
     a, m = remote(server, "musicnet.tar.gz", archive), remote(server, "musicnet_metadata.csv", metadata)
     server.put("api/records/5120004", _record(a, m))
     return {
@@ -71,7 +71,7 @@ def test_full_download_extract_and_pipeline(server, archive, built, tmp_path):
     metrics = run_stage("acquire", built)
     assert metrics["downloaded_bytes"] == len(archive) + built["data"]["metadata_size"]
     assert metrics["record_checked"] == 1  # the pins agreed with the served record JSON
-    ids, _ = musicnet.discover(tmp_path / "downloaded")
+    ids, _ = layout.discover(tmp_path / "downloaded")
     assert len(ids) == metrics["train"] + metrics["test"]
     run_stage("resample", built)
     run_stage("index", built)
@@ -253,14 +253,14 @@ def test_snakemake_plans_no_demo_scores_for_another_source(built, tmp_path):
 
 def test_local_source_extracts_an_archive(built, archive, tmp_path):
     (tmp_path / "musicnet.tar.gz").write_bytes(archive)
-    (tmp_path / musicnet.METADATA_FILE).write_bytes(
-        (Path(built["paths"]["raw"]) / musicnet.METADATA_FILE).read_bytes()
+    (tmp_path / layout.METADATA_FILE).write_bytes(
+        (Path(built["paths"]["raw"]) / layout.METADATA_FILE).read_bytes()
     )
     built["data"].update(source="local", path=str(tmp_path / "musicnet.tar.gz"))
     built["paths"].update(raw=str(tmp_path / "extracted"))
     metrics = run_stage("acquire", built)
     assert metrics["train"] > 0 and not (tmp_path / "extracted" / "musicnet").is_symlink()
-    musicnet.discover(tmp_path / "extracted")
+    layout.discover(tmp_path / "extracted")
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from jtm.data import ensembles
-from jtm.data.musicnet import INSTRUMENTS
+from jtm.demo import ensembles
+from jtm.musicnet.layout import INSTRUMENTS
 
 
 def test_ensembles_use_only_musicnet_instruments():

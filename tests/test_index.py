@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from jtm.data.index import NOTE_SCHEMA, WINDOW_SCHEMA, validation_split, window_starts
+from jtm.corpus.index import NOTE_SCHEMA, WINDOW_SCHEMA, validation_split, window_starts
 from jtm.runner import run_stage
 
 

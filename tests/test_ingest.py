@@ -342,7 +342,7 @@ def test_a_pattern_that_matches_no_audio_is_an_error(tiny_params, tmp_path):
 def test_pretraining_draws_from_musicnet_and_two_corpora_and_the_report_names_them(built, tmp_path):
     """The ingested shards are read sample-exact by the training dataset, a pretraining run mixes
     both corpora with MusicNet, and the report says what the model was pretrained on."""
-    from jtm.data.windows import WindowDataset, WindowRef, load_unlabeled
+    from jtm.loading.windows import WindowDataset, WindowRef, load_unlabeled
 
     params = _two_corpora(built, tmp_path)
     ingest_dir = Path(params["paths"]["ingest"])
@@ -421,7 +421,7 @@ def test_a_batch_fetched_at_once_equals_its_windows_collated(tiny_params, tmp_pa
     returns what collating `__getitem__` window by window returns, shifts and int16 included."""
     from torch.utils.data import default_collate
 
-    from jtm.data.windows import WindowDataset, WindowRef, load_unlabeled
+    from jtm.loading.windows import WindowDataset, WindowRef, load_unlabeled
 
     write_formats(tmp_path / "music", seconds=1.5)
     corpora = [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}]

@@ -8,8 +8,8 @@ import pytest
 from jtm import choices
 from jtm.codedeps import imports, module_files
 
-# Lowest first; a module may import its own layer or any below it. Data and models sit side by
-# side and never import each other (data code never imports models).
+# Lowest first; a module may import its own layer or any below it. The data packages (MusicNet,
+# the demo corpus, the 16 kHz corpus, loading) and models never import each other.
 LAYERS = [
     (
         "jtm.errors",
@@ -22,7 +22,10 @@ LAYERS = [
     ),
     ("jtm.config",),
     ("jtm.tracking",),
-    ("jtm.data", "jtm.models"),
+    ("jtm.musicnet", "jtm.models"),
+    ("jtm.demo",),
+    ("jtm.corpus",),
+    ("jtm.loading",),
     ("jtm.ingest",),
     ("jtm.leakage",),
     ("jtm.train", "jtm.features"),
@@ -31,7 +34,8 @@ LAYERS = [
     ("jtm.stages", "jtm.runner"),
     ("jtm.cli", "jtm.workflow", "jtm"),
 ]
-APART = [("jtm.data", "jtm.models"), ("jtm.train", "jtm.features")]
+DATA = ("jtm.musicnet", "jtm.demo", "jtm.corpus", "jtm.loading")
+APART = [(data, "jtm.models") for data in DATA] + [("jtm.train", "jtm.features")]
 
 
 def _layer(module: str) -> tuple[int, str]:
@@ -76,10 +80,10 @@ def test_every_probe_feature_and_sampling_choice_is_known_to_its_builder(built):
     import numpy as np
 
     from jtm.config import EmbedConfig, section
-    from jtm.data.sampling import plan_epoch
-    from jtm.data.windows import load_windows
     from jtm.downstream.probe import build_head
     from jtm.features.embed import build_extractor
+    from jtm.loading.sampling import plan_epoch
+    from jtm.loading.windows import load_windows
 
     for probe in choices.PROBES:
         assert build_head(probe, 4, 3, 5)(__import__("torch").zeros(2, 4)).shape == (2, 3)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jtm.data.mixture import MixturePlan
+from jtm.loading.mixture import MixturePlan
 
 
 def windows_of(sources: dict[str, list[int]], labelled: str = "musicnet") -> pd.DataFrame:

@@ -19,7 +19,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from jtm.data.synth import default_soundfont, synthesize
+from jtm.demo.synth import default_soundfont, synthesize
 from jtm.models.registry import build_cpc
 from jtm.models.spec import ModelSpec
 from jtm.train.infonce import draw_negatives, info_nce

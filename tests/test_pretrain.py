@@ -14,8 +14,8 @@ import torch
 
 from jtm import load_encoder
 from jtm.config import PretrainConfig, section, set_dotted
-from jtm.data.sampling import STRATEGIES
-from jtm.data.windows import WindowDataset
+from jtm.loading.sampling import STRATEGIES
+from jtm.loading.windows import WindowDataset
 from jtm.models.registry import build_cpc
 from jtm.models.spec import spec_of
 from jtm.runner import run_stage

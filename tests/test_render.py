@@ -9,8 +9,9 @@ import pretty_midi
 import soundfile as sf
 
 from jtm.cli import main
-from jtm.data import ensembles, musicnet, scores
-from jtm.data.render import choose_ensembles, choose_test_works
+from jtm.demo import ensembles, scores
+from jtm.demo.render import choose_ensembles, choose_test_works
+from jtm.musicnet import layout
 from jtm.runner import run_stage
 
 
@@ -23,14 +24,14 @@ def _digest(folder):
 
 def test_layout_and_metadata_match_musicnet(built):
     raw = built["paths"]["raw"]
-    metadata, tracks = musicnet.discover(raw)
-    assert list(metadata.columns) == list(musicnet.METADATA_COLUMNS)
+    metadata, tracks = layout.discover(raw)
+    assert list(metadata.columns) == list(layout.METADATA_COLUMNS)
     assert {t.split for t in tracks} == {"train", "test"}
     for track in tracks:
-        info = musicnet.check_wav(track.wav)
+        info = layout.check_wav(track.wav)
         assert info.samplerate == 44_100 and info.channels == 1 and info.subtype == "FLOAT"
-        labels = musicnet.read_labels(track.labels, n_samples=info.frames)
-        assert list(labels.columns) == list(musicnet.LABEL_COLUMNS)
+        labels = layout.read_labels(track.labels, n_samples=info.frames)
+        assert list(labels.columns) == list(layout.LABEL_COLUMNS)
         row = metadata.set_index("id").loc[track.id]
         assert set(labels["instrument"]) <= set(ensembles.ENSEMBLES[row["ensemble"]])
         for program, group in labels.groupby("instrument"):
@@ -42,10 +43,10 @@ def test_layout_and_metadata_match_musicnet(built):
 
 
 def test_labels_are_what_sounds(built):
-    metadata, tracks = musicnet.discover(built["paths"]["raw"])
+    metadata, tracks = layout.discover(built["paths"]["raw"])
     track = tracks[0]
     audio, sr = sf.read(track.wav, dtype="float32")
-    labels = musicnet.read_labels(track.labels)
+    labels = layout.read_labels(track.labels)
     first = int(labels["start_time"].min())
     sounding = np.zeros(len(audio), bool)
     for start, end in zip(labels["start_time"], labels["end_time"], strict=True):
@@ -115,7 +116,7 @@ def test_jtm_render_turns_a_midi_folder_into_a_corpus(tmp_path, tracking_uri):
         ]
     )
     assert code == 0
-    metadata, tracks = musicnet.discover(out)
+    metadata, tracks = layout.discover(out)
     assert len(tracks) == 2 * 2  # two files x two renderings
     assert set(metadata["ensemble"]) == {"Accompanied Violin", "Accompanied Cello"}
 

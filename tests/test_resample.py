@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from jtm.config import ResampleConfig, load_params, section
-from jtm.data import musicnet
-from jtm.data.resample import resample_file, retime_labels
+from jtm.corpus.resample import resample_file, retime_labels
+from jtm.musicnet import layout
 from tests.conftest import REPO
 
 SR_IN, SR_OUT = 44_100, 16_000
@@ -98,5 +98,5 @@ def test_stage_output_matches_the_tracks(built):
         assert len(array) == row.samples == round(row.source_samples * SR_OUT / SR_IN)
         assert row.subtype == "FLOAT"
         labels = pd.read_parquet(f"{audio16k}/labels/{row.id}.parquet")
-        raw = musicnet.read_labels(musicnet.labels_path(built["paths"]["raw"], row.split, row.id))
+        raw = layout.read_labels(layout.labels_path(built["paths"]["raw"], row.split, row.id))
         assert len(labels) == len(raw) and labels["end_time"].max() <= row.samples

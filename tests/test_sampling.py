@@ -5,8 +5,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from jtm.data.sampling import STRATEGIES, plan_epoch, split_for_rank
-from jtm.data.windows import WindowDataset, WindowRef, load_windows
+from jtm.loading.sampling import STRATEGIES, plan_epoch, split_for_rank
+from jtm.loading.windows import WindowDataset, WindowRef, load_windows
 
 
 @pytest.fixture

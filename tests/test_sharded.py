@@ -1,4 +1,4 @@
-"""Sharded loading for many GPUs (jtm/data/partition.py): files dealt to ranks whole and
+"""Sharded loading for many GPUs (jtm/loading/partition.py): files dealt to ranks whole and
 without overlap, reshuffled per epoch from the seed; two real gloo ranks never read the same
 window or file; threads fetching ahead change nothing in the trained model."""
 
@@ -20,8 +20,8 @@ import torch
 import yaml
 
 from jtm.config import set_dotted
-from jtm.data.partition import deal_files, sharded_epoch
-from jtm.data.prefetch import prefetched
+from jtm.loading.partition import deal_files, sharded_epoch
+from jtm.loading.prefetch import prefetched
 from jtm.runner import run_stage
 
 REPO = Path(__file__).resolve().parents[1]

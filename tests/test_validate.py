@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from jtm.cli import main
-from jtm.data.validate import validate
 from jtm.errors import DataError
+from jtm.musicnet.validate import validate
 
 
 def test_a_sound_subset_passes_and_the_counts_are_checked(built, capsys):
@@ -65,7 +65,7 @@ def _ten_test_tracks(raw: Path, ids: list[int]) -> None:
 
 
 def test_ten_test_tracks_must_be_musicnets_official_ones(built, tmp_path):
-    from jtm.data.validate import TEST_IDS
+    from jtm.musicnet.validate import TEST_IDS
 
     raw = tmp_path / "copy"
     shutil.copytree(built["paths"]["raw"], raw)

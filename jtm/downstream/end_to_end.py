@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from jtm import choices
-from jtm.data.windows import WindowDataset, WindowRef
 from jtm.devices import autocast
 from jtm.downstream.probe import Fit, loss_function, probabilities
+from jtm.loading.windows import WindowDataset, WindowRef
 from jtm.models.artifact import load_model, load_spec
 from jtm.models.cpc import AudioEmbedder
 

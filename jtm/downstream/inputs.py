@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jtm.data.windows import load_windows
 from jtm.downstream import end_to_end
 from jtm.downstream.labels import SAMPLE_RATE, TaskLabels, non_overlapping, task_labels
 from jtm.errors import DataError
 from jtm.features.embed import load_embeddings
+from jtm.loading.windows import load_windows
 from jtm.models.encoder import DOWNSAMPLING
 
 

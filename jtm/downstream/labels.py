@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from jtm import choices
-from jtm.data.musicnet import INSTRUMENTS
 from jtm.models.encoder import DOWNSAMPLING
+from jtm.musicnet.layout import INSTRUMENTS
 
 WINDOW_CLASS_TASKS = ("ensemble", "composer")
 PITCHES = 128

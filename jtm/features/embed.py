@@ -26,8 +26,8 @@ import torch
 from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import EmbedConfig
-from jtm.data.windows import WindowDataset, WindowRef, load_windows
 from jtm.devices import autocast, resolve_device
+from jtm.loading.windows import WindowDataset, WindowRef, load_windows
 from jtm.models.artifact import load_encoder, load_model
 from jtm.models.cpc import AudioEmbedder
 from jtm.models.frontend import LogMel

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from jtm.atomic import atomic_dir
-from jtm.data.index import window_starts
+from jtm.corpus.index import window_starts
 from jtm.errors import DataError
 from jtm.features.embed import SAMPLE_RATE, pool
 from jtm.ingest.account import account_table, log_account

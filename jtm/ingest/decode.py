@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from jtm.data import pcm
+from jtm.corpus import pcm
 from jtm.ingest.fingerprint import Fingerprint
 from jtm.ingest.readers import DecodeError, NotAudio, Reader, open_audio
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jtm.data import pcm
+from jtm.corpus import pcm
 from jtm.errors import MissingLibraryError
 
 ITEMS_PER_SECOND = 11025 / 1365  # Chromaprint's frame rate: 4096-sample frames, hop 1365, at 11.025 kHz

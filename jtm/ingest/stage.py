@@ -41,7 +41,7 @@ import pandas as pd
 
 from jtm.atomic import atomic_dir
 from jtm.codedeps import code_digest
-from jtm.data.index import window_starts
+from jtm.corpus.index import window_starts
 from jtm.errors import DataError
 from jtm.ingest.account import account_table, log_account
 from jtm.ingest.decode import Decoded, Target, decode_file

@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader
 from jtm.atomic import atomic_dir
 from jtm.codedeps import code_digest
 from jtm.config import PretrainConfig, output_fields
-from jtm.data.prefetch import prefetched
-from jtm.data.sampling import plan_epoch
-from jtm.data.windows import WindowDataset, as_batch, load_windows
 from jtm.errors import TrainingError
+from jtm.loading.prefetch import prefetched
+from jtm.loading.sampling import plan_epoch
+from jtm.loading.windows import WindowDataset, as_batch, load_windows
 from jtm.models.artifact import save_model
 from jtm.models.encoder import DOWNSAMPLING
 from jtm.models.registry import build_cpc

@@ -1,10 +1,10 @@
 """What pretraining reads: MusicNet's train windows and every ingested corpus (stage `ingest`),
 and how each epoch's batches are drawn from them.
 
-With MusicNet alone, batches are planned as they always were (jtm/data/sampling.py); with
+With MusicNet alone, batches are planned as they always were (jtm/loading/sampling.py); with
 ingested corpora, each source (MusicNet's train split weighted by `pretrain.musicnet_weight`,
 each corpus by its `ingest.corpora` weight) feeds the batches in proportion to its weight
-(jtm/data/mixture.py). Evaluation stays on MusicNet's labelled tasks either way.
+(jtm/loading/mixture.py). Evaluation stays on MusicNet's labelled tasks either way.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from jtm.config import PretrainConfig
-from jtm.data.mixture import MixturePlan
-from jtm.data.partition import sharded_epoch
-from jtm.data.sampling import plan_epoch, split_for_rank
-from jtm.data.windows import WindowRef, load_unlabeled, load_windows
 from jtm.errors import ConfigError
+from jtm.loading.mixture import MixturePlan
+from jtm.loading.partition import sharded_epoch
+from jtm.loading.sampling import plan_epoch, split_for_rank
+from jtm.loading.windows import WindowRef, load_unlabeled, load_windows
 
 MUSICNET = "musicnet"
 RATE = 16_000
@@ -59,7 +59,7 @@ class Sources:
 
     def rank_batches(self, cfg: PretrainConfig, epoch: int, rank: int, world: int) -> list[RankBatch]:
         """This rank's batches of `epoch`: its share of each global batch (`global`), or its own
-        batches over the files dealt to it (`sharded`, jtm/data/partition.py)."""
+        batches over the files dealt to it (`sharded`, jtm/loading/partition.py)."""
         if cfg.loader == "sharded":
             paths = dict(zip(self.tracks["id"], self.tracks["path"], strict=True))
             plans = sharded_epoch(self.windows, paths, self.weights, cfg.sampling, cfg.batch_size, cfg.seed,

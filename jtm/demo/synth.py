@@ -55,7 +55,7 @@ def synthesize(
     except Exception as err:  # tinysoundfont raises its own type for unreadable fonts
         raise DataError(soundfont, f"cannot load SoundFont: {err}") from err
     midi_channels = [c if c < _DRUM_CHANNEL else c + 1 for c in range(len(channel_programs))]
-    for midi_channel, program in zip(midi_channels, channel_programs):
+    for midi_channel, program in zip(midi_channels, channel_programs, strict=True):
         synth.program_select(midi_channel, sfid, 0, program - 1)
     # One event list: (sample, kind, channel, pitch, velocity); note-offs (kind 0) sort first
     # so a repeated pitch is released before it is struck again.

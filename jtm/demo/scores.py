@@ -3,16 +3,17 @@
 Parsing is the slow step (0.1 s for a chorale to 10 s for a whole quartet), so the
 `demo_scores` stage does it once and stores plain tables; rendering then never touches music21.
 With a cache folder, each file's excerpts are also kept, keyed on the file's bytes, the settings
-and the parsing code, so a rerun with more scores parses only the new ones. A score gives up to `excerpts` excerpts: whole measures long
-enough to reach `excerpt_seconds` at the score's tempo, starting at evenly spaced points of the
-movement (the first at its start) and never overlapping; a short score gives fewer.
+and the parsing code, so a rerun with more scores parses only the new ones. A score gives up to
+`excerpts` excerpts: whole measures long enough to reach `excerpt_seconds` at the score's
+tempo, starting at evenly spaced points of the movement (the first at its start) and never
+overlapping; a short score gives fewer.
 
 Tables written by `extract_scores`:
 - scores.parquet: score (one row per excerpt), spec, composer, composition, movement,
   catalog_name, excerpt (0-based, within the file), start_s (where it starts in the movement,
   nominal tempo), n_parts, part_names (";"-joined), seconds (excerpt length at nominal tempo)
-- notes.parquet: score, part, pitch, onset_s (from the excerpt's start), duration_s (nominal tempo), onset_beat,
-  duration_beat (quarter notes), note_value ("Quarter", "Dotted Eighth", ...)
+- notes.parquet: score, part, pitch, onset_s (from the excerpt's start), duration_s (nominal
+  tempo), onset_beat, duration_beat (quarter notes), note_value ("Quarter", "Dotted Eighth", ...)
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import warnings
 from multiprocessing import Pool
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from jtm.atomic import atomic_dir
@@ -105,7 +105,7 @@ def _tempo_map(score, default_bpm: float):
         spq = 60.0 / default_bpm
         return [0.0], [0.0], [spq]
     starts, seconds, spqs = [], [], []
-    for start, end, mark in score.metronomeMarkBoundaries():
+    for start, _end, mark in score.metronomeMarkBoundaries():
         spq = mark.secondsPerQuarter() if mark.number else 60.0 / default_bpm
         seconds.append(seconds[-1] + (start - starts[-1]) * spqs[-1] if starts else 0.0)
         starts.append(float(start))

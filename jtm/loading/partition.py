@@ -8,9 +8,9 @@ the fewest of that source's windows so far. A source with fewer files than ranks
 one large shard) is split by windows instead, in contiguous runs, one per rank: a rank with
 none of a source could not draw it, and the mixture's weights would not hold. A rank
 then plans its own batches of `batch_size / world` windows over its files with the mixture's
-weights (jtm/data/mixture.py); batches short of that size are dropped and every rank keeps as
+weights (jtm/loading/mixture.py); batches short of that size are dropped and every rank keeps as
 many batches as the poorest rank has, so all ranks step together. Unlike the global plan
-(jtm/data/sampling.py, every rank taking its share of the same global batches) the batches
+(jtm/loading/sampling.py, every rank taking its share of the same global batches) the batches
 depend on the number of ranks: that is what lets a node skip every file it was not dealt.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jtm.data.mixture import MixturePlan
-from jtm.data.windows import WindowRef
+from jtm.loading.mixture import MixturePlan
+from jtm.loading.windows import WindowRef
 
 
 def deal_files(windows: pd.DataFrame, paths: dict, world: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -62,8 +62,10 @@ def sharded_epoch(windows: pd.DataFrame, paths: dict, weights: dict, strategy: s
     for rank, rows in enumerate(deal_files(windows, paths, world, seed, epoch)):
         part = windows.iloc[rows].reset_index(drop=True)
         if part.empty:
-            raise ValueError(f"sharded loading: rank {rank} of {world} was dealt no file in epoch {epoch}; "
-                             "use fewer processes, smaller shards (ingest.shard_mb) or the global loader")  # fmt: skip
+            raise ValueError(
+                f"sharded loading: rank {rank} of {world} was dealt no file in epoch {epoch}; "
+                "use fewer processes, smaller shards (ingest.shard_mb) or the global loader"
+            )
         rank_seed = int(np.random.default_rng([seed, epoch, rank, 47]).integers(2**31))
         plan = MixturePlan(part, weights, strategy, local, rank_seed, category, jitter).epoch(0)
         plans.append(
@@ -71,6 +73,8 @@ def sharded_epoch(windows: pd.DataFrame, paths: dict, weights: dict, strategy: s
         )
     steps = min(len(plan) for plan in plans)
     if steps == 0:
-        raise ValueError(f"sharded loading: some rank of {world} has no full batch of {local} windows of "
-                         f"{strategy!r} sampling in epoch {epoch}; use fewer processes or the global loader")  # fmt: skip
+        raise ValueError(
+            f"sharded loading: some rank of {world} has no full batch of {local} windows of "
+            f"{strategy!r} sampling in epoch {epoch}; use fewer processes or the global loader"
+        )
     return [plan[:steps] for plan in plans]

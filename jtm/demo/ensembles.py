@@ -126,14 +126,14 @@ def assign_parts(ensemble: str, part_pitches: list[np.ndarray]) -> list[int]:
     best, best_cost = None, float("inf")
     for chosen in itertools.permutations(range(len(part_pitches)), len(solo)):
         cost = 0.0
-        for part, program, target in zip(chosen, solo, targets):
+        for part, program, target in zip(chosen, solo, targets, strict=True):
             shifted = fit_to_range(part_pitches[part], program)
             moved = np.abs(shifted - part_pitches[part]).sum() if len(shifted) else 0
             cost += 10 * moved / 12 + abs(height_rank[part] - target)
         if cost < best_cost:
             best, best_cost = chosen, cost
     assignment = [keyboard] * len(part_pitches)
-    for part, program in zip(best, solo):
+    for part, program in zip(best, solo, strict=True):
         assignment[part] = program
     return assignment
 

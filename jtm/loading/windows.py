@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from jtm.data import pcm
+from jtm.corpus import pcm
 
 
 class WindowRef(NamedTuple):
@@ -47,7 +47,9 @@ def load_unlabeled(ingest_dir: str | Path, excluded=()) -> tuple[pd.DataFrame, p
     (MusicNet's are positive; -1 - its manifest row), its shard as `path` and its place in it
     as `offset` (samples); split "unlabeled", `source` its corpus, no composer or ensemble."""
     ingest_dir = Path(ingest_dir)
-    manifest = pd.read_parquet(ingest_dir / "manifest.parquet", columns=["corpus", "path", "shard", "offset", "samples"])
+    manifest = pd.read_parquet(
+        ingest_dir / "manifest.parquet", columns=["corpus", "path", "shard", "offset", "samples"]
+    )
     dtype = json.loads((ingest_dir / "corpora.json").read_text())["dtype"]
     tracks = pd.DataFrame(
         {

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from jtm.data.sampling import chunks, walk_streams, window_refs
-from jtm.data.windows import WindowRef
+from jtm.loading.sampling import chunks, walk_streams, window_refs
+from jtm.loading.windows import WindowRef
 
 
 class _Stream:

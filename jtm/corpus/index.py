@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 
 from jtm.atomic import atomic_dir
 from jtm.config import IndexConfig
-from jtm.data import musicnet
 from jtm.errors import ConfigError, DataError
+from jtm.musicnet import layout
 
 WINDOW_SCHEMA = pa.schema([("id", pa.int64()), ("start", pa.int64()), ("length", pa.int64())])
 NOTE_SCHEMA = pa.schema(
@@ -107,9 +107,9 @@ def _check_finite(array_file: Path, rate: int) -> None:
         raise DataError(array_file, "16 kHz array missing: rerun the resample stage")
     samples = np.load(array_file, mmap_mode="r")
     if samples.dtype.kind == "f":
-        step = musicnet.CHECK_BLOCK
+        step = layout.CHECK_BLOCK
         blocks = (samples[begin : begin + step] for begin in range(0, len(samples), step))
-        musicnet.check_finite_blocks(array_file, blocks, rate)
+        layout.check_finite_blocks(array_file, blocks, rate)
 
 
 def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict:
@@ -125,7 +125,7 @@ def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict
     # Paths relative to the repository (the folder both engines run in), as params name them.
     tracks["path"] = [str(audio16k / f"{i}.npy") for i in tracks["id"]]
     for path, samples, source in tracks[["path", "samples", "source_samples"]].itertuples(index=False):
-        _check_finite(Path(path), round(samples / source * musicnet.SAMPLE_RATE))
+        _check_finite(Path(path), round(samples / source * layout.SAMPLE_RATE))
     position, starts = window_starts(tracks["samples"].to_numpy(), cfg.window, cfg.hop)
     windows = pa.table(
         {
@@ -150,7 +150,7 @@ def build_index(audio16k: str | Path, out: str | Path, cfg: IndexConfig) -> dict
         "windows": windows.num_rows,
         "notes": notes_table.num_rows,
         **{f"tracks_{s}": int(counts.get(s, 0)) for s in ("train", "val", "test")},
-        "hours": float(tracks["source_samples"].sum()) / musicnet.SAMPLE_RATE / 3600,
+        "hours": float(tracks["source_samples"].sum()) / layout.SAMPLE_RATE / 3600,
     }
 
 
@@ -162,7 +162,7 @@ def summarize(index_dir: str | Path) -> str:
     tracks = pd.read_parquet(index_dir / "tracks.parquet")
     windows = pq.read_metadata(index_dir / "windows.parquet").num_rows
     notes = pq.read_metadata(index_dir / "notes.parquet").num_rows
-    minutes = tracks.groupby("split")["source_samples"].sum() / musicnet.SAMPLE_RATE / 60
+    minutes = tracks.groupby("split")["source_samples"].sum() / layout.SAMPLE_RATE / 60
     lines = [
         f"index {index_dir}: {len(tracks)} tracks, {windows} windows, {notes} notes",
         "  minutes by split: " + ", ".join(f"{s} {m:.1f}" for s, m in minutes.items()),

@@ -21,8 +21,9 @@ import soxr
 
 from jtm.atomic import atomic_dir
 from jtm.config import ResampleConfig
-from jtm.data import musicnet, pcm
+from jtm.corpus import pcm
 from jtm.errors import DataError
+from jtm.musicnet import layout
 from jtm.progress import progress
 
 
@@ -31,7 +32,7 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
 
     Returns (source samples, output samples, WAV subtype).
     """
-    info = musicnet.check_wav(wav)
+    info = layout.check_wav(wav)
     n_out = round(info.frames * cfg.sample_rate / info.samplerate)
     block = max(1, int(cfg.block_seconds * info.samplerate))
     dtype = np.dtype(cfg.dtype)
@@ -44,9 +45,9 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
         try:
             while True:
                 chunk = audio.read(block, dtype="float32")
-                bad = musicnet.first_non_finite(chunk)
+                bad = layout.first_non_finite(chunk)
                 if bad is not None:
-                    raise musicnet.non_finite_error(wav, read + bad, info.samplerate, float(chunk[bad]))
+                    raise layout.non_finite_error(wav, read + bad, info.samplerate, float(chunk[bad]))
                 read += len(chunk)
                 last = read >= info.frames or len(chunk) == 0
                 resampled = stream.resample_chunk(chunk, last=last)
@@ -76,11 +77,11 @@ def retime_labels(labels: pd.DataFrame, source_rate: int, target_rate: int) -> p
     return out
 
 
-def _resample_track(args: tuple[musicnet.TrackFiles, Path, ResampleConfig]) -> dict:
+def _resample_track(args: tuple[layout.TrackFiles, Path, ResampleConfig]) -> dict:
     track, out, cfg = args
     source_samples, samples, subtype = resample_file(track.wav, out / f"{track.id}.npy", cfg)
-    labels = musicnet.read_labels(track.labels, n_samples=source_samples)
-    retimed = retime_labels(labels, musicnet.SAMPLE_RATE, cfg.sample_rate)
+    labels = layout.read_labels(track.labels, n_samples=source_samples)
+    retimed = retime_labels(labels, layout.SAMPLE_RATE, cfg.sample_rate)
     retimed.to_parquet(out / "labels" / f"{track.id}.parquet", index=False)
     return {
         "id": track.id,
@@ -98,7 +99,7 @@ def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> di
     """
     import time
 
-    metadata, tracks = musicnet.discover(raw)
+    metadata, tracks = layout.discover(raw)
     began = time.perf_counter()
     with atomic_dir(out) as tmp:
         (tmp / "labels").mkdir()
@@ -119,5 +120,5 @@ def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> di
         manifest = metadata.merge(pd.DataFrame(rows), on="id", validate="one_to_one").sort_values("id")
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
     elapsed = time.perf_counter() - began
-    hours = float(manifest["source_samples"].sum()) / musicnet.SAMPLE_RATE / 3600
+    hours = float(manifest["source_samples"].sum()) / layout.SAMPLE_RATE / 3600
     return {"tracks": len(manifest), "hours": hours, "seconds": elapsed, "x_realtime": hours * 3600 / elapsed}

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jtm.data import musicnet
 from jtm.errors import DataError
+from jtm.musicnet import layout
 
 COUNTS = {"recordings": 330, "train": 320, "test": 10, "instruments": 11}
 TEST_IDS = frozenset({1759, 1819, 2106, 2191, 2298, 2303, 2382, 2416, 2556, 2628})
@@ -29,13 +29,13 @@ def validate(raw: str | Path, subset: bool = False, stop_at_first: bool = True) 
             raise error
         problems.append(error)
 
-    metadata, tracks = musicnet.discover(raw, report)
+    metadata, tracks = layout.discover(raw, report)
     instruments: set[int] = set()
     for track in tracks:
         try:
-            info = musicnet.check_wav(track.wav)
-            musicnet.check_finite_wav(track.wav, info)
-            labels = musicnet.read_labels(track.labels, n_samples=info.frames)
+            info = layout.check_wav(track.wav)
+            layout.check_finite_wav(track.wav, info)
+            labels = layout.read_labels(track.labels, n_samples=info.frames)
             instruments |= set(labels["instrument"])
         except DataError as error:
             report(error)

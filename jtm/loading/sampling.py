@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from jtm import choices
-from jtm.data.windows import WindowRef, random_shift
+from jtm.loading.windows import WindowRef, random_shift
 
 STRATEGIES = choices.SAMPLINGS
 

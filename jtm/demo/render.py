@@ -20,9 +20,10 @@ import pandas as pd
 from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import DemoConfig
-from jtm.data import ensembles, musicnet
-from jtm.data.synth import resolve_soundfont, synthesize
+from jtm.demo import ensembles
+from jtm.demo.synth import resolve_soundfont, synthesize
 from jtm.errors import ConfigError, DataError
+from jtm.musicnet import layout
 from jtm.progress import progress
 
 FIRST_ID = 3001  # above MusicNet's own ids (1727-2678), so corpora can be merged
@@ -224,10 +225,10 @@ def perform(
 def _perform_task(args):
     notes, performance, cfg, raw = args
     audio, labels = perform(notes, performance, cfg)
-    musicnet.write_wav(
-        musicnet.wav_path(raw, performance.split, performance.id), audio, cfg.sample_rate, cfg.wav_subtype
+    layout.write_wav(
+        layout.wav_path(raw, performance.split, performance.id), audio, cfg.sample_rate, cfg.wav_subtype
     )
-    labels.to_csv(musicnet.labels_path(raw, performance.split, performance.id), index=False)
+    labels.to_csv(layout.labels_path(raw, performance.split, performance.id), index=False)
     return performance.id, len(audio) / cfg.sample_rate
 
 
@@ -246,15 +247,15 @@ def render_corpus(
     scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig, out: str | Path, workers: int
 ) -> dict:
     """Write a MusicNet-format corpus at `out` (atomically); return summary figures."""
-    if cfg.sample_rate != musicnet.SAMPLE_RATE:
+    if cfg.sample_rate != layout.SAMPLE_RATE:
         raise ConfigError(
-            f"demo.sample_rate={cfg.sample_rate}: must be {musicnet.SAMPLE_RATE} (MusicNet's rate)"
+            f"demo.sample_rate={cfg.sample_rate}: must be {layout.SAMPLE_RATE} (MusicNet's rate)"
         )
     resolve_soundfont(cfg.soundfont)  # fail before any work
     plan = plan_performances(scores, notes, cfg)
     by_score = {s: g for s, g in notes.groupby("score")}
     with atomic_dir(out) as tmp:
-        for split in musicnet.SPLITS:
+        for split in layout.SPLITS:
             for kind in ("data", "labels"):
                 (tmp / "musicnet" / f"{split}_{kind}").mkdir(parents=True)
         tasks = [(by_score[p.score], p, cfg, tmp) for p in plan]
@@ -283,8 +284,8 @@ def render_corpus(
                 }
                 for p in plan
             ],
-            columns=list(musicnet.METADATA_COLUMNS),
+            columns=list(layout.METADATA_COLUMNS),
         )
-        metadata.to_csv(tmp / musicnet.METADATA_FILE, index=False)
+        metadata.to_csv(tmp / layout.METADATA_FILE, index=False)
     seconds = sum(done.values())
     return {"tracks": len(plan), "hours": seconds / 3600, "test_tracks": sum(p.split == "test" for p in plan)}

@@ -11,8 +11,8 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from jtm.atomic import atomic_dir
-from jtm.data.download import require_free_space
 from jtm.errors import DataError
+from jtm.musicnet.download import require_free_space
 
 
 def check_members(archive: Path, tar: tarfile.TarFile) -> int:
