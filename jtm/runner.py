@@ -22,9 +22,10 @@ def stage_items(stage: Stage, params: dict) -> list[dict[str, str]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def item_name(item: dict) -> str:
-    """As DVC names a matrix stage's item: the `ensemble-finetune` of `end_to_end@ensemble-finetune`."""
-    return "-".join(str(v) for v in item.values())
+def job_name(name: str, item: dict) -> str:
+    """As DVC names a stage's job: `index`, or a matrix item's `end_to_end@ensemble-finetune-0`
+    (also its MLflow run's name)."""
+    return f"{name}@" + "-".join(str(v) for v in item.values()) if item else name
 
 
 def stage_paths(
@@ -61,8 +62,7 @@ def run_stage(
             raise DataError(
                 path, f"input {role!r} of stage {name!r} not found: run the stage that makes it first"
             )
-    run_name = f"{name}@{item_name(item)}" if item else name
-    with stage_run(run_name, params["mlflow"], subset(params, list(stage.params))) as tracker:
+    with stage_run(job_name(name, item), params["mlflow"], subset(params, list(stage.params))) as tracker:
         metrics = stage.run(params, inputs, outputs, tracker, item)
         tracker.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
     return metrics

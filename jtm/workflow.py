@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from jtm.config import ClusterConfig, ConfigError, get_dotted, section, set_dotted
-from jtm.runner import item_name, run_stage, stage_items, stage_paths
+from jtm.runner import job_name, run_stage, stage_items, stage_paths
 from jtm.stages import STAGES
 
 # What a rule may ask for, as snakemake-executor-plugin-slurm reads it (runtime in minutes).
@@ -169,13 +169,7 @@ def write_dvc_code(path: str | Path = "dvc.yaml") -> bool:
 
 def dvc_stage_names(params: dict) -> set[str]:
     """The stages dvc.yaml declares under `params`, as DVC names them (`probe@0`, `index`)."""
-    names = set()
-    for name, stage in STAGES.items():
-        if stage.matrix:
-            names |= {f"{name}@{item_name(item)}" for item in stage_items(stage, params)}
-        else:
-            names.add(name)
-    return names
+    return {job_name(name, item) for name, stage in STAGES.items() for item in stage_items(stage, params)}
 
 
 def prune_dvc_lock(params: dict, path: str | Path = "dvc.lock") -> list[str]:

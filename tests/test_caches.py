@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from jtm.runner import item_name, stage_items
+from jtm.runner import job_name, stage_items
 from jtm.stages import STAGES
 from tests.projects import jobs_in, rules_in, run
 
@@ -152,7 +152,7 @@ def _one_more_run(root: Path) -> tuple[str, str, set[str]]:
     new = max(params["pretrain"]["runs"]) + 1
     params["pretrain"]["runs"].append(new)
     jobs = {
-        f"{name}@{item_name(item)}"
+        job_name(name, item)
         for name, stage in STAGES.items()
         if "run" in stage.matrix
         for item in stage_items(stage, params)
