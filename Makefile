@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint docs dvc-deps mutate bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
+.PHONY: install demo study test lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ mutate: install
 	python -m pip install --quiet mutmut==3.8.1
 	mutmut run --max-children 2
 	mutmut results
+
+# Each mechanism of the study broken on purpose, one at a time (tests/breaks.py): a test must fail.
+breaks: install
+	python tests/breaks.py
 
 lint: install
 	ruff check .

@@ -171,6 +171,26 @@ def test_probe_learns_is_reproducible_and_lists_every_strength():
         again = fit_path(x[:300], y[:300], head, 3, **options)
         for a, b in zip(path[-1][1].state_dict().values(), again[-1][1].state_dict().values(), strict=True):
             assert torch.equal(a, b)
+        standardized = path[-1][1][0](torch.as_tensor(x[:300]))  # the training features' mean and std
+        torch.testing.assert_close(standardized.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+        torch.testing.assert_close(standardized.std(0, unbiased=False), torch.ones(8), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="unknown probe head 'svm'"):
+        fit_path(x, y, "svm", 3, **options)
+
+
+def test_the_mlp_probe_learns_what_no_linear_probe_can():
+    """Two classes by the sign of x0 * x1 (XOR): a linear head is at chance, the MLP is not."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    accuracy = {}
+    for head in ("linear", "mlp"):
+        path = fit_path(x[:400], y[:400], head, 2, hidden=16, l2_grid=(1e-4,), max_iter=300, seed=0)
+        probabilities = predict(path[0][1], x[400:], False)
+        assert probabilities.shape == (200, 2)
+        np.testing.assert_allclose(probabilities.sum(1), 1, rtol=1e-5)
+        accuracy[head] = (probabilities.argmax(1) == y[400:]).mean()
+    assert accuracy["linear"] < 0.7 < 0.9 < accuracy["mlp"], accuracy
 
 
 @pytest.mark.parametrize("l2", [1e-1, 1e-3])
@@ -192,3 +212,41 @@ def test_linear_probe_matches_scikit_learns_logistic_regression(l2):
     theirs = reference.predict_proba(scaler.transform(x[test]))
     assert abs((ours.argmax(1) == y[test]).mean() - (theirs.argmax(1) == y[test]).mean()) <= 0.005
     assert np.abs(ours - theirs).max() < 0.01
+
+
+@pytest.mark.parametrize("l2", [1e-1, 1e-3])
+def test_multilabel_linear_probe_matches_one_logistic_regression_per_label(l2):
+    """Multi-hot targets: sigmoid outputs trained on the mean binary cross-entropy over (n, K)
+    cells, so label k's model is scikit-learn's binary one with C = 1 / (l2 n K)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1200, 16)) * rng.uniform(0.5, 4, 16) - 1  # float64 features are welcome too
+    logits = x @ rng.normal(size=(16, 4)) * 0.4 + rng.normal(size=(1200, 4)) * 2 - [0, 1, 2, 3]
+    y = (logits > 0).astype(np.float32)  # four labels, from common to rare
+    train, test = slice(0, 900), slice(900, None)
+    path = fit_path(x[train], y[train], "linear", 4, hidden=1, l2_grid=(l2,), max_iter=1000, seed=0)
+    ours = predict(path[0][1], x[test], True)
+    scaler = StandardScaler().fit(x[train])
+    for label in range(4):
+        reference = LogisticRegression(C=1 / (l2 * 900 * 4), tol=1e-10, max_iter=10_000)
+        reference.fit(scaler.transform(x[train]), y[train, label])
+        theirs = reference.predict_proba(scaler.transform(x[test]))[:, 1]
+        assert np.abs(ours[:, label] - theirs).max() < 0.01, label
+
+
+def test_a_linear_probe_starts_from_the_base_rates():
+    """Zero weights and, for multi-hot targets, each output's bias at its label's log-odds: the
+    first objective is the loss of predicting the base rates (log K for one label per example)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    classes = rng.integers(0, 5, 200).astype(np.int32)  # any integer and boolean labels
+    multi = rng.random((200, 3)) < [0.5, 0.2, 0.05]
+    options = dict(hidden=1, l2_grid=(1.0,), max_iter=5, seed=0)
+    first = fit_path(x, classes, "linear", 5, **options)[0][2][0]
+    assert first == pytest.approx(np.log(5), rel=1e-5)
+    rate = multi.mean(0)
+    entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)).mean()
+    first = fit_path(x, multi, "linear", 3, **options)[0][2][0]
+    assert first == pytest.approx(entropy, rel=1e-5)

@@ -64,7 +64,7 @@ def test_an_epoch_is_the_same_whether_replayed_or_planned_in_turn():
     assert MixturePlan(windows, weights, "samesequence", 4, seed=4).epoch(2) != batches[2]
 
 
-@pytest.mark.parametrize("strategy", ["uniform", "sequential"])
+@pytest.mark.parametrize("strategy", ["uniform", "samesequence", "samecategory", "sequential"])
 def test_window_shifts_replay_from_the_seed_and_change_with_the_epoch(strategy):
     """With jitter, each window's shift is seeded by (seed, epoch, window or track): a replayed
     epoch has the same shifts, another epoch other ones, and a track's stream shares one."""
@@ -112,3 +112,25 @@ def test_sources_without_weight_are_left_out_and_none_left_is_an_error():
     assert set(windows["source"].to_numpy()[drawn(plan, 2)]) == {"corpus"}
     with pytest.raises(ValueError, match="no source with a positive weight"):
         MixturePlan(windows, {"musicnet": 0.0, "other": 1.0}, "uniform", 4, seed=0)
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "samesequence", "samecategory"])
+def test_an_epoch_holds_as_many_windows_as_the_sources(strategy):
+    """One-window units (batches of one): an epoch draws exactly as many windows as there are."""
+    windows = windows_of({"musicnet": [5, 4], "corpus": [3]})
+    plan = MixturePlan(windows, {"musicnet": 1.0, "corpus": 1.0}, strategy, 1, seed=0)
+    for epoch in range(3):
+        assert sum(len(batch) for batch in plan.epoch(epoch)) == len(windows) == plan.total
+
+
+def test_a_source_that_no_window_of_an_epoch_draws_is_no_error():
+    windows = windows_of({"musicnet": [20] * 2, "rare": [20]})
+    plan = MixturePlan(windows, {"musicnet": 1.0, "rare": 1e-9}, "uniform", 4, seed=0)
+    assert set(windows["source"].to_numpy()[drawn(plan, 2)]) == {"musicnet"}
+
+
+def test_sequential_streams_walk_tracks_of_a_single_window():
+    windows = windows_of({"musicnet": [1, 1, 3], "corpus": [1]})
+    plan = MixturePlan(windows, {"musicnet": 1.0, "corpus": 1.0}, "sequential", 2, seed=0)
+    starts = set(np.flatnonzero(windows["start"].to_numpy() % 100 == 0))
+    assert set(drawn(plan, 3)) == starts

@@ -222,6 +222,29 @@ def test_positive_is_never_a_negative():
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(scores, targets))
 
 
+@pytest.mark.parametrize("sub", [False, True], ids=["whole-pool", "sub-pool"])
+def test_negative_draws_come_from_their_generators_and_reach_every_row(sub):
+    """The same generators give the same draws whatever torch's global RNG did; draws are
+    uniform over [0, P - 1) (whole pool, shifted past the positive later) or over the sub-pool's
+    S rows, and a sub-pool is S distinct pool rows."""
+
+    def draw(seed: int):
+        torch.manual_seed(seed + 100)  # the global RNG must play no part
+        first, second = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+        if sub:
+            return draw_subpool(first, second, 4, 30, 16, pool=50, size=20)
+        return None, draw_negatives(first, 4, 30, 16, pool=21)
+
+    (subpool, draws), (again_subpool, again) = draw(0), draw(0)
+    assert torch.equal(draws, again) and not torch.equal(draws, draw(1)[1])
+    assert draws.shape == (4, 30, 16)
+    counts = torch.bincount(draws.flatten(), minlength=20)
+    assert len(counts) == 20 and counts.min() > 60  # 1 920 draws: about 96 per row
+    if sub:
+        assert torch.equal(subpool, again_subpool) and not torch.equal(subpool, draw(1)[0])
+        assert len(subpool) == len(set(subpool.tolist())) == 20 and 0 <= subpool.min() and subpool.max() < 50
+
+
 def test_a_sub_pool_draw_of_the_positive_is_masked():
     """A sub-pool holding every row, draws covering all of it: the positive's own row is drawn
     once per position and must be masked, leaving the softmax over the whole pool."""

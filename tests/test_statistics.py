@@ -352,6 +352,28 @@ def test_the_studys_comparisons_carry_the_runs_spread_and_are_paired_on_units():
             means[("cpc-linear", run)] - means[("logmel-linear", -1)]
         )
     assert by_run.loc["random"]["diff"].gt(0).tolist() == [True, False, False]
+    assert by_run["budget"].eq("all").all() and by_run["a"].eq("cpc-linear").all()
+    assert by_run["b"].tolist() == ["random-linear"] * 3 + ["logmel-linear"] * 3
+
+
+def test_a_run_its_rival_lacks_has_no_per_run_difference():
+    """A rival trained in runs 0 and 1 only: run 2's difference is missing, not run 0's reused."""
+    values, stats = _study(
+        {"cpc-linear": _runs([0.7, 0.6, 0.65], seed=7), "random-linear": _runs([0.5, 0.55], seed=8)}
+    )
+    table, resampled = compare.method_intervals(
+        "accuracy", values, stats, bootstrap.unit_draws(WORKS, 50, 0), 0
+    )
+    by_run = compare.per_run(values, compare.paired_comparisons(table, resampled)).set_index("run")
+    assert by_run["diff"].notna().tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "kind"), [(0.01, 0.2, "wins"), (-0.2, -0.01, "loses"), (-0.1, 0.1, "ties")]
+)
+def test_a_verdict_is_a_win_or_a_loss_only_when_the_interval_leaves_out_zero(lo, hi, kind):
+    assert compare.outcome(lo, hi) == kind
+    assert ("cannot be told apart" in compare.verdict("a", "b", (lo + hi) / 2, lo, hi)) == (kind == "ties")
 
 
 def test_one_run_gives_exactly_the_seeds_by_units_bootstrap():
@@ -363,3 +385,20 @@ def test_one_run_gives_exactly_the_seeds_by_units_bootstrap():
     salt = __import__("zlib").crc32(b"cpc-linear|all")
     want = bootstrap.resampled("accuracy", cpc[0], draws, bootstrap.seed_draws(3, RESAMPLES, 7, salt))
     np.testing.assert_array_equal(resampled[("cpc-linear", "all")], want)
+
+
+def test_every_draw_is_a_function_of_its_seed_and_salt_with_its_documented_shape():
+    """Unseeded or mis-stacked draws would give other intervals on every call."""
+    make = {
+        "units": lambda seed, salt: bootstrap.unit_draws(12, 40, seed),
+        "seeds": lambda seed, salt: bootstrap.seed_draws(3, 40, seed, salt),
+        "runs": lambda seed, salt: bootstrap.run_draws(3, 40, seed, salt),
+        "nested": lambda seed, salt: bootstrap.nested_seed_draws(2, 3, 40, seed, salt),
+    }
+    for name, draw in make.items():
+        np.testing.assert_array_equal(draw(0, 5), draw(0, 5), err_msg=name)
+        assert not np.array_equal(draw(0, 5), draw(1, 5)), name
+    nested = bootstrap.nested_seed_draws(2, 3, 40, 0, 5)
+    assert nested.shape == (40, 2, 3)
+    for run in range(2):  # run j's seed draws are the model's stream salted with j
+        np.testing.assert_array_equal(nested[:, run], bootstrap.seed_draws(3, 40, 0, 5 + run))
