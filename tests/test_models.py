@@ -228,14 +228,14 @@ def test_negative_draws_come_from_their_generators_and_reach_every_row(sub):
     uniform over [0, P - 1) (whole pool, shifted past the positive later) or over the sub-pool's
     S rows, and a sub-pool is S distinct pool rows."""
 
-    def draw(seed: int):
-        torch.manual_seed(seed + 100)  # the global RNG must play no part
+    def draw(seed: int, global_seed: int = 100):
+        torch.manual_seed(global_seed)  # the global RNG must play no part
         first, second = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
         if sub:
             return draw_subpool(first, second, 4, 30, 16, pool=50, size=20)
         return None, draw_negatives(first, 4, 30, 16, pool=21)
 
-    (subpool, draws), (again_subpool, again) = draw(0), draw(0)
+    (subpool, draws), (again_subpool, again) = draw(0), draw(0, global_seed=101)
     assert torch.equal(draws, again) and not torch.equal(draws, draw(1)[1])
     assert draws.shape == (4, 30, 16)
     counts = torch.bincount(draws.flatten(), minlength=20)
@@ -243,6 +243,80 @@ def test_negative_draws_come_from_their_generators_and_reach_every_row(sub):
     if sub:
         assert torch.equal(subpool, again_subpool) and not torch.equal(subpool, draw(1)[0])
         assert len(subpool) == len(set(subpool.tolist())) == 20 and 0 <= subpool.min() and subpool.max() < 50
+
+
+@pytest.mark.parametrize("scorer", infonce.SCORERS)
+def test_each_step_k_scores_its_own_predictions_against_the_frame_k_ahead(scorer):
+    """K = 3 predictions per frame, draws covering the whole pool: the loss is the mean over k
+    of the softmax over the pool of W_k c_t, computed here frame by frame."""
+    torch.manual_seed(0)
+    b, t, k_max, h = 2, 7, 3, 4
+    frames, predictions = torch.randn(b, t, h), torch.randn(b, t, k_max, h)
+    for k in range(1, k_max + 1):  # predictions that find their frame about half the time
+        predictions[:, : t - k, k - 1] += frames[:, k:]
+    pool = frames.reshape(-1, h)
+    draws = torch.arange(b * t - 1).expand(b, t, b * t - 1)
+    loss, per_k, accuracy = info_nce(frames, predictions, pool, draws, scorer=scorer)
+    for k in range(1, k_max + 1):
+        scores = [(pool @ predictions[i, j, k - 1], i * t + j + k) for i in range(b) for j in range(t - k)]
+        terms = [torch.logsumexp(row, 0) - row[target] for row, target in scores]
+        torch.testing.assert_close(per_k[k - 1], torch.stack(terms).mean())
+        hits = [float(row.argmax() == target) for row, target in scores]  # the positive scores highest
+        assert accuracy[k - 1] == pytest.approx(np.mean(hits))
+    assert 0 < accuracy.min() and accuracy.max() < 1  # neither all nor none: the check can fail
+    torch.testing.assert_close(loss, per_k.mean())
+
+
+def test_the_reference_scorer_materialises_the_candidates():
+    """`materialise` is the straightforward formulation, so that the lean loss is compared with
+    an independent computation: it keeps a (positions x N x H) candidates tensor for backward."""
+    b, t, h, n = 2, 10, 4, 5
+    frames = torch.randn(b, t, h, requires_grad=True)
+    predictions = torch.randn(b, t, 1, h, requires_grad=True)
+    draws = draw_negatives(torch.Generator().manual_seed(1), b, t, n, b * t)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda x: saved.append(x.numel()) or x, lambda x: x):
+        info_nce(frames, predictions, frames.reshape(-1, h), draws, scorer="materialise")
+    assert max(saved) >= b * (t - 1) * n * h
+
+
+@pytest.mark.parametrize("gathered", [False, True], ids=["product", "gather"])
+def test_row_chunks_cover_every_row_within_the_budget(monkeypatch, gathered):
+    """Each chunk's intermediate, rows x P (product) or rows x N x H (gather), holds at most
+    `CHUNK` floats, unless one row alone is larger; the chunks cover the rows in order."""
+    monkeypatch.setattr(infonce, "CHUNK", 64)
+    for pool_rows, n, h in [(10, 4, 8), (100, 4, 2), (50, 3, 40), (63, 2, 1)]:
+        predicted, pool = torch.zeros(37, h), torch.zeros(pool_rows, h)
+        index = torch.zeros(37, n, dtype=torch.long)
+        slices = infonce._chunks(predicted, pool, index, gathered)
+        assert [i for s in slices for i in range(37)[s]] == list(range(37))
+        per_row = n * h if gathered else pool_rows
+        assert all(len(range(37)[s]) * per_row <= max(64, per_row) for s in slices)
+        assert len(slices) == -(-37 // max(1, 64 // per_row))  # no smaller chunks than needed
+
+
+def test_gathered_chunks_keep_their_candidates_within_the_budget(monkeypatch):
+    """The gather path's (rows x N x H) candidates, forward and backward, per chunk."""
+    monkeypatch.setattr(infonce, "CHUNK", 200)
+    monkeypatch.setattr(infonce, "GATHER_ABOVE", 0)
+    sizes, bmm = [], torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda a, b_: sizes.append(max(a.numel(), b_.numel())) or bmm(a, b_))
+    frames = torch.randn(2, 12, 8, requires_grad=True)
+    predictions = torch.randn(2, 12, 2, 8, requires_grad=True)
+    draws = draw_negatives(torch.Generator().manual_seed(1), 2, 12, 5, 24)
+    info_nce(frames, predictions, frames.reshape(-1, 8), draws)[0].backward()
+    assert sizes and max(sizes) <= 200
+
+
+def test_the_lean_scorer_gathers_only_from_pools_over_gather_above_times_n_rows(monkeypatch):
+    """At most 16 x N pool rows: one product against the pool; more: a gather of N rows each."""
+    ways, apply = [], infonce.PoolScores.apply
+    monkeypatch.setattr(infonce.PoolScores, "apply", lambda *a: ways.append(a[3]) or apply(*a))
+    frames, predictions, n = torch.randn(1, 4, 3), torch.randn(1, 4, 1, 3), 2
+    for rows in (infonce.GATHER_ABOVE * n, infonce.GATHER_ABOVE * n + 1):
+        pool = torch.cat([frames[0], torch.randn(rows - 4, 3)])
+        info_nce(frames, predictions, pool, draw_negatives(torch.Generator().manual_seed(0), 1, 4, n, rows))
+    assert ways == [False, True]
 
 
 def test_a_sub_pool_draw_of_the_positive_is_masked():
