@@ -14,7 +14,7 @@ from jtm.downstream.metrics import (
     transcription_scores,
 )
 from jtm.downstream.probe import fit_path, predict
-from jtm.downstream.subsets import budget_contents, label_subset
+from jtm.downstream.subsets import budget_contents, budget_name, label_subset
 
 
 def _notes(rows):
@@ -91,6 +91,10 @@ def test_label_budget_is_whole_tracks_per_class_seeded_and_nested():
     assert contents == {"tracks": 2, "windows": 20, "classes": 2}
     with pytest.raises(ValueError, match="label budget 0: a positive number of tracks per class"):
         label_subset(tracks, strata, 0, seed=0)
+
+
+def test_budget_names_are_the_folder_and_table_names():
+    assert [budget_name(b) for b in (1, "5", "all")] == ["1-per-class", "5-per-class", "all"]
 
 
 def test_a_multilabel_budget_covers_every_label_a_train_track_holds():
@@ -171,11 +175,38 @@ def test_probe_learns_is_reproducible_and_lists_every_strength():
         again = fit_path(x[:300], y[:300], head, 3, **options)
         for a, b in zip(path[-1][1].state_dict().values(), again[-1][1].state_dict().values(), strict=True):
             assert torch.equal(a, b)
-        standardized = path[-1][1][0](torch.as_tensor(x[:300]))  # the training features' mean and std
-        torch.testing.assert_close(standardized.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
-        torch.testing.assert_close(standardized.std(0, unbiased=False), torch.ones(8), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="unknown probe head 'svm'"):
         fit_path(x, y, "svm", 3, **options)
+
+
+def test_a_probe_standardises_with_the_training_features_mean_and_std():
+    """Stored in the model: the training features come out with mean 0 and std 1, small and
+    large scales alike."""
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(300, 4)) * [0.01, 0.5, 3.0, 40.0] + [1.0, -2.0, 0.0, 7.0]).astype(np.float32)
+    y = (x[:, 0] > 1).astype(np.int64)
+    model = fit_path(x, y, "linear", 2, hidden=1, l2_grid=(1e-2,), max_iter=20, seed=0)[0][1]
+    standardized = model[0](torch.as_tensor(x))
+    torch.testing.assert_close(standardized.mean(0), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(standardized.std(0, unbiased=False), torch.ones(4), atol=1e-4, rtol=0)
+
+
+def test_the_path_warm_starts_the_linear_head_and_restarts_the_mlp_from_one_init():
+    """Linear (convex): each strength starts from the previous solution, so below the loss of
+    zero weights, and keeps its own model (weaker L2, larger weights). MLP: each strength from
+    the same seeded init, so a strength's model does not depend on the strengths before it."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x[:, :3] + rng.normal(size=(300, 3))).argmax(1)
+    options = dict(hidden=8, max_iter=50, seed=0)
+    path = fit_path(x, y, "linear", 3, l2_grid=(1e-1, 1e-3), **options)
+    assert path[1][2][0] < np.log(3) - 0.05  # warm: not back at zero weights
+    norms = [model[1].weight.norm().item() for _, model, _ in path]
+    assert norms[0] < 0.8 * norms[1]
+    both = fit_path(x, y, "mlp", 3, l2_grid=(1e-1, 1e-3), **options)[1][1]
+    alone = fit_path(x, y, "mlp", 3, l2_grid=(1e-3,), **options)[0][1]
+    for a, b in zip(both.state_dict().values(), alone.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_the_mlp_probe_learns_what_no_linear_probe_can():
