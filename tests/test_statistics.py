@@ -368,6 +368,13 @@ def test_a_run_its_rival_lacks_has_no_per_run_difference():
     assert by_run["diff"].notna().tolist() == [True, True, False]
 
 
+def test_no_comparison_gives_an_empty_per_run_table_with_its_columns():
+    """A task without a CPC method has no comparison: runs.parquet still gets its columns."""
+    values, _ = _study({"random-linear": _runs([0.5], seed=9)})
+    empty = compare.per_run(values, compare.paired_comparisons(pd.DataFrame(columns=["budget"]), {}))
+    assert empty.empty and list(empty.columns) == ["budget", "run", "a", "rival", "b", "diff"]
+
+
 @pytest.mark.parametrize(
     ("lo", "hi", "kind"), [(0.01, 0.2, "wins"), (-0.2, -0.01, "loses"), (-0.1, 0.1, "ties")]
 )
