@@ -281,3 +281,11 @@ def test_a_linear_probe_starts_from_the_base_rates():
     entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)).mean()
     first = fit_path(x, multi, "linear", 3, **options)[0][2][0]
     assert first == pytest.approx(entropy, rel=1e-5)
+    # A label no labelled example holds, and one every example holds: rates clamped to
+    # [1e-4, 1 - 1e-4], so a finite start and a finite model, not biases at -inf and +inf.
+    always = np.column_stack([multi, np.zeros(200, bool), np.ones(200, bool)])
+    _, model, objective = fit_path(x, always, "linear", 5, **options)[0]
+    clamped = np.array([1e-4, 1 - 1e-4])
+    rare = -(np.log(1 - clamped[0]) + np.log(clamped[1]))  # each: the loss of its clamped rate
+    assert objective[0] == pytest.approx((3 * entropy + rare) / 5, rel=1e-4)
+    assert all(torch.isfinite(p).all() for p in model.parameters()) and np.isfinite(objective).all()
