@@ -43,14 +43,15 @@ dvc-deps: install
 	python -c "from jtm.config import load_params; from jtm.workflow import prune_dvc_lock; \
 		print('dropped from dvc.lock:', prune_dvc_lock(load_params('params.yaml')))"
 
-# Mutation testing of the modules the study rests on (pyproject.toml's [tool.mutmut]); minutes,
-# not part of `make test`. `mutmut results` lists survivors, `mutmut show <name>` one's diff.
+# Mutation testing of the modules the study rests on (pyproject.toml's [tool.mutmut]); about an
+# hour from scratch on 2 cores, then only what changed; not part of `make test`. `mutmut results` lists survivors, `mutmut show <name>` one's diff.
 mutate: install
 	python -m pip install --quiet mutmut==3.8.1
 	mutmut run --max-children 2
 	mutmut results
 
-# Each mechanism of the study broken on purpose, one at a time (tests/breaks.py): a test must fail.
+# Each mechanism of the study broken on purpose, one at a time (tests/breaks.py): a test must
+# fail (about 15 min; not part of `make test`).
 breaks: install
 	python tests/breaks.py
 
