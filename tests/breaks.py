@@ -4,7 +4,8 @@
 copied to a temporary folder, one source line is replaced there, and the named tests run on
 the copy. A break whose tests all pass is a hole in the suite: the script lists each row's
 outcome and exits 1 if any break went unnoticed. A replacement whose text is not found in the
-file exits 2 (the code moved on: update the row), so a stale row cannot pass silently.
+file exits 2 (the code moved on: update the row), as does a row whose tests do not run (a
+`-k` that selects nothing), so a stale row cannot pass silently.
 """
 
 from __future__ import annotations
@@ -103,14 +104,18 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
+def _stop(message: str) -> None:
+    """A row that cannot be checked (its text is gone, or its tests did not run): exit 2."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def run(item: Break, copy: Path) -> bool:
     """Apply `item` in `copy`, run its tests there, restore the file; True if a test failed."""
     target = copy / item.path
     original = target.read_text()
     if original.count(item.old) != 1:
-        sys.exit(
-            f"{item.path}: {item.old!r} occurs {original.count(item.old)} times, not once: update BREAKS"
-        )
+        _stop(f"{item.path}: {item.old!r} occurs {original.count(item.old)} times, not once: update BREAKS")
     target.write_text(original.replace(item.old, item.new))
     try:
         result = subprocess.run(
@@ -120,7 +125,8 @@ def run(item: Break, copy: Path) -> bool:
     finally:
         target.write_text(original)
     if result.returncode not in (0, 1):
-        sys.exit(f"{item.what}: pytest exited {result.returncode}\n{result.stdout[-3000:]}")
+        why = "no test ran, or pytest could not start"
+        _stop(f"{item.what}: pytest exited {result.returncode} ({why})\n{result.stdout[-3000:]}")
     return result.returncode == 1
 
 
