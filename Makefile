@@ -44,7 +44,8 @@ dvc-deps: install
 		print('dropped from dvc.lock:', prune_dvc_lock(load_params('params.yaml')))"
 
 # Mutation testing of the modules the study rests on (pyproject.toml's [tool.mutmut]); about an
-# hour from scratch on 2 cores, then only what changed; not part of `make test`. `mutmut results` lists survivors, `mutmut show <name>` one's diff.
+# hour from scratch on 2 cores, then only what changed; not part of `make test`.
+# `mutmut results` lists survivors, `mutmut show <name>` one's diff.
 mutate: install
 	python -m pip install --quiet mutmut==3.8.1
 	mutmut run --max-children 2

@@ -182,6 +182,14 @@ def test_scorers_by_device_and_a_wrong_name():
         info_nce(frames, predictions, frames[0], torch.zeros(1, 4, 2, dtype=torch.long), scorer="fused")
 
 
+def _saved_sizes(compute):
+    """(sizes of the tensors autograd saves for backward while `compute()` runs, its result)."""
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda x: saved.append(x.numel()) or x, lambda x: x):
+        result = compute()
+    return saved, result
+
+
 SCORING = [("lean", 10**6), ("lean", 0), ("gemm", 0)]  # (scorer, GATHER_ABOVE)
 
 
@@ -196,14 +204,7 @@ def test_the_lean_loss_keeps_no_rows_by_pool_product_for_backward(monkeypatch, s
     predictions = torch.randn(b, t, k, h, requires_grad=True)
     pool = torch.cat([frames.reshape(-1, h), torch.randn(others, h)])  # + other ranks' frames
     draws = draw_negatives(torch.Generator().manual_seed(1), b, t, n, len(pool))
-    saved = []
-
-    def pack(tensor):
-        saved.append(tensor.numel())
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
-        loss, _, _ = info_nce(frames, predictions, pool, draws, scorer=scorer)
+    saved, (loss, _, _) = _saved_sizes(lambda: info_nce(frames, predictions, pool, draws, scorer=scorer))
     assert saved and max(saved) < b * (t - k) * len(pool), sorted(saved)[-3:]  # the smallest product
     loss.backward()
     assert predictions.grad.abs().sum() > 0 and frames.grad.abs().sum() > 0
@@ -274,9 +275,9 @@ def test_the_reference_scorer_materialises_the_candidates():
     frames = torch.randn(b, t, h, requires_grad=True)
     predictions = torch.randn(b, t, 1, h, requires_grad=True)
     draws = draw_negatives(torch.Generator().manual_seed(1), b, t, n, b * t)
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda x: saved.append(x.numel()) or x, lambda x: x):
-        info_nce(frames, predictions, frames.reshape(-1, h), draws, scorer="materialise")
+    saved, _ = _saved_sizes(
+        lambda: info_nce(frames, predictions, frames.reshape(-1, h), draws, scorer="materialise")
+    )
     assert max(saved) >= b * (t - 1) * n * h
 
 
