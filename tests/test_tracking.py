@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from jtm.config import params_hash, subset
 from jtm.runner import run_stage
 from jtm.stages import STAGES
+from jtm.tracking import open_client
 
 
 def _free_port() -> int:
@@ -167,10 +168,10 @@ with stage_run("killed", tracking, {}) as tracker:
 def test_a_killed_stage_leaves_its_run_closed_as_killed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'killed.db'}"
     stage = subprocess.Popen([sys.executable, "-c", _STAGE_KILLED_MIDWAY, uri], stdin=subprocess.PIPE)
-    client = MlflowClient(tracking_uri=uri)
 
     def run():  # the stage's run once the recorder has logged its figure, else None
         try:
+            client = open_client(uri)  # in turn with the recorder, which may be creating the store
             runs = client.search_runs([client.get_experiment_by_name("x").experiment_id])
         except Exception:  # no store or experiment yet
             return None
@@ -223,3 +224,46 @@ def test_a_worker_forked_by_the_stage_does_not_hold_its_run_open(tmp_path):
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("x").experiment_id])
     assert run.info.status == "FINISHED" and run.data.metrics["alive"] == 1.0
+
+
+# A stage that imports MLflow, says it is ready, waits for the start signal, then opens its run
+# on the store: several released at once are the first openers of a new SQLite store together.
+_STAGE_RELEASED_WITH_OTHERS = """
+import sys
+import mlflow
+from jtm.tracking import stage_run
+tracking = {"tracking_uri": sys.argv[1], "experiment": "x", "recorder": "inline"}
+print("ready", flush=True)
+sys.stdin.readline()
+with stage_run(sys.argv[2], tracking, {}) as tracker:
+    tracker.metrics({"done": 1.0})
+"""
+
+
+def test_stages_opening_a_new_store_at_once_are_all_recorded(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    names = [f"stage{i}" for i in range(6)]
+    stages = [
+        subprocess.Popen(
+            [sys.executable, "-W", "error::UserWarning", "-c", _STAGE_RELEASED_WITH_OTHERS, uri, name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    try:
+        assert all(stage.stdout.readline() == "ready\n" for stage in stages)
+        for stage in stages:  # released together: each opens the store as soon as it reads this
+            stage.stdin.write("go\n")
+            stage.stdin.flush()
+        errors = [stage.communicate(timeout=600)[1] for stage in stages]
+    finally:
+        for stage in stages:
+            stage.kill()
+    assert [stage.returncode for stage in stages] == [0] * len(names), "\n".join(errors)[-4000:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("x").experiment_id])
+    assert sorted(run.info.run_name for run in runs) == names
+    assert all(run.info.status == "FINISHED" and run.data.metrics["done"] == 1.0 for run in runs)

@@ -20,10 +20,10 @@ import warnings
 from collections.abc import Iterator
 
 from jtm.config.load import params_hash
-from jtm.tracking.recorder import Recorder, git_commit
+from jtm.tracking.recorder import Recorder, git_commit, open_client
 from jtm.tracking.ui import runs_page
 
-__all__ = ["Tracker", "git_commit", "runs_page", "stage_run"]
+__all__ = ["Tracker", "git_commit", "open_client", "runs_page", "stage_run"]
 
 
 class Tracker:

@@ -8,9 +8,12 @@ give instead of raising: losing a record is better than losing the work.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 # Fail fast on an unreachable server instead of MLflow's default minutes of retries.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -61,8 +64,7 @@ class Recorder:
         try:
             import mlflow
 
-            mlflow.set_tracking_uri(tracking["tracking_uri"])
-            _open_experiment(mlflow, tracking["experiment"])
+            _open_store(mlflow, tracking["tracking_uri"], tracking["experiment"])
             mlflow.start_run(run_name=stage)
             mlflow.set_tags({"stage": stage, "git_commit": git_commit()} | tags)
             mlflow.log_params(params)
@@ -111,6 +113,53 @@ _FAILURES = {
     "child_run": "MLflow: could not record {name!r} of {stage!r}: {err}",
     "end": "MLflow: could not close the run for {stage!r}: {err}",
 }
+
+
+def _open_store(mlflow, uri: str, experiment: str) -> None:
+    """Point MLflow at `uri` and open `experiment` (created if new), in turn with other openers."""
+
+    def open_experiment():
+        mlflow.set_tracking_uri(uri)
+        _open_experiment(mlflow, experiment)
+
+    in_turn(uri, open_experiment)
+
+
+def open_client(uri: str):
+    """An MlflowClient on `uri` whose store is opened (created if new) in turn with jtm's stages."""
+    from mlflow.tracking import MlflowClient
+
+    def opened():
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # opens (and creates) the store
+        return client
+
+    return in_turn(uri, opened)
+
+
+def in_turn(uri: str, action, attempts: int = 5):
+    """`action()`'s result, with `action` opening the store at `uri` for the first time: safe
+    when several processes open a new SQLite store at once (`snakemake --cores 2` on a fresh
+    project). MLflow's SQL store creates its tables, and `set_experiment` an experiment, without
+    a lock, so two first openers collide ("table already exists", "duplicate column"). jtm's
+    openers take turns under a lock (in the temporary folder, keyed on the URI: nothing is
+    written beside the store); an opener that is not jtm's (an MLflow UI, a client) may still
+    collide, so on a SQLite store a failed `action` is retried once the other has finished.
+    Other stores (a server) are tried once."""
+    import filelock
+
+    if not uri.startswith("sqlite:"):
+        return action()
+    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    lock = filelock.FileLock(Path(tempfile.gettempdir()) / f"jtm-mlflow-{key}.lock")
+    for attempt in range(attempts):
+        try:
+            with lock:
+                return action()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * 2**attempt)
 
 
 def _open_experiment(mlflow, name: str) -> None:

@@ -12,9 +12,9 @@ def runs_page(tracking: dict, ui: str = "http://127.0.0.1:5000") -> str | None:
     experiment yet, or cannot be read). `tracking`: params' mlflow section; `ui`: where
     `mlflow ui` serves (its default address)."""
     try:
-        from mlflow.tracking import MlflowClient
+        from jtm.tracking.recorder import open_client
 
-        experiment = MlflowClient(tracking["tracking_uri"]).get_experiment_by_name(tracking["experiment"])
+        experiment = open_client(tracking["tracking_uri"]).get_experiment_by_name(tracking["experiment"])
     except Exception:
         return None
     return None if experiment is None else f"{ui}/{RUNS_PAGE.format(id=experiment.experiment_id)}"

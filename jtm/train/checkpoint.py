@@ -25,14 +25,17 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class TrainState:
-    """Where a training run is: steps done, epoch, batches of the epoch done, carried state and
-    the curves ({"train": [...], "val": [...]}, rows of step and per-k figures)."""
+    """Where a training run is: steps done, epoch, batches of the epoch done, carried state,
+    the curves ({"train": [...], "val": [...]}, rows of step and per-k figures) and the per-k
+    training figures of the steps since the last logged row (`pending`: {"loss", "accuracy"},
+    each (steps, K) on the CPU; set at a checkpoint, so a resumed run logs the same averages)."""
 
     step: int = 0
     epoch: int = 0
     position: int = 0
     carried: object = None
     history: dict = dataclasses.field(default_factory=lambda: {"train": [], "val": []})
+    pending: dict | None = None
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

@@ -219,7 +219,11 @@ class Progress:
 
     def __init__(self, cfg: PretrainConfig, state: TrainState, tracker, main: bool, device: torch.device):
         self.cfg, self.state, self.tracker, self.main, self.device = cfg, state, tracker, main, device
-        self.losses, self.accuracies, self.first = [], [], state.step + 1
+        # a resumed run's steps since the last logged row, so the next row averages the same steps
+        pending = state.pending or {"loss": torch.zeros(0), "accuracy": torch.zeros(0)}
+        self.losses = list(pending["loss"].to(device).unbind(0))
+        self.accuracies = list(pending["accuracy"].to(device).unbind(0))
+        self.first = state.step + 1 - len(self.losses)
         self.windows, self.clock = 0, time.perf_counter()
         self.loss_k = self.acc_k = np.zeros(cfg.n_predicts)
         if state.history["train"]:  # resumed: the last logged figures, even if no step is left
@@ -231,6 +235,12 @@ class Progress:
         self.losses.append(loss_k)
         self.accuracies.append(acc_k)
         self.windows += windows
+
+    def keep_pending(self) -> None:
+        """Put the figures of the steps since the last logged row into the state, on the CPU,
+        for the checkpoint about to be saved."""
+        stacked = (torch.stack(x).cpu() if x else torch.zeros(0) for x in (self.losses, self.accuracies))
+        self.state.pending = dict(zip(("loss", "accuracy"), stacked, strict=True))
 
     def check_finite(self) -> None:
         """Raise TrainingError naming the first step since the last check whose loss is not finite."""
@@ -334,6 +344,7 @@ def pretrain(
                 progress.record("val", *evaluate(model, val_windows, val_tracks, cfg, dist.device), {})
             if state.step % cfg.checkpoint_every == 0 or last:
                 progress.check_finite()
+                progress.keep_pending()
                 save_training(checkpoint, fingerprint, parts, state, resolved)
         else:
             state.epoch, state.position = state.epoch + 1, 0
