@@ -243,8 +243,8 @@ def test_a_killed_run_resumes_to_the_same_outputs(built, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-    first = tmp_path / "a"
-    files = {p.relative_to(first): p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    whole = tmp_path / "a"
+    files = {p.relative_to(whole): p.read_bytes() for p in whole.rglob("*") if p.is_file()}
     assert {Path("run0/curves_train.csv"), Path("run0/metrics.json"), Path("run0/model.pt")} <= files.keys()
     for name, content in files.items():
         assert (tmp_path / "b" / name).read_bytes() == content, f"{name} differs after the resume"
