@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
+.PHONY: install demo study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -66,8 +66,16 @@ lint: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet
 
+# Everything (what CI runs), on three pytest-xdist workers: a file's tests on one worker, in
+# order; the engines' files first (tests/conftest.py), whose builds wait on processes as much as
+# they compute. Needs the Debian packages .ci/run installs, and root (SLURM).
 test: lint docs
-	python -m pytest -q
+	python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder
+
+# The contributor tier: the unit tests marked `check` (statistics, models, loss, config, loaders),
+# with Python alone: no Debian package, no root; about a minute.
+check: install
+	python -m pytest -q -m check
 
 bench-resample: install
 	python benchmarks/bench_resample.py

@@ -7,6 +7,7 @@ in-process tests in test_downstream.py cover every task, method and metric).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -17,6 +18,8 @@ from pathlib import Path
 import yaml
 
 from jtm.config import load_params
+from jtm.runner import job_name, stage_items
+from jtm.stages import STAGES
 from tests.conftest import REPO, tiny_overrides
 
 BIN = Path(sys.executable).parent
@@ -137,3 +140,40 @@ def set_param(root: Path, section: str, key: str, value) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params[section][key] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+UNIMPORTED = "jtm/features/files.py"  # `jtm features`' own module: no stage runs it
+
+
+@contextlib.contextmanager
+def edited(root: Path, relative: str, old: str | None = None, new: str = "\n# an edit\n"):
+    """`relative`'s text with `old` replaced by `new` (appended if `old` is None), then restored."""
+    path = root / relative
+    text, stat = path.read_text(), path.stat()
+    assert old is None or text.count(old) == 1, f"{relative} no longer holds {old!r} once"
+    path.write_text(text + new if old is None else text.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_more_run(root: Path) -> tuple[str, str, set[str]]:
+    """(params.yaml's text, the same with one more pretraining run, the new run's jobs by name)."""
+    text = (root / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    new = max(params["pretrain"]["runs"]) + 1
+    params["pretrain"]["runs"].append(new)
+    jobs = {
+        job_name(name, item)
+        for name, stage in STAGES.items()
+        if "run" in stage.matrix
+        for item in stage_items(stage, params)
+        if item["run"] == new
+    }
+    return text, yaml.safe_dump(params, sort_keys=False), jobs

@@ -21,6 +21,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.check
 def test_atomic_outputs_get_the_umask_permissions(tmp_path, umask_022):
     with atomic_dir(tmp_path / "folder") as tmp:
         (tmp / "file.txt").write_text("x")

@@ -3,6 +3,8 @@ import pytest
 from jtm.config import ConfigError, ResampleConfig, load_params, section, validate_params
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 
 def test_overrides_parse_yaml_values():
     params = load_params(
@@ -83,7 +85,7 @@ def test_a_stage_time_config_error_names_the_params_file_used(tmp_path, capsys):
     other = tmp_path / "other.yaml"
     other.write_text((REPO / "params.yaml").read_text())
     args = ["acquire", "--params", str(other), "--set", "data.source=local"]
-    args += ["--set", f"paths.raw={tmp_path}/r"]
+    args += ["--set", f"paths.raw={tmp_path}/r", "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{other}: data.source=local needs data.path" in err

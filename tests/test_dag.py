@@ -2,6 +2,7 @@
 
 import copy
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from jtm.runner import stage_items, stage_paths
 from jtm.stages import STAGES
 from jtm.workflow import dvc_stage_names, prune_dvc_lock
 from tests.conftest import REPO
+from tests.projects import UNIMPORTED
+
+pytestmark = pytest.mark.check  # the contributor tier: make check
 
 PARAMS = load_params(REPO / "params.yaml")
 
@@ -42,13 +46,18 @@ def dvc_stages() -> dict:
     }
 
 
-def snakemake_rules() -> dict:
+def snakemake_rules(workdir: Path) -> dict:
+    """The rules Snakemake reads from the repo's workflow, parsed in a copy at `workdir` (Snakemake
+    keeps a log in its working folder: never in the checkout)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import OutputSettings, ResourceSettings
 
+    for name in ("Snakefile", "params.yaml", "workflow"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, workdir / name)
     with SnakemakeApi(OutputSettings()) as api:
         workflow = api.workflow(
-            resource_settings=ResourceSettings(), snakefile=REPO / "Snakefile", workdir=REPO
+            resource_settings=ResourceSettings(), snakefile=workdir / "Snakefile", workdir=workdir
         )._workflow
         return {
             rule.name: {
@@ -93,8 +102,8 @@ GATHERED = {
 
 
 @pytest.fixture(scope="module")
-def rules():
-    return snakemake_rules()
+def rules(tmp_path_factory):
+    return snakemake_rules(tmp_path_factory.mktemp("snakemake"))
 
 
 def test_both_engines_have_exactly_the_stages():
@@ -285,3 +294,7 @@ def test_the_code_digest_follows_every_file_it_covers(tmp_path, monkeypatch):
         monkeypatch.undo()
         for cached in (codedeps.module_files, codedeps.imports, codedeps.function_code):
             cached.cache_clear()
+
+
+def test_an_unimported_module_is_no_stage_dependency():
+    assert all(UNIMPORTED not in stage.code for stage in STAGES.values())

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from jtm import load_encoder
@@ -52,6 +53,7 @@ def test_cpc_features_are_the_models_and_random_is_a_seeded_control(built):
     assert not np.allclose(other[3], random[3], atol=1e-2)
 
 
+@pytest.mark.check
 def test_logmel_frames_are_100_hz_and_find_the_pitch():
     t = np.arange(16_000) / 16_000
     tone = torch.tensor(np.sin(2 * np.pi * 440 * t), dtype=torch.float32)[None]
@@ -64,6 +66,7 @@ def test_logmel_frames_are_100_hz_and_find_the_pitch():
     assert abs(np.log2(peak / 440)) < 0.1
 
 
+@pytest.mark.check
 def test_pooling_mean_meanstd_meanmax():
     from jtm.features.embed import pool
 

@@ -4,6 +4,8 @@ import pytest
 from jtm.demo import ensembles
 from jtm.musicnet.layout import INSTRUMENTS
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 
 def test_ensembles_use_only_musicnet_instruments():
     assert len(ensembles.ENSEMBLES) == 21

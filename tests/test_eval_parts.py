@@ -16,6 +16,8 @@ from jtm.downstream.metrics import (
 from jtm.downstream.probe import fit_path, predict
 from jtm.downstream.subsets import budget_contents, budget_name, label_subset
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 
 def _notes(rows):
     return pd.DataFrame(rows, columns=["id", "start_time", "end_time", "instrument", "note"])

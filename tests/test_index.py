@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from jtm.corpus.index import NOTE_SCHEMA, WINDOW_SCHEMA, validation_split, window_starts
 from jtm.runner import run_stage
@@ -42,6 +43,7 @@ def test_windows_never_cross_a_track_end(built):
     assert windows.groupby("id").size().equals(expected.rename(None).rename_axis("id"))
 
 
+@pytest.mark.check
 def test_window_starts_handles_short_and_empty_tracks():
     track, starts = window_starts(np.array([10, 3, 0, 7]), window=4, hop=3)
     assert track.tolist() == [0, 0, 0, 3, 3]
@@ -56,6 +58,7 @@ def test_notes_are_at_16k_and_inside_their_tracks(built):
     assert (notes["end_time"] <= tracks.loc[notes["id"], "samples"].to_numpy()).all()
 
 
+@pytest.mark.check
 def test_validation_split_keeps_works_whole_and_is_seeded():
     rng = np.random.default_rng(0)
     rows = []
@@ -81,6 +84,7 @@ def test_validation_split_keeps_works_whole_and_is_seeded():
     assert set(tracks.loc[split == "val", "composer"]) == {"C0", "C1", "C2", "C3"}
 
 
+@pytest.mark.check
 def test_validation_split_covers_classes_train_keeps():
     rows = [{"composer": "Rare", "catalog_name": "R1", "ensemble": "Solo Piano", "split": "train"}]
     rows += [

@@ -49,6 +49,7 @@ def _layer(module: str) -> tuple[int, str]:
     return best
 
 
+@pytest.mark.check
 @pytest.mark.parametrize("module", list(module_files()))
 def test_no_module_imports_from_a_layer_above_it(module):
     rank, prefix = _layer(module)
@@ -61,6 +62,7 @@ def test_no_module_imports_from_a_layer_above_it(module):
             assert {prefix, their_prefix} != {a, b}, f"{module} imports {imported}: {a} and {b} stay apart"
 
 
+@pytest.mark.check
 def test_every_model_choice_builds():
     import torch
 

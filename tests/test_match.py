@@ -6,6 +6,8 @@ import pytest
 
 from jtm.leakage.match import References, equal_bits
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 
 def _prints(seed: int, sizes: dict[str, int]) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)

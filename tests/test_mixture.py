@@ -9,6 +9,8 @@ import pytest
 
 from jtm.loading.mixture import MixturePlan
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 
 def windows_of(sources: dict[str, list[int]], labelled: str = "musicnet") -> pd.DataFrame:
     """Windows (hop = half a window) of files with these window counts, per source; ids unique."""

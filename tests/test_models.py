@@ -11,6 +11,8 @@ from jtm.models.spec import ModelSpec
 from jtm.train import infonce
 from jtm.train.infonce import draw_negatives, draw_subpool, info_nce
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 SMALL = dict(
     hidden=16,
     norm="layer",

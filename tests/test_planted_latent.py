@@ -125,7 +125,6 @@ def _model(blind: bool) -> nn.Module:
 
 @pytest.mark.parametrize("blind", [False, True], ids=["cpc", "context-ignored"])
 def test_cpc_context_decodes_a_planted_latent_better_than_untrained(corpus, blind):
-    torch.set_num_threads(2)
     train, test = corpus
     untrained = decoding_accuracy(_model(blind).eval(), train, test)
     trained = decoding_accuracy(pretrain(_model(blind), [a for a, _ in train], steps=300), train, test)

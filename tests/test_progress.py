@@ -2,6 +2,8 @@
 
 import io
 
+import pytest
+
 from jtm import progress as progress_module
 
 
@@ -10,6 +12,7 @@ class _Log(io.StringIO):
         return False
 
 
+@pytest.mark.check
 def test_progress_in_a_log_is_a_few_plain_lines(monkeypatch):
     log = _Log()
     monkeypatch.setattr(progress_module.sys, "stderr", log)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pretty_midi
+import pytest
 import soundfile as sf
 
 from jtm.cli import main
@@ -121,6 +122,7 @@ def test_jtm_render_turns_a_midi_folder_into_a_corpus(tmp_path, tracking_uri):
     assert set(metadata["ensemble"]) == {"Accompanied Violin", "Accompanied Cello"}
 
 
+@pytest.mark.check
 def test_jtm_render_refuses_to_replace_a_folder_with_content(tmp_path, capsys):
     out = tmp_path / "precious"
     out.mkdir()
@@ -130,6 +132,7 @@ def test_jtm_render_refuses_to_replace_a_folder_with_content(tmp_path, capsys):
     assert (out / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.check
 def test_a_score_gives_non_overlapping_excerpts_spread_over_it():
     table, notes = scores.extract_scores(["mozart/k155/movement1.mxl"], 6.0, 90.0, workers=1, excerpts=3)
     assert list(table["excerpt"]) == [0, 1, 2]
@@ -142,6 +145,7 @@ def test_a_score_gives_non_overlapping_excerpts_spread_over_it():
         assert len(mine) and mine["onset_s"].min() >= 0 and mine["onset_s"].max() < row.seconds
 
 
+@pytest.mark.check
 def test_parsed_excerpts_are_cached_by_content(tmp_path, monkeypatch):
     spec = ["bach/bwv66.6"]
     first = scores.extract_scores(spec, 4.0, 90.0, workers=1, excerpts=2, cache=tmp_path)
@@ -173,6 +177,7 @@ def _catalog(n_works: dict, excerpts: int, parts: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(score=lambda t: range(len(t)))
 
 
+@pytest.mark.check
 def test_test_works_take_each_composers_share_and_leave_two_in_train():
     table = _catalog({"Bach": 20, "Mozart": 4, "Haydn": 2}, 3, {"Bach": 4, "Mozart": 4, "Haydn": 4})
     chosen = choose_test_works(table, 0.2, seed=0)

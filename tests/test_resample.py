@@ -34,6 +34,7 @@ def _snr_db(reference: np.ndarray, estimate: np.ndarray, margin: int) -> float:
     return 10 * np.log10(np.sum(ref**2) / np.sum((ref - est) ** 2))
 
 
+@pytest.mark.check
 def test_sweep_matches_the_analytic_16k_sweep(tmp_path, cfg):
     wav = tmp_path / "sweep.wav"
     sf.write(wav, sweep(SR_IN), SR_IN, subtype="FLOAT")
@@ -57,6 +58,7 @@ def test_agrees_with_the_sox_cli(tmp_path, cfg):
     assert _snr_db(theirs[:n], ours[:n], margin=SR_OUT // 10) >= 80.0
 
 
+@pytest.mark.check
 def test_streaming_blocks_do_not_change_the_result(tmp_path, cfg):
     wav = tmp_path / "noise.wav"
     sf.write(wav, np.random.default_rng(0).uniform(-0.5, 0.5, 3 * SR_IN + 17), SR_IN, subtype="PCM_16")
@@ -65,6 +67,7 @@ def test_streaming_blocks_do_not_change_the_result(tmp_path, cfg):
     np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "many.npy"))
 
 
+@pytest.mark.check
 def test_int16_output_is_the_scaled_float_output(tmp_path, cfg):
     wav = tmp_path / "sweep.wav"
     sf.write(wav, sweep(SR_IN, seconds=1.0), SR_IN, subtype="FLOAT")
@@ -75,6 +78,7 @@ def test_int16_output_is_the_scaled_float_output(tmp_path, cfg):
     np.testing.assert_allclose(as_int / 32767, as_float, atol=1 / 32767)
 
 
+@pytest.mark.check
 def test_same_rate_is_identity(tmp_path, cfg):
     wav = tmp_path / "x.wav"
     x = np.random.default_rng(1).uniform(-0.5, 0.5, SR_IN).astype(np.float32)
@@ -83,6 +87,7 @@ def test_same_rate_is_identity(tmp_path, cfg):
     np.testing.assert_allclose(np.load(tmp_path / "x.npy"), x, atol=1e-6)
 
 
+@pytest.mark.check
 def test_labels_are_retimed_to_16k():
     labels = pd.DataFrame({"start_time": [0, 44_100, 88_200], "end_time": [44_100, 88_200, 132_300]})
     out = retime_labels(labels, SR_IN, SR_OUT)

@@ -69,6 +69,7 @@ def test_shifted_windows_stay_inside_their_track(windows, built):
             assert audio.shape == (windows.loc[i, "length"],)
 
 
+@pytest.mark.check
 def test_split_for_rank_shares_a_batch_or_skips_it():
     batch = [WindowRef(i, 0) for i in range(4)]
     assert split_for_rank(batch, 1, 2) == (batch[2:], 2)

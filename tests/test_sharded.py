@@ -39,6 +39,7 @@ def toy_windows(files_per_source=(7, 5), seed=0) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows, columns=["id", "start", "length", "source"]), paths
 
 
+@pytest.mark.check
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_files_are_dealt_whole_to_one_rank_each_and_balanced_per_source(world):
     windows, paths = toy_windows()
@@ -55,6 +56,7 @@ def test_files_are_dealt_whole_to_one_rank_each_and_balanced_per_source(world):
         assert max(loads) - min(loads) <= biggest  # greedy dealing: within one file of even
 
 
+@pytest.mark.check
 def test_a_source_with_fewer_files_than_ranks_is_split_by_windows_so_every_rank_holds_it():
     """A corpus in one shard: dealt whole, one rank alone could draw it and the mixture's weights
     would fail (#25: musicnet then took 57 % of the windows for a 14 % weight)."""
@@ -68,6 +70,7 @@ def test_a_source_with_fewer_files_than_ranks_is_split_by_windows_so_every_rank_
         assert all(np.all(np.diff(share) == 1) for share in shares)  # a contiguous run each
 
 
+@pytest.mark.check
 def test_the_deal_changes_every_epoch_and_repeats_for_the_same_seed():
     windows, paths = toy_windows((12, 12))
     deal = [tuple(map(tuple, deal_files(windows, paths, 2, seed=0, epoch=e))) for e in range(4)]
@@ -76,6 +79,7 @@ def test_the_deal_changes_every_epoch_and_repeats_for_the_same_seed():
     assert deal[1] != tuple(map(tuple, deal_files(windows, paths, 2, seed=1, epoch=1)))
 
 
+@pytest.mark.check
 @pytest.mark.parametrize("strategy", ["uniform", "samesequence", "sequential"])
 def test_every_rank_steps_the_same_number_of_full_batches_of_its_own_windows(strategy):
     windows, paths = toy_windows((9, 9))
@@ -88,6 +92,7 @@ def test_every_rank_steps_the_same_number_of_full_batches_of_its_own_windows(str
     assert seen[0] <= set(deal[0]) and seen[1] <= set(deal[1])
 
 
+@pytest.mark.check
 def test_a_batch_size_the_ranks_cannot_share_is_an_error():
     windows, paths = toy_windows()
     with pytest.raises(ValueError, match="multiple of the process count"):
@@ -96,6 +101,7 @@ def test_a_batch_size_the_ranks_cannot_share_is_an_error():
         sharded_epoch(windows, paths, {"musicnet": 1.0}, "samesequence", 40, 0, 0, world=2)
 
 
+@pytest.mark.check
 def test_prefetched_batches_come_in_order_whatever_the_threads():
     def fetch(i):
         time.sleep(0.001 * ((7 * i) % 5))  # later batches often finish first
@@ -107,6 +113,7 @@ def test_prefetched_batches_come_in_order_whatever_the_threads():
         assert all(name.startswith("jtm-fetch") for _, name in got)
 
 
+@pytest.mark.check
 def test_prefetching_runs_as_many_fetches_at_once_as_it_has_threads():
     """The first three fetches wait for each other: they pass only if three threads run them at
     once (a pool of one would wait out the barrier's timeout and fail)."""

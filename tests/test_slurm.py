@@ -5,29 +5,38 @@ checks jobs with `squeue` (`--slurm-status-command squeue`, reliable since MinJo
 finished jobs listed for 10 minutes) and SLURM's job-completion log shows what ran.
 """
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from jtm.runner import stage_items
 from jtm.stages import STAGES
+from tests.conftest import shared_once
 from tests.projects import comparable, digest, make_project, run
 from tests.slurm import single_node_slurm
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def slurm_project(tmp_path_factory):
     """The tiny pipeline built with the repo's SLURM profile, as the README says, on a cluster
-    started for this module (and stopped after it)."""
-    with single_node_slurm(tmp_path_factory.mktemp("slurm")) as cluster:
-        root = make_project(tmp_path_factory.mktemp("slurm-project") / "project")
-        command = ["snakemake", "--workflow-profile", "profiles/slurm", "--jobs", "4"]
-        # No accounting database here; poll every 2 s rather than a busy cluster's 40 s.
-        command += ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
-        command += ["--seconds-between-status-checks", "2", "--latency-wait", "5"]
-        output = run(command, root, env=cluster.env)
-        yield root, output, cluster.finished_jobs()
+    started for the build (and stopped after it), once per test run: the project, what
+    Snakemake printed and SLURM's records of the jobs that ran."""
+
+    def build(folder: Path) -> dict:
+        with single_node_slurm(folder / "cluster") as cluster:
+            root = make_project(folder / "project")
+            command = ["snakemake", "--workflow-profile", "profiles/slurm", "--jobs", "4"]
+            # No accounting database here; poll every 2 s rather than a busy cluster's 40 s.
+            command += ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
+            command += ["--seconds-between-status-checks", "2", "--latency-wait", "5"]
+            output = run(command, root, env=cluster.env)
+            return {"root": str(root), "output": output, "jobs": cluster.finished_jobs()}
+
+    built = shared_once(tmp_path_factory, "slurm", build)
+    return Path(built["root"]), built["output"], built["jobs"]
 
 
 def test_every_job_went_through_sbatch(slurm_project):

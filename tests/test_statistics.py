@@ -8,6 +8,8 @@ from sklearn.metrics import average_precision_score
 
 from jtm.downstream import bootstrap, compare
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 
 def _accuracy_stats(correct_per_unit: list[np.ndarray]) -> np.ndarray:
     """(units, 2) from per-unit arrays of 0/1 correctness."""

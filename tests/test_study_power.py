@@ -21,6 +21,8 @@ from jtm.downstream import bootstrap
 from jtm.downstream.collect import collect
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.check  # the contributor tier: make check
+
 WORKS, WINDOWS, SEEDS = 12, 30, (0, 1, 2)
 # method: (skill on the test split, validation score); validation and test disagree on purpose
 METHODS = {

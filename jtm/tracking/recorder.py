@@ -120,7 +120,7 @@ def _open_store(mlflow, uri: str, experiment: str) -> None:
 
     def open_experiment():
         mlflow.set_tracking_uri(uri)
-        _open_experiment(mlflow, experiment)
+        _open_experiment(mlflow, experiment, artifacts_beside(uri))
 
     in_turn(uri, open_experiment)
 
@@ -162,9 +162,23 @@ def in_turn(uri: str, action, attempts: int = 5):
             time.sleep(0.5 * 2**attempt)
 
 
-def _open_experiment(mlflow, name: str) -> None:
-    """Make `name` the active experiment, tagged as model training so the UI opens on its runs."""
+def _open_experiment(mlflow, name: str, artifact_location: str | None) -> None:
+    """Make `name` the active experiment, tagged as model training so the UI opens on its runs;
+    a new one keeps its artifacts at `artifact_location` (None: where the store decides)."""
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=artifact_location)
     experiment = mlflow.set_experiment(name)
     for key, value in EXPERIMENT_KIND.items():
         if experiment.tags.get(key) != value:
             mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+
+
+def artifacts_beside(uri: str) -> str | None:
+    """Where a new experiment of a SQLite store keeps its artifacts: mlruns/ beside the store's
+    file (sqlite:///mlflow.db: ./mlruns, MLflow's own default when run from the store's
+    folder), whatever the working folder of the process that creates it. None for a server,
+    which decides itself."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri.removeprefix(prefix) in ("", ":memory:"):
+        return None
+    return (Path(uri.removeprefix(prefix)).resolve().parent / "mlruns").as_uri()

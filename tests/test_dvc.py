@@ -1,19 +1,26 @@
-"""Real `dvc repro` and `snakemake --cores 2` runs in temporary git repositories.
+"""Real `dvc repro` runs in a temporary git repository (the tiny pipeline of tests/projects.py).
 
-Both engines build data/ (and the pretrained model) from scratch on a tiny config and must
-produce byte-identical outputs; an immediate rerun does nothing; changing a resample param
-reruns resample and what reads its output (index, pretrain, embed, downstream, report), never
-the stages before it. `dvc metrics show`, `dvc plots show` and `dvc exp run -S` work as the
-README says.
+Built from scratch, an immediate rerun does nothing; a code edit, or one more pretraining run,
+reruns exactly the stages concerned; `dvc metrics show`, `dvc plots show`, `dvc exp run -S` and
+a shared remote work as the README says. The tests share this module's copy of the project and
+run in this order, on one worker (`make test`: --dist loadfile); each puts it back as it found
+it, or works in a copy. Caches: test_dvc_caches.py.
 """
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
-from tests.projects import commit, comparable, digest, rules_in, run, set_param
+from tests.projects import UNIMPORTED, commit, digest, edited, one_more_run, run
 
 pytestmark = pytest.mark.slow
+
+
+def dvc_changed(root: Path) -> set[str]:
+    """The stages `dvc status` lists as changed (matrix items as `probe@0`)."""
+    return set(json.loads(run(["dvc", "status", "--json"], root, stderr=False)))
 
 
 def test_dvc_builds_then_does_nothing(dvc_project):
@@ -39,60 +46,36 @@ def test_dvc_builds_then_does_nothing(dvc_project):
     assert "up to date" in again
 
 
-def test_snakemake_builds_then_does_nothing(snakemake_project):
-    root = snakemake_project.root
-    assert (root / "data" / "index" / "windows.parquet").is_file()
-    again = run(["snakemake", "--cores", "2"], root)
-    assert "Nothing to be done" in again
-
-
-def test_both_engines_produce_identical_outputs(dvc_project, snakemake_project):
-    assert dvc_project.built.keys() == snakemake_project.built.keys()
-    assert "cells/run1/probes/ensemble/scores.parquet" in dvc_project.built
-    assert "ingest/manifest.parquet" in dvc_project.built
-    assert comparable(dvc_project.built) == comparable(snakemake_project.built)
-
-
-def test_dvc_reruns_only_resample_and_downstream_after_a_resample_change(dvc_project):
+@pytest.mark.parametrize(
+    "module, stages",
+    [
+        ("jtm/downstream/metrics.py", {"probe", "probe_fixed", "end_to_end", "downstream", "report"}),
+        ("jtm/loading/prefetch.py", {"pretrain"}),  # imported by the training loop only
+        (
+            "jtm/musicnet/layout.py",
+            {"acquire", "resample", "index", "ingest", "probe", "probe_fixed", "end_to_end"},
+        ),
+        (UNIMPORTED, set()),
+    ],
+)
+def test_dvc_status_after_an_edit_lists_exactly_the_stages_that_import_it(dvc_project, module, stages):
     root = dvc_project.root
-    set_param(root, "resample", "quality", "HQ")
-    output = run(["dvc", "repro"], root)
-    assert "Running stage 'resample'" in output and "Running stage 'pretrain@0'" in output
-    assert "Running stage 'acquire'" not in output and "Running stage 'demo_scores'" not in output
+    run(["dvc", "repro"], root)  # up to date whatever ran before
+    assert dvc_changed(root) == set()
+    with edited(root, module):
+        changed = dvc_changed(root)
+    assert {name.split("@")[0] for name in changed} == stages
+    assert dvc_changed(root) == set()
 
 
-def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(snakemake_project):
-    root = snakemake_project.root
-    set_param(root, "resample", "quality", "HQ")
-    output = run(["snakemake", "--cores", "2"], root)
-    assert rules_in(output) == {
-        "resample",
-        "index",
-        "ingest",  # it resamples with resample.quality too
-        "leakage",
-        "pretrain",
-        "embed",
-        "embed_fixed",
-        "probe",
-        "probe_fixed",
-        "end_to_end",
-        "downstream",
-        "report",
-        "all",
-    }
-
-
-def test_snakemake_runs_pretrain_on_several_gpus_under_torchrun(snakemake_project, tmp_path):
-    """A rule given 2 GPUs runs 2 DDP processes (gloo on this CPU machine, NCCL on GPUs)."""
-    root = tmp_path / "project"
-    shutil.copytree(snakemake_project.root, root)
-    command = ["snakemake", "--cores", "2", "--forcerun", "pretrain", "--until", "pretrain"]
-    run(command + ["--set-resources", "pretrain:gpu=2"], root)
-    log = (root / "logs" / "pretrain" / "run0.log").read_text()
-    assert "torch.distributed.run --standalone --nproc-per-node=2 -m jtm.cli pretrain 0" in log
-    checkpoints = {p.name for p in (root / "data" / "checkpoints" / "run0").iterdir()}
-    assert checkpoints >= {"rank0-of-2.pt", "rank1-of-2.pt"}
-    assert (root / "data" / "pretrain" / "run0" / "model.pt").is_file()
+def test_dvc_adding_a_pretraining_run_reruns_only_that_run_and_the_gathering(dvc_project):
+    root = dvc_project.root
+    run(["dvc", "repro"], root)
+    text, more, jobs = one_more_run(root)
+    assert {"pretrain@2", "embed@2", "end_to_end@ensemble-finetune-2"} <= jobs
+    with edited(root, "params.yaml", text, more):
+        assert dvc_changed(root) == jobs | {"downstream", "report"}
+    assert dvc_changed(root) == set()
 
 
 def test_dvc_metrics_show_prints_every_downstream_cell(dvc_project):
@@ -120,11 +103,11 @@ def test_dvc_plots_show_renders_the_curves(dvc_project):
 def test_dvc_exp_run_reruns_a_study_variant(dvc_project):
     root = dvc_project.root
     commit(root, "baseline")
-    output = run(["dvc", "exp", "run", "-n", "same-track", "-S", "pretrain.sampling=samesequence"], root)
-    assert "Running stage 'pretrain@0'" in output and "Running stage 'report'" in output
-    assert "Running stage 'resample'" not in output
+    output = run(["dvc", "exp", "run", "-n", "one-seed", "-S", "downstream.seeds=[0]"], root)
+    assert "Running stage 'probe@0'" in output and "Running stage 'report'" in output
+    assert "Running stage 'pretrain@0'" not in output and "Running stage 'resample'" not in output
     shown = run(["dvc", "exp", "show", "--md", "--no-pager"], root)
-    assert "same-track" in shown and "samesequence" in shown
+    assert "one-seed" in shown and "[0]" in shown
     assert "mean.accuracy" in shown and "val_acc_k1" in shown  # the metrics of each experiment
 
 

@@ -1,0 +1,80 @@
+"""Caches that never outlive their code, in a real `dvc repro` project (a copy of the tiny
+pipeline's, tests/projects.py): a checkpoint, parsed scores and decoded shards of old code are
+not reused; a resample change reruns resample and what reads its output, never the stages
+before it. Each test puts the project back (or works in a copy of it).
+"""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from tests.projects import edited, run, set_param, sha
+from tests.test_dvc import dvc_changed
+
+pytestmark = pytest.mark.slow
+
+
+def test_dvc_retrains_after_a_training_code_edit_as_a_clean_run_would(dvc_project):
+    """The checkpoint of the old code is not restored: the edit changes the weights, exactly as
+    a run without any checkpoint does; back on the old code, the old weights."""
+    root = dvc_project.root
+    run(["dvc", "repro"], root)
+    model, checkpoints = root / "data" / "pretrain" / "run0" / "model.pt", root / "data" / "checkpoints"
+    before = sha(model)
+    with edited(root, "jtm/train/pretrain.py", "(step + 1) / warmup_steps", "(step + 2) / warmup_steps"):
+        assert "Running stage 'pretrain@0'" in run(["dvc", "repro", "--single-item", "pretrain@0"], root)
+        after = sha(model)
+        assert after != before
+        shutil.rmtree(checkpoints)
+        run(["dvc", "repro", "--single-item", "--force", "pretrain@0"], root)
+        assert sha(model) == after
+    run(["dvc", "repro", "--single-item", "pretrain@0"], root)
+    assert sha(model) == before
+    assert dvc_changed(root) == set()
+
+
+def test_the_score_cache_is_not_reused_after_its_code_changed(dvc_project):
+    root = dvc_project.root
+    run(["dvc", "repro"], root)
+    notes = root / "data" / "scores" / "notes.parquet"
+    before, pitches = sha(notes), pd.read_parquet(notes)["pitch"]
+    assert any((root / "data" / "score_cache").glob("*.parquet"))  # the build filled the cache
+    with edited(root, "jtm/demo/scores.py", "int(p.midi), start_s", "int(p.midi) + 1, start_s"):
+        run(["dvc", "repro", "--single-item", "demo_scores"], root)
+        assert (pd.read_parquet(notes)["pitch"] == pitches + 1).all()
+    run(["dvc", "repro", "--single-item", "demo_scores"], root)
+    assert sha(notes) == before
+    assert dvc_changed(root) == set()
+
+
+def test_ingest_starts_afresh_after_its_decoder_changed(dvc_project):
+    """The work folder's shards are stamped with the decoder's and shard writer's code: an edit
+    elsewhere in ingest reruns the stage on the same shards, an edit of the decoder decodes anew."""
+    root = dvc_project.root
+    run(["dvc", "repro"], root)
+    work = root / "data" / "ingest_work"
+    stamp, shard = work / "target.json", next((work / "shards").rglob("*.f32"))
+    before, written = json.loads(stamp.read_text())["code"], shard.stat().st_mtime_ns
+    with edited(root, "jtm/ingest/stage.py"):  # the stage's code, not a shard's
+        assert "Running stage 'ingest'" in run(["dvc", "repro", "--single-item", "ingest"], root)
+        assert json.loads(stamp.read_text())["code"] == before and shard.stat().st_mtime_ns == written
+    with edited(root, "jtm/ingest/decode.py"):
+        run(["dvc", "repro", "--single-item", "ingest"], root)
+        assert json.loads(stamp.read_text())["code"] != before and shard.stat().st_mtime_ns != written
+    run(["dvc", "repro", "--single-item", "ingest"], root)
+    assert json.loads(stamp.read_text())["code"] == before
+    assert dvc_changed(root) == set()
+
+
+def test_dvc_reruns_only_resample_and_downstream_after_a_resample_change(dvc_project, tmp_path):
+    """Reproducing one pretraining run (in a copy) reruns resample and the stages between, never
+    the stages before it (what each stage reads: the code-edit tests above)."""
+    root = tmp_path / "project"
+    shutil.copytree(dvc_project.root, root, symlinks=True)
+    set_param(root, "resample", "quality", "HQ")
+    output = run(["dvc", "repro", "pretrain@0"], root)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert {"resample", "index", "pretrain@0"} <= ran
+    assert not ran & {"acquire", "demo_scores", "pretrain@1"}
