@@ -29,6 +29,7 @@ ENGINE_OVERRIDES = [
     "downstream.features=[cpc, logmel]",
     "downstream.probes=[linear]",
     "downstream.end_to_end_tasks=[ensemble]",
+    "downstream.end_to_end=[finetune]",  # the end-to-end method that reads a pretrained model
     "cluster.mem_mb=500",
     "cluster.runtime=10",
     "cluster.rules={}",
@@ -48,8 +49,8 @@ def run(args, cwd, env: dict | None = None, stderr: bool = True) -> str:
     return output if stderr else result.stdout
 
 
-def make_project(root: Path) -> Path:
-    """A fresh git repo holding the pipeline files and a tiny params.yaml."""
+def make_project(root: Path, overrides: list[str] = ()) -> Path:
+    """A fresh git repo holding the pipeline files and a tiny params.yaml (with `overrides`)."""
     root.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = REPO / name
@@ -58,7 +59,8 @@ def make_project(root: Path) -> Path:
         else:
             shutil.copy2(source, root / name)
     params = load_params(
-        REPO / "params.yaml", tiny_overrides(Path("data"), "sqlite:///mlflow.db") + ENGINE_OVERRIDES
+        REPO / "params.yaml",
+        tiny_overrides(Path("data"), "sqlite:///mlflow.db") + ENGINE_OVERRIDES + list(overrides),
     )
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_unlabeled(root / "unlabeled")

@@ -97,7 +97,7 @@ def test_dvc_plots_show_renders_the_curves(dvc_project):
         "Transcription frame",
     ):
         assert title in page
-    assert '"field": "cpc-linear"' in page and '"field": "supervised"' in page  # a line per method
+    assert '"field": "cpc-linear"' in page and '"field": "finetune"' in page  # a line per method
 
 
 def test_dvc_exp_run_reruns_a_study_variant(dvc_project):

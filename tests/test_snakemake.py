@@ -12,7 +12,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from jtm.runner import job_name, stage_items
+from jtm.stages import STAGES
+from jtm.tracking import open_client
 from tests.projects import UNIMPORTED, comparable, edited, jobs_in, one_more_run, rules_in, run, set_param
 
 pytestmark = pytest.mark.slow
@@ -27,6 +31,21 @@ def test_snakemake_builds_then_does_nothing(snakemake_project):
     assert (root / "data" / "index" / "windows.parquet").is_file()
     again = run(["snakemake", "--cores", "2"], root)
     assert "Nothing to be done" in again
+
+
+def test_every_job_of_the_build_is_a_finished_mlflow_run(snakemake_project):
+    """Two jobs at a time, the first two on a store that does not exist yet: every job's run is
+    recorded and closed, none lost to two stages creating the store at once."""
+    root = snakemake_project.root
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    jobs = {job_name(name, item) for name, stage in STAGES.items() for item in stage_items(stage, params)}
+    client = open_client(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(params["mlflow"]["experiment"])
+    runs = [
+        r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert sorted(r.info.run_name for r in runs) == sorted(jobs)
+    assert {r.info.status for r in runs} == {"FINISHED"}
 
 
 @pytest.mark.parametrize(
