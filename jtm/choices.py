@@ -28,4 +28,4 @@ POOLINGS = ("mean", "meanstd", "meanmax")  # embed.pooling: a window's frames ->
 TASKS = ("ensemble", "composer", "instruments", "transcription")  # downstream.tasks
 PROBES = ("linear", "mlp")  # downstream.probes: the probe heads on frozen features
 INITS = ("supervised", "finetune")  # downstream.end_to_end
-RECORDERS = ("auto", "process", "inline", "off")  # mlflow.recorder: where a stage's MLflow calls run
+RECORDERS = ("auto", "process", "inline", "none")  # mlflow.recorder: where a stage's MLflow calls run

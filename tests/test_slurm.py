@@ -29,7 +29,7 @@ def slurm_project(tmp_path_factory):
         with single_node_slurm(folder / "cluster") as cluster:
             # No MLflow records: they would cost each job about 4 s of CPU, and what the
             # engines record is checked on Snakemake's local build (test_snakemake.py).
-            root = make_project(folder / "project", ["mlflow.recorder=off"])
+            root = make_project(folder / "project", ["mlflow.recorder=none"])
             command = ["snakemake", "--workflow-profile", "profiles/slurm", "--jobs", "4"]
             # No accounting database here; poll every 2 s rather than a busy cluster's 40 s.
             command += ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]

@@ -141,9 +141,9 @@ def test_unreachable_tracking_server_warns_and_the_stage_completes(built, tmp_pa
     assert (tmp_path / "index-offline" / "windows.parquet").is_file()
 
 
-def test_with_the_recorder_off_a_stage_records_nothing(built, tmp_path):
+def test_with_no_recorder_a_stage_records_nothing(built, tmp_path):
     built["paths"]["index"] = str(tmp_path / "index-untracked")
-    built["mlflow"].update(tracking_uri=f"sqlite:///{tmp_path / 'never.db'}", recorder="off")
+    built["mlflow"].update(tracking_uri=f"sqlite:///{tmp_path / 'never.db'}", recorder="none")
     assert run_stage("index", built)["windows"] > 0
     assert not (tmp_path / "never.db").exists()
 

@@ -8,7 +8,7 @@ The MLflow calls are made by a recorder (jtm/tracking/recorder.py). Params' `mlf
 says where it runs: `process`, a process of its own started with the stage, so importing MLflow
 and opening its store overlap the stage's work (jtm/tracking/process.py); `inline`, the stage's
 own process; `auto`, inline where MLflow is imported already (it then costs nothing more), else
-a process; `off`, no record at all.
+a process; `none`, no record at all.
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ def stage_run(stage: str, tracking: dict, values: dict) -> Iterator[Tracker]:
 
     `tracking` is the params' mlflow section (tracking_uri, experiment, recorder); `values` the
     dotted params the stage reads. Tracking errors become warnings; stage errors propagate.
-    Under torchrun only rank 0 tracks; with `recorder: off`, nothing does.
+    Under torchrun only rank 0 tracks; with `recorder: none`, nothing does.
     """
-    if int(os.environ.get("RANK", "0")) != 0 or tracking["recorder"] == "off":
+    if int(os.environ.get("RANK", "0")) != 0 or tracking["recorder"] == "none":
         yield Tracker(stage)
         return
     try:
