@@ -212,9 +212,15 @@ _NEEDS_THE_PIPELINE = {
 }
 # `make test` runs on three workers (pytest-xdist, --dist loadfile: a file's tests on one worker,
 # in order). These files go first, in this order: the first three build SLURM's, DVC's and
-# Snakemake's projects (minutes, much of it waiting on processes) side by side; the fourth
-# works on a copy of DVC's once it is built.
-_FIRST = ("test_slurm.py", "test_dvc.py", "test_snakemake.py", "test_dvc_caches.py")
+# Snakemake's projects (minutes, much of it waiting on processes) side by side; the next work
+# on copies of DVC's once it is built, on whichever workers are free.
+_FIRST = (
+    "test_slurm.py",
+    "test_dvc.py",
+    "test_snakemake.py",
+    "test_dvc_caches.py",
+    "test_dvc_experiments.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):

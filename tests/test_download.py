@@ -269,7 +269,7 @@ def test_dvc_repro_acquires_from_the_server_once(server, archive, built, tmp_pat
 
     from tests.projects import make_project, run
 
-    root = make_project(tmp_path / "project")
+    root = make_project(tmp_path / "project", ["mlflow.recorder=none"])
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data"].update(musicnet_source(server, Path(built["paths"]["raw"]), archive))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -1,0 +1,55 @@
+"""DVC's experiments and remotes on a real project (a copy of the tiny pipeline's,
+tests/projects.py), as the README uses them: `dvc exp run -S` reruns what a study variant
+changes and `dvc exp show` lists it; a shared folder as remote restores a fresh clone.
+"""
+
+import shutil
+
+import pytest
+
+from tests.projects import commit, digest, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_dvc_exp_run_reruns_a_study_variant(dvc_project):
+    root = dvc_project.root
+    commit(root, "baseline")
+    output = run(["dvc", "exp", "run", "-n", "one-seed", "-S", "downstream.seeds=[0]"], root)
+    assert "Running stage 'probe@0'" in output and "Running stage 'report'" in output
+    assert "Running stage 'pretrain@0'" not in output and "Running stage 'resample'" not in output
+    shown = run(["dvc", "exp", "show", "--md", "--no-pager"], root)
+    assert "one-seed" in shown and "[0]" in shown
+    assert "mean.accuracy" in shown and "val_acc_k1" in shown  # the metrics of each experiment
+
+
+def test_dvc_remote_push_and_pull_into_a_fresh_clone(dvc_project, tmp_path):
+    """A shared folder as DVC remote, as the README's "Running on a cluster" says: `dvc push`
+    stores the data and models; a fresh clone's `dvc pull` restores them byte for byte, and
+    nothing is recomputed. data/raw and data/ingest are never cached (re-acquirable, re-ingestible;
+    MusicNet's 11 GB and a library's shards are not duplicated), so `dvc repro --allow-missing`
+    skips them, and a plain `dvc repro` re-acquires and re-ingests them alone: the identical
+    audio reruns nothing after them (the ingest's work folder, a cache, records the clone's file
+    times, so it is left out of the comparison)."""
+    root = tmp_path / "project"
+    shutil.copytree(dvc_project.root, root)
+    run(["dvc", "checkout", "--force"], root)  # whatever earlier tests changed, back to dvc.lock
+    remote = tmp_path / "shared" / "jtm-dvc"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], root)
+    commit(root, "built, with a shared remote")
+    pushed = run(["dvc", "push"], root)
+    assert "pushed" in pushed and any(remote.rglob("*"))
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(root), str(clone)], tmp_path)
+    assert not (clone / "data" / "pretrain" / "run0" / "model.pt").exists()
+    run(["dvc", "pull"], clone)
+    restored, built = digest(clone / "data"), digest(root / "data")
+    assert {k: v for k, v in built.items() if not k.startswith(("raw/", "ingest/"))} == restored
+    assert "up to date" in run(["dvc", "repro", "--allow-missing"], clone)
+    output = run(["dvc", "repro"], clone)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert ran == {"acquire", "ingest"}
+    rebuilt = digest(clone / "data")
+    assert {k: v for k, v in rebuilt.items() if not k.startswith("ingest_work/")} == {
+        k: v for k, v in built.items() if not k.startswith("ingest_work/")
+    }
