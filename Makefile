@@ -52,7 +52,7 @@ mutate: install
 	mutmut results
 
 # Each mechanism of the study broken on purpose, one at a time (tests/breaks.py): a test must
-# fail (about 15 min; not part of `make test`).
+# fail (about 6 min; not part of `make test`).
 breaks: install
 	python tests/breaks.py
 
