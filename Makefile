@@ -73,7 +73,7 @@ test: lint docs
 	python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 # The contributor tier: the unit tests marked `check` (statistics, models, loss, config, loaders),
-# with Python alone: no Debian package, no root; about a minute.
+# with Python alone: no Debian package, no root; under a minute.
 check: install
 	python -m pytest -q -m check
 

@@ -107,7 +107,8 @@ def tracking_uri(tmp_path_factory) -> str:
 def shared_once(tmp_path_factory, name: str, build) -> dict:
     """`build(folder)`'s result (a JSON-able dict), built once per test run: with pytest-xdist,
     the first worker to ask builds it in a folder all workers share, under a lock; the others
-    wait for it and read the result. Who uses it must not change it (copy it first)."""
+    wait for it and read the result. Who uses it must not change it (copy it first), unless a
+    single test module is its only user (SLURM's project)."""
     import filelock
 
     shared = tmp_path_factory.getbasetemp()

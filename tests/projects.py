@@ -102,7 +102,7 @@ def digest(folder: Path) -> dict:
     """sha256 of every output file; dot files are the engines' own bookkeeping
     (DVC's .gitignore, Snakemake's .snakemake_timestamp)."""
     return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(folder)): sha(p)
         for p in sorted(folder.rglob("*"))
         if p.is_file() and not p.name.startswith(".")
     }
@@ -111,6 +111,11 @@ def digest(folder: Path) -> dict:
 def comparable(digests: dict) -> dict:
     """Without the report, which states when it was generated."""
     return {k: v for k, v in digests.items() if k not in ("report.html", "report.md")}
+
+
+def stages_in(output: str) -> set[str]:
+    """The stages DVC's output says it ran ("Running stage 'pretrain@0':")."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def rules_in(output: str) -> set[str]:

@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.projects import edited, run, set_param, sha
+from tests.projects import edited, run, set_param, sha, stages_in
 from tests.test_dvc import dvc_changed
 
 pytestmark = pytest.mark.slow
@@ -75,6 +75,6 @@ def test_dvc_reruns_only_resample_and_downstream_after_a_resample_change(dvc_pro
     shutil.copytree(dvc_project.root, root, symlinks=True)
     set_param(root, "resample", "quality", "HQ")
     output = run(["dvc", "repro", "pretrain@0"], root)
-    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    ran = stages_in(output)
     assert {"resample", "index", "pretrain@0"} <= ran
     assert not ran & {"acquire", "demo_scores", "pretrain@1"}

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.projects import commit, digest, run
+from tests.projects import commit, digest, run, stages_in
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_dvc_remote_push_and_pull_into_a_fresh_clone(dvc_project, tmp_path):
     assert {k: v for k, v in built.items() if not k.startswith(("raw/", "ingest/"))} == restored
     assert "up to date" in run(["dvc", "repro", "--allow-missing"], clone)
     output = run(["dvc", "repro"], clone)
-    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    ran = stages_in(output)
     assert ran == {"acquire", "ingest"}
     rebuilt = digest(clone / "data")
     assert {k: v for k, v in rebuilt.items() if not k.startswith("ingest_work/")} == {

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 def slurm_project(tmp_path_factory):
     """The tiny pipeline built with the repo's SLURM profile, as the README says, on a cluster
     started for the build (and stopped after it), once per test run: the project, what
-    Snakemake printed and SLURM's records of the jobs that ran."""
+    Snakemake printed and SLURM's records of the jobs that ran. This module alone uses it (its
+    last test has DVC adopt the outputs)."""
 
     def build(folder: Path) -> dict:
         with single_node_slurm(folder / "cluster") as cluster:
