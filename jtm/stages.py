@@ -202,7 +202,8 @@ _RENDER_KEYS = _keys(
     "demo",
     DemoConfig,
     only=tuple(
-        "seed renderings ensemble_choice test_fraction soundfont sample_rate tempo_jitter onset_jitter_ms "
+        "seed renderings ensemble_choice test_fraction soundfont more_soundfonts held_out_soundfonts rooms "
+        "held_out_rooms timbre_variation level_db snr_db sample_rate tempo_jitter onset_jitter_ms "
         "velocity velocity_jitter tail_seconds wav_subtype".split()
     ),
 )

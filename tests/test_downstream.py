@@ -1,6 +1,7 @@
 """The downstream study on the tiny corpus: every cell (task x method), budget, seed and metric,
 and stage `downstream` gathering them with intervals and paired comparisons."""
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -45,7 +46,11 @@ def test_every_cell_is_trained_scored_and_written(built):
         methods = PROBES + (["supervised", "finetune"] if task in cfg["end_to_end_tasks"] else [])
         assert list(dict.fromkeys(rows["method"])) == methods
         assert set(rows["metric"]) == names
-        plot = pd.read_csv(folder / "plots" / f"{task}.csv", index_col="tracks_per_class")
+        assert list(dict.fromkeys(rows["part"])) == ["seen", "unseen"]  # the tiny corpus holds both
+        plots = {
+            part: pd.read_csv(folder / "plots" / name, index_col="tracks_per_class")
+            for part, name in (("seen", f"{task}-seen.csv"), ("unseen", f"{task}.csv"))
+        }
         for method in methods:
             probe = method in PROBES
             budgets = [budget_name(b) for b in (cfg["budgets"] if probe else cfg["end_to_end_budgets"])]
@@ -59,19 +64,25 @@ def test_every_cell_is_trained_scored_and_written(built):
             cell = rows[rows["method"] == method]
             assert list(dict.fromkeys(cell["budget"])) == budgets
             assert sorted(set(cell["seed"])) == sorted(seeds)
-            for budget in budgets:
-                summary = json.loads((metrics_dir / task / method / f"{budget}.json").read_text())
+            for budget, part in itertools.product(budgets, ("seen", "unseen")):
+                summary = json.loads((metrics_dir / task / part / method / f"{budget}.json").read_text())
                 assert set(summary["mean"]) <= names and summary["seeds"] == len(seeds)
-                values = cell[(cell["budget"] == budget) & (cell["metric"] == HEADLINE[task])]["value"]
+                mine = cell[(cell["budget"] == budget) & (cell["part"] == part)]
+                values = mine[mine["metric"] == HEADLINE[task]]["value"]
                 head = summary["headline"]
                 assert head["mean"] == pytest.approx(np.mean(values))
                 # the interval holds its mean (the resamples' micro AP is binned: within 2e-3)
                 assert -2e-3 <= head["lo"] - 2e-3 <= head["mean"] <= head["hi"] + 2e-3 <= 1 + 2e-3
                 assert summary["held"]["tracks"] >= 1 and summary["held"]["classes"] >= 1
-            mine = intervals[(intervals["task"] == task) & (intervals["method"] == method)]
-            assert plot[method].dropna().tolist() == pytest.approx(mine["mean"].tolist(), rel=1e-5)
-            assert plot[f"{method}_lo"].dropna().tolist() == pytest.approx(mine["lo"].tolist(), rel=1e-5)
-            assert plot[f"{method}_hi"].dropna().tolist() == pytest.approx(mine["hi"].tolist(), rel=1e-5)
+            for part, plot in plots.items():
+                mine = intervals[
+                    (intervals["task"] == task)
+                    & (intervals["method"] == method)
+                    & (intervals["part"] == part)
+                ]
+                for suffix, field in (("", "mean"), ("_lo", "lo"), ("_hi", "hi")):
+                    drawn = plot[method + suffix].dropna().tolist()
+                    assert drawn == pytest.approx(mine[field].tolist(), rel=1e-5)
     # The smallest budget holds one track per class (ensemble: per class of the train split).
     smallest = results[(results["task"] == "ensemble") & (results["budget"] == "1-per-class")]
     assert (smallest["train_tracks"] == smallest["train_classes"]).all()
@@ -92,11 +103,16 @@ def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_interv
     tolerance = 2e-3  # the resamples' micro AP is binned, the point estimate exact
     assert comparisons["diff"].between(comparisons["lo"] - tolerance, comparisons["hi"] + tolerance).all()
     assert ensemble["a"].isin(["cpc-linear", "cpc-mlp", "finetune"]).all()
-    split = json.loads((folder / "test_split.json").read_text())
-    assert split["ensemble"]["unit"] == "work" and split["ensemble"]["units"] >= 1
-    assert split["ensemble"]["tracks"] >= split["ensemble"]["units"]
+    split = json.loads((folder / "test_split.json").read_text())["ensemble"]
+    assert split["seen"]["unit"] == "work" and split["seen"]["units"] >= 1
+    assert split["seen"]["tracks"] >= split["seen"]["units"]
+    # each test performance is recorded once under seen and once under unseen conditions
+    assert split["seen"]["tracks"] == split["unseen"]["tracks"]
+    assert split["seen"]["units"] == split["unseen"]["units"]
+    assert set(comparisons["part"]) == {"seen", "unseen"}
+    ensemble = ensemble[ensemble["part"] == "unseen"]
     paired = json.loads(
-        (Path(built["paths"]["metrics"]) / "ensemble" / "comparisons" / "all.json").read_text()
+        (Path(built["paths"]["metrics"]) / "ensemble" / "unseen" / "comparisons" / "all.json").read_text()
     )
     runs = [f"run{r}" for r in built["pretrain"]["runs"]]
     assert {"diff", "lo", "hi", *runs} == set(next(iter(paired.values())))
@@ -110,6 +126,7 @@ def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_interv
                 & (results["method"] == m)
                 & (results["budget"] == "all")
                 & (results["metric"] == "accuracy")
+                & (results["part"] == "unseen")
                 & results["run"].isin([run, -1])
             ]["value"].mean()
             for m in (first["a"], first["b"])
@@ -167,7 +184,7 @@ def test_the_study_gathers_only_the_cells_params_name(built):
     summary = run_stage("downstream", built)
     results = pd.read_parquet(Path(built["paths"]["downstream"]) / "results.parquet")
     assert list(dict.fromkeys(results["method"])) == ["cpc-linear", "finetune"]
-    assert sorted(p.name for p in (Path(built["paths"]["metrics"]) / "ensemble").iterdir()) == [
+    assert sorted(p.name for p in (Path(built["paths"]["metrics"]) / "ensemble" / "unseen").iterdir()) == [
         "cpc-linear",
         "finetune",
     ]
@@ -185,7 +202,9 @@ def test_a_missing_cell_is_a_clear_error(built, capsys):
     assert main(["downstream", "--params", str(params)]) == 2
     err = capsys.readouterr().err
     assert "run1/probes/composer" in err and "not built" in err
-    assert (Path(built["paths"]["metrics"]) / "composer" / "random-mlp").is_dir()  # the old output is kept
+    assert (
+        Path(built["paths"]["metrics"]) / "composer" / "seen" / "random-mlp"
+    ).is_dir()  # the old output is kept
 
 
 def test_finetune_starts_from_cpc_and_supervised_from_scratch(built):

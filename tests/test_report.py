@@ -39,7 +39,9 @@ def test_report_has_the_table_verdicts_and_every_figure(report):
             assert method in text
         for task in ("ensemble", "composer", "instruments", "transcription"):
             for budget in ("1 track/class", "all labels"):
-                assert re.search(rf"{task}, {budget}\*\*|<strong>{task}, {budget}</strong>", text)
+                for part in ("seen", "unseen"):  # a verdict under each part of the test split
+                    where = f"{task}, {budget}, {part} conditions"
+                    assert re.search(rf"{where}\*\*|<strong>{where}</strong>", text)
         # every verdict is a paired comparison with its interval
         assert re.search(
             r"(beats \S+ by [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]|cannot be told apart)", text
@@ -91,7 +93,7 @@ def test_report_renders_in_headless_chromium_with_no_failed_request(report):
     assert [url for url in requested if not url.startswith(("file:", "data:"))] == []
     assert len(images) == len(FIGURES)
     assert all(complete and width > 100 and height > 100 for complete, width, height in images)
-    assert rows >= 4 * 6 and "all labels" in header and "1 track/class" in header
+    assert rows >= 4 * 6 and "all labels (unseen)" in header and "1 track/class (seen)" in header
     assert header[:2] == ["task", "metric"] and "column" not in header and "" not in header
     # the verdict grid opens the report: each verdict coloured as its interval says
     assert first.startswith("At a glance") and forest > 100

@@ -74,7 +74,7 @@ def write_cells(cells) -> dict[tuple[str, str], np.ndarray]:
 
 def _write_cell(folder, methods: dict) -> dict[tuple[str, str], np.ndarray]:
     folder.mkdir(parents=True)
-    units = np.array([f"work{u:02d}" for u in range(WORKS)])
+    units = np.array([f"all|work{u:02d}" for u in range(WORKS)])  # a corpus without recording conditions
     rows, stats, per_work = [], {}, {}
     for method, (skill, val_score) in methods.items():
         for budget, shift in BUDGETS.items():
@@ -114,6 +114,7 @@ def _row(method: str, budget: str, seed: int, val_score: float, value: float) ->
         "l2": 1e-3,
         "val_score": val_score,
         "binning_error": 0.0,
+        "part": "all",
         "metric": "accuracy",
         "value": value,
     }
@@ -169,5 +170,5 @@ def test_the_budgets_differ_and_each_has_its_own_verdicts(study):
     assert (means["1-per-class"] < means["all"] - 0.1).all()
     comparisons = pd.read_parquet(root / "downstream" / "comparisons.parquet")
     assert set(comparisons["budget"]) == set(BUDGETS)
-    saved = json.loads((root / "metrics" / "ensemble" / "comparisons" / "all.json").read_text())
+    saved = json.loads((root / "metrics" / "ensemble" / "all" / "comparisons" / "all.json").read_text())
     assert saved["cpc-mlp - random-linear"]["lo"] == pytest.approx(_comparison(root, "random")["lo"])

@@ -111,6 +111,13 @@ class DemoConfig:
     ensemble_choice: str = choice(choices.ENSEMBLE_CHOICES)
     test_fraction: float = dataclasses.field(metadata={"minimum": 0, "exclusive_maximum": 1})
     soundfont: str | None
+    more_soundfonts: tuple[str, ...]
+    held_out_soundfonts: int = at_least(0)
+    rooms: int = at_least(0)
+    held_out_rooms: int = at_least(0)
+    timbre_variation: bool
+    level_db: tuple[float, float] = dataclasses.field(metadata={"maximum": 0})
+    snr_db: tuple[float, float] = at_least(0)
     sample_rate: int = at_least(8000)
     tempo_jitter: float = dataclasses.field(metadata={"minimum": 0, "exclusive_maximum": 1})
     onset_jitter_ms: float = at_least(0)

@@ -5,7 +5,8 @@ Output folder (read by `index`, memory-mapped by training)::
     <audio16k>/<id>.npy             1-D array, `resample.dtype` (float32, or int16 scaled by 32767)
     <audio16k>/labels/<id>.parquet  MusicNet label columns, start/end re-timed to 16 kHz samples
     <audio16k>/manifest.parquet     one row per track: metadata columns, split, samples (16 kHz),
-                                    source_samples (44.1 kHz), subtype (the WAV's, e.g. FLOAT)
+                                    source_samples (44.1 kHz), subtype (the WAV's, e.g. FLOAT),
+                                    and recordings.csv's columns where the corpus has one
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def resample_corpus(raw: str | Path, out: str | Path, cfg: ResampleConfig) -> di
         else:
             rows = [_resample_track(task) for task in progress(tasks, desc="resample", unit="tracks")]
         manifest = metadata.merge(pd.DataFrame(rows), on="id", validate="one_to_one").sort_values("id")
+        recordings = layout.read_recordings(raw, manifest["id"])
+        if recordings is not None:
+            manifest = manifest.merge(recordings, on="id", how="left", validate="one_to_one")
         manifest.to_parquet(tmp / "manifest.parquet", index=False)
     elapsed = time.perf_counter() - began
     hours = float(manifest["source_samples"].sum()) / layout.SAMPLE_RATE / 3600

@@ -2,9 +2,17 @@
 
 Each score is performed `renderings` times. A performance picks an ensemble (seeded, among
 those that can play the score's parts, so that ensemble/timbre and composer/style vary
-independently), hands each part to an instrument in its real range, and humanises tempo,
-onsets and velocities. The labels are exactly what was synthesised. Whole works
-(composer + catalog_name) go to test_data, so no work is in both splits.
+independently), hands each part to an instrument in its real range, gives each part's
+instrument its own timbre (jtm/demo/recording.py), and humanises tempo, onsets and velocities.
+The labels are exactly what was synthesised. Whole works (composer + catalog_name) go to
+test_data, so no work is in both splits.
+
+A performance is then recorded: in a room (with its microphone), at a level, over a noise
+floor. Rooms are recording conditions; `held_out_rooms` of them (and `held_out_soundfonts` of
+the SoundFonts) are heard by no train or validation recording. A train performance is recorded
+once, under a seen condition; a test performance twice, under a seen and an unseen condition,
+so the two test columns of the report score the same performances and differ by the
+recording alone. `<raw>/recordings.csv` (jtm/musicnet/layout.py) says which track is which.
 """
 
 from __future__ import annotations
@@ -20,18 +28,20 @@ import pandas as pd
 from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import DemoConfig
-from jtm.demo import ensembles
-from jtm.demo.synth import resolve_soundfont, synthesize
+from jtm.demo import ensembles, recording
+from jtm.demo.synth import resolve_soundfont, synthesize_stems
 from jtm.errors import ConfigError, DataError
 from jtm.musicnet import layout
 from jtm.progress import progress
 
 FIRST_ID = 3001  # above MusicNet's own ids (1727-2678), so corpora can be merged
+DRY_LEVEL_DB = 20 * np.log10(0.5)  # a dry rendering's peak
 
 
 @dataclasses.dataclass(frozen=True)
 class Performance:
-    """One track to render: which score, by which ensemble, how fast, into which split."""
+    """One track to render: which score, by which ensemble, how fast, into which split, and
+    how it is recorded (`take` 0: under a seen condition, 1: under an unseen one)."""
 
     id: int
     score: int
@@ -40,6 +50,74 @@ class Performance:
     programs: tuple[int, ...]
     tempo: float
     split: str
+    take: int = 0
+    soundfont: str | None = None
+    room: str | None = None  # None: dry, as synthesised
+    heard: str = "seen"  # seen: a condition train and val recordings use; unseen: none does
+    level_db: float = 0.0
+    snr_db: float = float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditions:
+    """The corpus's recording conditions: SoundFonts and rooms, each seen or held out."""
+
+    soundfonts: tuple[str | None, ...]
+    held_out_soundfonts: tuple[str | None, ...]
+    rooms: dict[str, recording.Room]
+    held_out_rooms: tuple[str, ...]
+
+    def choices(self, heard: str) -> tuple[list, list]:
+        """(SoundFonts, room names) a recording `heard` seen or unseen draws from."""
+        fonts = [f for f in self.soundfonts if (f in self.held_out_soundfonts) == (heard == "unseen")]
+        rooms = [r for r in self.rooms if (r in self.held_out_rooms) == (heard == "unseen")]
+        if heard == "unseen":  # held out: whatever is held out, the rest as seen
+            fonts = fonts or [f for f in self.soundfonts if f not in self.held_out_soundfonts]
+            rooms = rooms or [r for r in self.rooms if r not in self.held_out_rooms]
+        return fonts, rooms or [None]
+
+    @property
+    def any_unseen(self) -> bool:
+        return bool(self.held_out_soundfonts or self.held_out_rooms)
+
+
+def conditions(cfg: DemoConfig) -> Conditions:
+    """The SoundFonts (`soundfont`, then `more_soundfonts`) and `rooms`, with the seeded held-out ones."""
+    fonts = (cfg.soundfont, *cfg.more_soundfonts)
+    if cfg.held_out_soundfonts >= len(fonts) and cfg.held_out_soundfonts:
+        raise ConfigError(
+            f"demo.held_out_soundfonts={cfg.held_out_soundfonts}: keep at least one of the "
+            f"{len(fonts)} SoundFonts for training"
+        )
+    if cfg.held_out_rooms >= cfg.rooms and cfg.held_out_rooms:
+        raise ConfigError(
+            f"demo.held_out_rooms={cfg.held_out_rooms}: keep at least one of the {cfg.rooms} rooms"
+        )
+    font_order = np.random.default_rng([cfg.seed, 22]).permutation(len(fonts))
+    return Conditions(
+        fonts,
+        tuple(fonts[i] for i in sorted(font_order[: cfg.held_out_soundfonts])),
+        {room.name: room for room in recording.rooms(cfg.seed, cfg.rooms)},
+        tuple(recording.held_out(cfg.seed, cfg.rooms, cfg.held_out_rooms)),
+    )
+
+
+def _takes(split: str, found: Conditions, cfg: DemoConfig, score: int, rendering: int) -> list[dict]:
+    """How a performance is recorded: once under a seen condition, and a test performance
+    again under an unseen one (if any is held out); seeded by (score, rendering)."""
+    rng = np.random.default_rng([cfg.seed, 23, score, rendering])
+    heard = ["seen", "unseen"] if split == "test" and found.any_unseen else ["seen"]
+    takes = []
+    for take, kind in enumerate(heard):
+        fonts, rooms = found.choices(kind)
+        font, room = fonts[int(rng.integers(len(fonts)))], rooms[int(rng.integers(len(rooms)))]
+        level, snr = float(rng.uniform(*cfg.level_db)), float(rng.uniform(*cfg.snr_db))
+        if room is None:  # dry: peak at -6 dBFS, no noise, as synthesised
+            level, snr = DRY_LEVEL_DB, float("inf")
+        takes.append(
+            {"take": take, "heard": kind, "soundfont": font, "room": room, "level_db": level, "snr_db": snr}
+        )
+    return takes
 
 
 def choose_test_works(scores: pd.DataFrame, fraction: float, seed: int) -> set[tuple[str, str]]:
@@ -131,6 +209,7 @@ def plan_performances(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig
     }
     original = cfg.ensemble_choice == "original"
     chosen = {} if original else choose_ensembles(scores, splits, cfg)
+    found = conditions(cfg)
     by_score = dict(tuple(notes.groupby("score")))
     plan = []
     for score in scores.itertuples():
@@ -146,17 +225,10 @@ def plan_performances(scores: pd.DataFrame, notes: pd.DataFrame, cfg: DemoConfig
                 ensemble = chosen[(int(score.score), rendering)]
                 programs = ensembles.assign_parts(ensemble, part_pitches)
             tempo = float(rng.uniform(1 - cfg.tempo_jitter, 1 + cfg.tempo_jitter))
-            plan.append(
-                Performance(
-                    FIRST_ID + len(plan),
-                    int(score.score),
-                    rendering,
-                    ensemble,
-                    tuple(programs),
-                    tempo,
-                    splits[int(score.score)],
-                )
-            )
+            split = splits[int(score.score)]
+            for take in _takes(split, found, cfg, int(score.score), rendering):
+                performance = (int(score.score), rendering, ensemble, tuple(programs), tempo, split)
+                plan.append(Performance(FIRST_ID + len(plan), *performance, **take))
     return plan
 
 
@@ -194,20 +266,7 @@ def perform(
         a[keep] for a in (start, end, pitch, part, programs, velocity)
     )
     n_samples = int(end.max() + round(cfg.tail_seconds * sr))
-    audio = synthesize(
-        resolve_soundfont(cfg.soundfont),
-        list(performance.programs),
-        part,
-        pitch,
-        velocity,
-        start,
-        end,
-        n_samples,
-        sr,
-    )
-    peak = float(np.max(np.abs(audio)))
-    if peak > 0:
-        audio *= 0.5 / peak  # the same loudness for every track
+    audio = _sound(performance, part, pitch, velocity, start, end, n_samples, cfg)
     labels = pd.DataFrame(
         {
             "start_time": start,
@@ -222,6 +281,37 @@ def perform(
     return audio, labels
 
 
+def _sound(performance: Performance, part, pitch, velocity, start, end, n_samples: int, cfg: DemoConfig):
+    """(n_samples,) float32: each part played by its instrument's timbre, mixed, then recorded
+    in the performance's room (or left dry, peak-normalised, without a room)."""
+    sr, parts = cfg.sample_rate, len(performance.programs)
+    timbres = [None] * parts
+    if cfg.timbre_variation:
+        timbre_rng = np.random.default_rng([cfg.seed, 24, performance.score, performance.rendering])
+        timbres = [recording.draw_timbre(timbre_rng) for _ in range(parts)]
+    bends = [None if t is None else (t.detune_cents / 100, _vibrato(t)) for t in timbres]
+    stems = synthesize_stems(
+        resolve_soundfont(performance.soundfont), list(performance.programs), part, pitch, velocity,
+        start, end, n_samples, sr, bends,
+    )  # fmt: skip
+    dry = sum(
+        (recording.colour(s, t, sr) if t else s for s, t in zip(stems, timbres, strict=True)),
+        np.zeros(n_samples, np.float32),
+    )
+    if performance.room is None:
+        peak = float(np.max(np.abs(dry)))
+        return (dry * (10 ** (DRY_LEVEL_DB / 20) / peak) if peak > 0 else dry).astype(np.float32)
+    rng = np.random.default_rng([cfg.seed, 25, performance.score, performance.rendering, performance.take])
+    room = recording.rooms(cfg.seed, cfg.rooms)[int(performance.room.removeprefix("room"))]
+    return recording.record(dry, room, performance.level_db, performance.snr_db, sr, rng)
+
+
+def _vibrato(timbre: recording.Timbre):
+    """Seconds (m,) -> pitch bend values (m,) of the timbre's vibrato (the detune is the channel's tuning)."""
+    still = dataclasses.replace(timbre, detune_cents=0.0)
+    return lambda seconds: recording.bend(still, seconds)
+
+
 def _perform_task(args):
     notes, performance, cfg, raw = args
     audio, labels = perform(notes, performance, cfg)
@@ -230,6 +320,29 @@ def _perform_task(args):
     )
     labels.to_csv(layout.labels_path(raw, performance.split, performance.id), index=False)
     return performance.id, len(audio) / cfg.sample_rate
+
+
+def recordings_table(plan: list[Performance]) -> pd.DataFrame:
+    """One row per track (layout.RECORDING_COLUMNS): its performance (the first track's id of
+    that performance) and its recording conditions."""
+    first = {}
+    for p in plan:
+        first.setdefault((p.score, p.rendering), p.id)
+    return pd.DataFrame(
+        [
+            {
+                "id": p.id,
+                "performance": first[(p.score, p.rendering)],
+                "soundfont": resolve_soundfont(p.soundfont).name,
+                "room": p.room or "dry",
+                "heard": p.heard,
+                "level_db": round(p.level_db, 2),
+                "snr_db": round(p.snr_db, 2),
+            }
+            for p in plan
+        ],
+        columns=list(layout.RECORDING_COLUMNS),
+    )
 
 
 def render_parsed(scores_dir: Path, cfg: DemoConfig, out: Path) -> dict:
@@ -251,7 +364,8 @@ def render_corpus(
         raise ConfigError(
             f"demo.sample_rate={cfg.sample_rate}: must be {layout.SAMPLE_RATE} (MusicNet's rate)"
         )
-    resolve_soundfont(cfg.soundfont)  # fail before any work
+    for font in (cfg.soundfont, *cfg.more_soundfonts):
+        resolve_soundfont(font)  # fail before any work
     plan = plan_performances(scores, notes, cfg)
     by_score = {s: g for s, g in notes.groupby("score")}
     with atomic_dir(out) as tmp:
@@ -266,7 +380,6 @@ def render_corpus(
                 )
         else:
             done = dict(_perform_task(t) for t in progress(tasks, desc="render", unit="tracks"))
-        soundfont = resolve_soundfont(cfg.soundfont).name
         info = scores.set_index("score")
         metadata = pd.DataFrame(
             [
@@ -277,7 +390,8 @@ def render_corpus(
                     "movement": info.at[p.score, "movement"],
                     "ensemble": p.ensemble,
                     "source": f"{info.at[p.score, 'spec']} excerpt {info.at[p.score, 'excerpt']} "
-                    f"(from {info.at[p.score, 'start_s']:.1f} s) rendered with {soundfont}",
+                    f"(from {info.at[p.score, 'start_s']:.1f} s) rendered with "
+                    f"{resolve_soundfont(p.soundfont).name} in {p.room or 'no room'}",
                     "transcriber": "jtm render",
                     "catalog_name": info.at[p.score, "catalog_name"],
                     "seconds": int(round(done[p.id])),
@@ -287,5 +401,6 @@ def render_corpus(
             columns=list(layout.METADATA_COLUMNS),
         )
         metadata.to_csv(tmp / layout.METADATA_FILE, index=False)
+        recordings_table(plan).to_csv(tmp / layout.RECORDINGS_FILE, index=False)
     seconds = sum(done.values())
     return {"tracks": len(plan), "hours": seconds / 3600, "test_tracks": sum(p.split == "test" for p in plan)}

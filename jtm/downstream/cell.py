@@ -4,8 +4,10 @@ every task, a cell per task; an end-to-end job is one cell.
 
 A cell trains one model per method, label budget and seed on a seeded, stratified, by-track
 subset of the labelled train windows (jtm/downstream/subsets.py), selects on the validation
-split by the task's headline metric, and scores the test split once. For the bootstrap it also
-keeps each model's per-unit statistics of the test split (jtm/downstream/bootstrap.py). A
+split by the task's headline metric, and scores each part of the test split once (recordings
+under conditions seen in training, and under unseen ones; or all of them, where the corpus does
+not say). For the bootstrap it also keeps each model's per-unit statistics of the test split
+(jtm/downstream/bootstrap.py; a unit is a work or track within a part). A
 task's probes share a cell (they share the loaded labels, and each trains in about a second
 on the demo), and a run's cells share a job: a job costs ~7 s of start-up (torch, MLflow, DVC),
 more than most cells' work. Jobs are independent (a DVC matrix, Snakemake wildcards), so a
@@ -15,11 +17,12 @@ A cell's folder, ``<cells>/run<r>/<probes or init>/<task>/`` or ``<cells>/fixed/
 
     scores.parquet             task, method, feature, head, budget, seed, train_tracks,
                                train_windows, train_frames, train_classes, train_strata,
-                               test_tracks, test_windows, l2, val_score, binning_error,
-                               metric, value: every model, long
-    stats.npz                  units (names of the test units), and per model
+                               l2, val_score, part, test_tracks, test_windows,
+                               binning_error, metric, value: every model and part, long
+    stats.npz                  units (names of the test units, "<part>|<unit>"), and per model
                                "<method>|<budget>|<seed>": (units, k) headline statistics
-    confusion/<method>.json    classification: classes, matrix (all labels, first seed)
+    confusion/<method>.json    classification: classes, matrix (all labels, first seed, every
+                               test window)
     excerpt.npz                transcription: a test excerpt's true roll (truth, track, start)
                                and each method's probabilities (all labels, first seed)
 """
@@ -38,7 +41,7 @@ import torch
 from jtm.atomic import atomic_dir, write_json
 from jtm.config import DownstreamConfig
 from jtm.downstream.design import Method, budget
-from jtm.downstream.inputs import CellInputs, TaskData, load_cell
+from jtm.downstream.inputs import ALL, CellInputs, TaskData, load_cell
 from jtm.downstream.metrics import HEADLINE
 from jtm.downstream.model import one_model
 from jtm.downstream.subsets import label_subset
@@ -109,9 +112,11 @@ def run_cell(
             rows, scores, record, curves, confusion, p_test, (units, unit_stats) = outcome
             stats["units"], stats[f"{job.method.name}|{record['budget']}|{job.seed}"] = units, unit_stats
             records += rows
-            headline.setdefault(f"{job.method.name}_{HEADLINE[task]}_{record['budget']}", []).append(
-                scores[HEADLINE[task]]
-            )
+            for row in rows:
+                if row["metric"] == HEADLINE[task]:
+                    part = "" if row["part"] == ALL else f"{row['part']}_"
+                    key = f"{job.method.name}_{part}{HEADLINE[task]}_{record['budget']}"
+                    headline.setdefault(key, []).append(row["value"])
             if tracker is not None:
                 name = f"{task}/{job.method.name}/{record['budget']}/seed{job.seed}"
                 tracker.child_run(name, record, scores, curves)

@@ -1,27 +1,30 @@
 """Stage `downstream`: gather the study's cells (jtm/downstream/cell.py) into its tables, with a
-bootstrap interval on every headline number and the paired comparisons (compare.py).
+bootstrap interval on every headline number and the paired comparisons (compare.py), for each
+part of the test split: recordings under conditions seen in training and under unseen ones (or
+all, where the corpus does not say), each part bootstrapped over its own units.
 
 Only the cells that params name are read, in report order (task, then method), so a cell
 folder left over from an earlier study never leaks in. Outputs::
 
     <downstream>/results.parquet     every model's scores, long (the cells' rows, concatenated,
                                      with the pretraining `run`; -1: a fixed-feature method)
-    <downstream>/intervals.parquet   task, method, budget, metric, mean, lo, hi (95 %),
+    <downstream>/intervals.parquet   task, part, method, budget, metric, mean, lo, hi (95 %),
                                      val_score, seeds, runs, train_tracks, train_windows,
                                      train_frames, train_classes, train_strata (means over models)
-    <downstream>/comparisons.parquet task, budget, a, rival, b, diff, lo, hi (95 %, paired)
-    <downstream>/runs.parquet        task, budget, run, a, rival, b, diff: each comparison in
+    <downstream>/comparisons.parquet task, part, budget, a, rival, b, diff, lo, hi (95 %, paired)
+    <downstream>/runs.parquet        task, part, budget, run, a, rival, b, diff: each comparison in
                                      each pretraining run alone (means over seeds)
-    <downstream>/test_split.json     per task: test tracks, windows, bootstrap units, unit kind,
-                                     resamples, runs
+    <downstream>/test_split.json     per task and part: test tracks, windows, bootstrap units,
+                                     unit kind, resamples, runs
     <downstream>/confusion/<task>/<method>.json   classes, matrix (all labels, first run and seed)
     <downstream>/excerpt.npz         transcription: a test excerpt's true roll and every
                                      method's probabilities (all labels, first run and seed)
-    <downstream>/plots/<task>.csv    tracks_per_class, then each method's headline mean and
+    <downstream>/plots/<task>.csv    (unseen conditions, or all; <task>-seen.csv: seen conditions)
+                                     tracks_per_class, then each method's headline mean and
                                      its <method>_lo/<method>_hi: what `dvc plots show` draws
-    <metrics>/<task>/<method>/<budget>.json  headline mean/lo/hi, every metric's mean and std
-                                     over models, what the budget held (dvc metrics show)
-    <metrics>/<task>/comparisons/<budget>.json  each paired comparison's diff, lo, hi and
+    <metrics>/<task>/<part>/<method>/<budget>.json  headline mean/lo/hi, every metric's mean and
+                                     std over models, what the budget held (dvc metrics show)
+    <metrics>/<task>/<part>/comparisons/<budget>.json  each paired comparison's diff, lo, hi and
                                      its diff in each run (run<r>)
 """
 
@@ -38,6 +41,7 @@ from jtm.atomic import atomic_dir, write_json
 from jtm.config import DownstreamConfig
 from jtm.downstream import bootstrap, compare
 from jtm.downstream.design import ALL_METHODS, methods
+from jtm.downstream.inputs import PART_SEPARATOR
 from jtm.downstream.metrics import HEADLINE
 from jtm.errors import DataError
 
@@ -61,29 +65,18 @@ def collect(
         for position, task in enumerate(cfg.tasks):
             rows, stats, units = _read_task(cells, task, cfg, runs, out, excerpt)
             tables.append(rows)
-            draws = bootstrap.unit_draws(len(units), cfg.bootstrap_resamples, cfg.bootstrap_seed + position)
-            headline = rows[rows["metric"] == HEADLINE[task]]
-            table, resampled = compare.method_intervals(
-                bootstrap.KINDS[HEADLINE[task]], headline, stats, draws, cfg.bootstrap_seed
-            )
-            held = headline.groupby(["method", "budget"], sort=False)[list(HELD)].mean().reset_index()
-            table = table.merge(held, on=["method", "budget"]).assign(task=task, metric=HEADLINE[task])
-            paired = compare.paired_comparisons(table, resampled).assign(task=task)
-            by_run = compare.per_run(headline, paired).assign(task=task)
-            intervals.append(table)
-            comparisons.append(paired)
-            per_run.append(by_run)
-            split_info[task] = {
-                "units": len(units),
-                "unit": cfg.bootstrap_unit,
-                "resamples": cfg.bootstrap_resamples,
-                "runs": len(runs),
-                **_test_size(rows),
-            }
-            _write_metrics(metrics_out / task, rows, table, paired, by_run)
-            _write_plot(out / "plots" / f"{task}.csv", table)
-            for r in table.itertuples():
-                summary[f"{task}_{r.method}_{r.budget}"] = r.mean
+            split_info[task] = {}
+            parts = _parts(rows, stats, units, task, cfg, position)
+            for part, (table, paired, by_run, info) in parts.items():
+                intervals.append(table)
+                comparisons.append(paired)
+                per_run.append(by_run)
+                split_info[task][part] = info | {"runs": len(runs)}
+                _write_metrics(metrics_out / task / part, rows[rows["part"] == part], table, paired, by_run)
+                last = part == list(parts)[-1]  # unseen conditions (or all): the plot dvc.yaml names
+                _write_plot(out / "plots" / (f"{task}.csv" if last else f"{task}-{part}.csv"), table)
+                for r in table.itertuples():
+                    summary[f"{task}_{part}_{r.method}_{r.budget}"] = r.mean
         results = pd.concat(tables, ignore_index=True)
         results.to_parquet(out / "results.parquet", index=False)
         pd.concat(intervals, ignore_index=True).to_parquet(out / "intervals.parquet", index=False)
@@ -94,6 +87,29 @@ def collect(
             np.savez_compressed(out / "excerpt.npz", **excerpt)
     summary["models"] = len(results.groupby(["task", "method", "budget", "run", "seed"]))
     return summary
+
+
+def _parts(
+    rows: pd.DataFrame, stats: dict, units: np.ndarray, task: str, cfg: DownstreamConfig, position: int
+):
+    """{part: (intervals, comparisons, per-run comparisons, test split figures)} of one task,
+    each part (seen, unseen, or all) bootstrapped over its own units."""
+    found = {}
+    for part in rows["part"].unique():
+        mine = np.char.startswith(units.astype(str), part + PART_SEPARATOR)
+        part_stats = {key: value[mine] for key, value in stats.items()}
+        draws = bootstrap.unit_draws(int(mine.sum()), cfg.bootstrap_resamples, cfg.bootstrap_seed + position)
+        headline = rows[(rows["metric"] == HEADLINE[task]) & (rows["part"] == part)]
+        table, resampled = compare.method_intervals(
+            bootstrap.KINDS[HEADLINE[task]], headline, part_stats, draws, cfg.bootstrap_seed
+        )
+        held = headline.groupby(["method", "budget"], sort=False)[list(HELD)].mean().reset_index()
+        table = table.merge(held, on=["method", "budget"]).assign(task=task, part=part, metric=HEADLINE[task])
+        paired = compare.paired_comparisons(table, resampled).assign(task=task, part=part)
+        by_run = compare.per_run(headline, paired).assign(task=task, part=part)
+        info = {"units": int(mine.sum()), "unit": cfg.bootstrap_unit, "resamples": cfg.bootstrap_resamples}
+        found[part] = (table, paired, by_run, info | _test_size(headline))
+    return found
 
 
 def _read_task(

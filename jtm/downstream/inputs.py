@@ -16,6 +16,16 @@ from jtm.features.embed import load_embeddings
 from jtm.loading.windows import load_windows
 from jtm.models.encoder import DOWNSAMPLING
 
+ALL = "all"  # the only test part of a corpus that does not say how its tracks were recorded
+PART_SEPARATOR = "|"  # unit names are "<part>|<work or track>"
+
+
+def test_parts(heard: np.ndarray) -> dict[str, np.ndarray]:
+    """{part: positions}, parts in order (seen before unseen), of test windows whose part is
+    `heard` (test windows,)."""
+    order = {"seen": 0, "unseen": 1, ALL: 2}
+    return {part: np.flatnonzero(heard == part) for part in sorted(set(heard), key=order.get)}
+
 
 class TaskData:
     """One task's windows (rows of the embeddings' keys), targets and splits."""
@@ -34,9 +44,16 @@ class TaskData:
         self.split = self.keys["split"].to_numpy()
         self.notes = notes
         self._excerpts = None
-        meta = self.keys[["id"]].merge(tracks[["id", "composer", "catalog_name"]], on="id", how="left")
+        heard = ["heard"] if "heard" in tracks else []
+        meta = self.keys[["id"]].merge(
+            tracks[["id", "composer", "catalog_name", *heard]], on="id", how="left"
+        )
+        # The test part of each window: the conditions it was recorded under (seen in training,
+        # or unseen), or "all" where the corpus does not say (real MusicNet).
+        self.heard = meta["heard"].to_numpy().astype(str) if heard else np.full(len(meta), ALL)
         work = meta["composer"].astype(str) + " / " + meta["catalog_name"].astype(str)
-        self.unit_names = (work if unit == "work" else meta["id"].astype(str)).to_numpy().astype(str)
+        unit_of = (work if unit == "work" else meta["id"].astype(str)).to_numpy().astype(str)
+        self.unit_names = np.char.add(np.char.add(self.heard, PART_SEPARATOR), unit_of)
 
     def excerpts(self) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:
         """The test split's contiguous runs of windows (see `_excerpts`), computed once."""

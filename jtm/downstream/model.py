@@ -9,7 +9,15 @@ from jtm.config import DownstreamConfig
 from jtm.devices import resolve_device
 from jtm.downstream import bootstrap, end_to_end
 from jtm.downstream.design import Method
-from jtm.downstream.inputs import CellInputs, TaskData, flat_targets, probe_inputs
+from jtm.downstream.inputs import (
+    ALL,
+    PART_SEPARATOR,
+    CellInputs,
+    TaskData,
+    flat_targets,
+    probe_inputs,
+    test_parts,
+)
 from jtm.downstream.labels import TaskLabels
 from jtm.downstream.metrics import (
     HEADLINE,
@@ -69,7 +77,7 @@ def score(
         micro_ap = average_precision_score(labels.targets[test].ravel(), p_test.ravel())
         return {"micro_ap": float(micro_ap), "threshold": threshold}, None
     position = {row: i for i, row in enumerate(test)}
-    excerpts = data.excerpts()
+    excerpts = [e for e in data.excerpts() if e[0][0] in position]  # this part's (an excerpt is one track)
     rolls_true = [labels.targets[rows].reshape(-1, labels.targets.shape[-1]) for rows, _ in excerpts]
     rolls_prob = [p_test[[position[r] for r in rows]].reshape(-1, p_test.shape[-1]) for rows, _ in excerpts]
     return transcription_scores(rolls_true, rolls_prob, [notes for _, notes in excerpts], threshold), None
@@ -151,20 +159,26 @@ def _train_probe(cell: CellInputs, method: Method, train: np.ndarray, cfg: Downs
 def one_model(
     cell: CellInputs, method: Method, labelled: np.ndarray, label_budget, seed: int, cfg, full: bool
 ):
-    """Train one model on the rows `labelled` and score it on test: (its long rows of
-    scores.parquet, scores, record, curves, confusion matrix or None, test probabilities,
-    (test unit names, per-unit statistics))."""
+    """Train one model on the rows `labelled` and score it on each part of test (seen and
+    unseen conditions, or all): (its long rows of scores.parquet, a row per part and metric;
+    scores, "<part>/<metric>" (just the metric for part all); record; curves; confusion matrix
+    (every test window) or None; test probabilities; (test unit names "<part>|<unit>",
+    per-unit statistics))."""
     fit, p_val, p_test = train_model(cell, method, labelled, cfg, seed)
-    scores, confusion = score(cell.data, cell.val, p_val, cell.test, p_test, full)
     labels = cell.data.labels
     task = labels.task
+    parts = test_parts(cell.data.heard[cell.test])
+    scored = {
+        part: score(cell.data, cell.val, p_val, cell.test[where], p_test[where], full)[0]
+        for part, where in parts.items()
+    }
+    confusion = None if labels.multilabel else classification_scores(labels.targets[cell.test], p_test)[1]
     held = budget_contents(
         cell.data.keys["id"].to_numpy()[labelled],
         cell.data.present[labelled] if cell.data.present is not None else labels.targets[labelled],
         np.ones(len(labelled), dtype=bool),
     )
     units, unit_stats = unit_statistics(cell.data, cell.test, p_test)
-    binned = bootstrap.from_stats(bootstrap.KINDS[HEADLINE[task]], unit_stats.sum(0))
     record = {
         "task": task,
         "method": method.name,
@@ -177,11 +191,19 @@ def one_model(
         "train_frames": held["windows"] * labels.targets.shape[1] if labels.framewise else held["windows"],
         "train_classes": held["classes"],
         "train_strata": len(np.unique(labels.strata[labelled])),
-        "test_tracks": int(cell.data.keys["id"].iloc[cell.test].nunique()),
-        "test_windows": len(cell.test),
         "l2": fit.curves["l2"][fit.best] if "l2" in fit.curves else float("nan"),
         "val_score": headline_value(labels, cell.val, p_val),
-        "binning_error": float(binned - scores[HEADLINE[task]]),
     }
-    rows = [record | {"metric": k, "value": v} for k, v in scores.items()]
+    rows = []
+    for part, where in parts.items():
+        mine = np.char.startswith(units, part + PART_SEPARATOR)
+        binned = bootstrap.from_stats(bootstrap.KINDS[HEADLINE[task]], unit_stats[mine].sum(0))
+        tested = {
+            "part": part,
+            "test_tracks": int(cell.data.keys["id"].iloc[cell.test[where]].nunique()),
+            "test_windows": len(where),
+            "binning_error": float(binned - scored[part][HEADLINE[task]]),
+        }
+        rows += [record | tested | {"metric": k, "value": v} for k, v in scored[part].items()]
+    scores = {f"{part}/{k}" if part != ALL else k: v for part in parts for k, v in scored[part].items()}
     return rows, scores, record, fit.curves, confusion, p_test, (units, unit_stats)

@@ -8,10 +8,17 @@ Layout (Thickstun et al.; identical for the real archive and the demo corpus)::
     <raw>/musicnet/train_labels/<id>.csv  start_time,end_time,instrument,note,
     <raw>/musicnet/test_data/<id>.wav       start_beat,end_beat,note_value
     <raw>/musicnet/test_labels/<id>.csv
+    <raw>/recordings.csv                  optional (rendered corpora): id,performance,soundfont,
+                                          room,heard,level_db,snr_db
 
 Label rows: start/end are sample indices at 44.1 kHz; instrument is a 1-based General MIDI
 program (one of `INSTRUMENTS`); note is a MIDI pitch; start_beat is the onset in beats and
 end_beat the duration in beats (MusicNet's naming); note_value a name such as "Quarter".
+
+recordings.csv says how each track was recorded (jtm/demo/render.py): `performance` is the id
+of the performance's first track (tracks of one performance differ by the recording alone),
+`heard` is "seen" where train and validation recordings use the condition (SoundFont and
+room), "unseen" where none does. Real MusicNet has no such file: its conditions are unknown.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ METADATA_COLUMNS = (
     "catalog_name",
     "seconds",
 )
+RECORDINGS_FILE = "recordings.csv"
+RECORDING_COLUMNS = ("id", "performance", "soundfont", "room", "heard", "level_db", "snr_db")
+HEARD = ("seen", "unseen")
 LABEL_COLUMNS = (
     "start_time",
     "end_time",
@@ -116,6 +126,29 @@ def read_metadata(path: str | Path) -> pd.DataFrame:
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
         raise DataError(path, f"id {frame['id'].iloc[row]} appears twice", row=row + 1)
     return frame
+
+
+def read_recordings(raw: str | Path, ids: Iterable[int]) -> pd.DataFrame | None:
+    """recordings.csv of the tree at `raw` (None if it has none), checked: its columns, one row
+    per id of `ids`, `heard` seen or unseen."""
+    path = Path(raw) / RECORDINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(path, f"cannot read recordings: {err}") from err
+    _require_columns(path, frame, RECORDING_COLUMNS)
+    for column in ("id", "performance"):
+        frame[column] = _numeric(path, frame, column, integer=True)
+    bad = ~frame["heard"].isin(HEARD)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(path, f"heard={frame['heard'].iloc[row]!r}: expected one of {HEARD}", row=row + 1)
+    missing = sorted(set(ids) - set(frame["id"]))
+    if missing or frame["id"].duplicated().any():
+        raise DataError(path, f"needs exactly one row per track: missing ids {missing[:5]}, or repeated ids")
+    return frame[list(RECORDING_COLUMNS)]
 
 
 def read_labels(path: str | Path, n_samples: int | None = None) -> pd.DataFrame:

@@ -25,8 +25,8 @@ from jtm.tracking import git_commit
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """task, method, budget, metric -> mean over seeds, seeds (the spread: the intervals)."""
-    grouped = results.groupby(["task", "method", "budget", "metric"], sort=False)
+    """task, part, method, budget, metric -> mean over seeds, seeds (the spread: the intervals)."""
+    grouped = results.groupby(["task", "part", "method", "budget", "metric"], sort=False)
     return grouped.agg(mean=("value", "mean"), seeds=("seed", "nunique")).reset_index()
 
 
@@ -56,12 +56,16 @@ def verdicts(intervals: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:
     from jtm.downstream.compare import verdict
 
     lines = []
-    for (task, budget), rows in comparisons.groupby(["task", "budget"], sort=False):
+    for (part, task, budget), rows in comparisons.groupby(["part", "task", "budget"], sort=False):
         a = rows["a"].iloc[0]
-        mine = intervals[(intervals["task"] == task) & (intervals["budget"] == budget)].set_index("method")
+        mine = intervals[
+            (intervals["part"] == part) & (intervals["task"] == task) & (intervals["budget"] == budget)
+        ].set_index("method")
+        where = "" if part == "all" else f", {part} conditions"
         text = (
-            f"**{task}, {budget_label(budget)}** ({HEADLINE[task]}): the best CPC method on validation, "
-            f"{a}, scores {mine.at[a, 'mean']:.3f} [{mine.at[a, 'lo']:.3f}, {mine.at[a, 'hi']:.3f}]"
+            f"**{task}, {budget_label(budget)}{where}** ({HEADLINE[task]}): the best CPC method on "
+            f"validation, {a}, scores {mine.at[a, 'mean']:.3f} "
+            f"[{mine.at[a, 'lo']:.3f}, {mine.at[a, 'hi']:.3f}]"
         )
         parts = [
             f"vs {c.rival} ({c.b}, {mine.at[c.b, 'mean']:.3f}): " + verdict(c.a, c.b, c.diff, c.lo, c.hi)
@@ -72,13 +76,15 @@ def verdicts(intervals: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:
 
 
 def headline_table(intervals: pd.DataFrame) -> pd.DataFrame:
-    """Rows: task x method; columns: label budgets; cells: mean [95 % interval]."""
+    """Rows: task x method; columns: label budgets (each part: seen, unseen conditions); cells:
+    mean [95 % interval]."""
     cells = intervals.assign(
         cell=[
             f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
             for m, lo, hi in intervals[["mean", "lo", "hi"]].itertuples(index=False)
         ],
-        column=intervals["budget"].map(budget_label),
+        column=intervals["budget"].map(budget_label)
+        + intervals["part"].map(lambda part: "" if part == "all" else f" ({part})"),
     )
     table = cells.pivot_table(
         index=["task", "method"], columns="column", values="cell", aggfunc="first", sort=False
@@ -93,6 +99,7 @@ def budget_table(intervals: pd.DataFrame) -> pd.DataFrame:
     """What each budget held (mean over the probes' seeds): labelled tracks, windows or frames,
     classes covered (instruments for the multi-label tasks)."""
     probes = intervals[~intervals["method"].isin(["supervised", "finetune"])]
+    probes = probes[probes["part"] == probes["part"].iloc[0]]  # what is trained on: every part's alike
     held = probes.groupby(["task", "budget"], sort=False)[
         ["train_tracks", "train_windows", "train_frames", "train_classes"]
     ].mean()
@@ -172,6 +179,7 @@ def build_report(
     comparisons = pd.read_parquet(downstream / "comparisons.parquet")
     test_split = json.loads((downstream / "test_split.json").read_text())
     tracks = pd.read_parquet(index / "tracks.parquet")
+    headline_part = intervals["part"].iloc[-1]  # unseen conditions, or all: what the figures show
     pretrain_metrics = run_metrics[runs[0]]
     images: dict[str, tuple[str, bytes]] = {}  # name -> (caption, png)
 
@@ -189,17 +197,20 @@ def build_report(
         _png(figures.forest(comparisons, budget_label)),
     )
     images["label_efficiency"] = (
-        "Label efficiency: each task's headline metric against the labelled train tracks per class "
+        f"Label efficiency ({glance.PARTS[headline_part].lower()}): each task's headline metric "
+        "against the labelled train tracks per class "
         "(mean over seeds, bars: 95 % bootstrap interval over test works; solid: CPC, dotted: other "
         "frozen features, dashed: end-to-end)",
-        _png(figures.label_efficiency(intervals, HEADLINE)),
+        _png(figures.label_efficiency(intervals[intervals["part"] == headline_part], HEADLINE)),
     )
     matrices = []
     for task in ("ensemble", "composer"):
         if task not in set(intervals["task"]):
             continue
         rows = intervals[
-            (intervals["task"] == task) & (intervals["budget"] == largest_budget(intervals, task))
+            (intervals["task"] == task)
+            & (intervals["budget"] == largest_budget(intervals, task))
+            & (intervals["part"] == headline_part)
         ]
         if rows.empty:
             continue
@@ -222,7 +233,11 @@ def build_report(
     if excerpt_path.is_file():
         excerpt = np.load(excerpt_path)
         top = largest_budget(intervals, "transcription")
-        rows = intervals[(intervals["task"] == "transcription") & (intervals["budget"] == top)]
+        rows = intervals[
+            (intervals["task"] == "transcription")
+            & (intervals["budget"] == top)
+            & (intervals["part"] == headline_part)
+        ]
         best = best_on_validation(rows)
         threshold = results[
             (results["task"] == "transcription")
@@ -249,10 +264,10 @@ def build_report(
     largest = {task: largest_budget(intervals, task) for task in intervals["task"].unique()}
     everything = summary[summary["budget"] == summary["task"].map(largest)]
     full = {
-        task: rows.pivot_table(index="method", columns="metric", values="mean", sort=False).rename_axis(
-            columns=None
-        )
-        for task, rows in everything.groupby("task", sort=False)
+        task + ("" if part == "all" else f", {part} conditions"): rows.pivot_table(
+            index="method", columns="metric", values="mean", sort=False
+        ).rename_axis(columns=None)
+        for (task, part), rows in everything.groupby(["task", "part"], sort=False)
     }
     context = {
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -266,8 +281,10 @@ def build_report(
         "runs": run_metrics,
         "models": int(results.groupby(["task", "method", "budget", "run", "seed"]).ngroups),
         "test_split": test_split,
-        "grid_md": glance.grid_markdown(comparisons, budget_label),
-        "grid_html": glance.grid_html(comparisons, budget_label),
+        "grids": [
+            (part, glance.grid_markdown(mine, budget_label), glance.grid_html(mine, budget_label))
+            for part, mine in glance.by_part(comparisons)
+        ],
     }
     verdict = verdicts(intervals, comparisons)
     with atomic_dir(figures_dir) as tmp:
@@ -290,13 +307,16 @@ def run_table(run_metrics: dict, by_run: pd.DataFrame, intervals: pd.DataFrame, 
     for run, metrics in run_metrics.items():
         row = {"run": run, "seed": params["pretrain.seed"] + run, "val k=1": f"{metrics['val_acc_k1']:.3f}"}
         for task in intervals["task"].unique():
-            mine = by_run[
-                (by_run["task"] == task)
-                & (by_run["run"] == run)
-                & (by_run["rival"] == "random")
-                & (by_run["budget"] == largest_budget(intervals, task))
-            ]
-            row[f"{task}: CPC − control"] = f"{mine['diff'].iloc[0]:+.3f}" if len(mine) else ""
+            for part in by_run["part"].unique():
+                mine = by_run[
+                    (by_run["task"] == task)
+                    & (by_run["part"] == part)
+                    & (by_run["run"] == run)
+                    & (by_run["rival"] == "random")
+                    & (by_run["budget"] == largest_budget(intervals, task))
+                ]
+                name = f"{task}{'' if part == 'all' else f' ({part})'}: CPC − control"
+                row[name] = f"{mine['diff'].iloc[0]:+.3f}" if len(mine) else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -318,8 +338,10 @@ def _intro(context: dict) -> list[str]:
         "(L2 strength, the best CPC method and each rival) on the validation split.",
         "Test split per task: "
         + "; ".join(
-            f"{task} {t['tracks']} tracks ({t['windows']} windows), {t['units']} bootstrap {t['unit']}s"
-            for task, t in context["test_split"].items()
+            f"{task}{'' if part == 'all' else f' ({part} conditions)'} {t['tracks']} tracks "
+            f"({t['windows']} windows), {t['units']} bootstrap {t['unit']}s"
+            for task, parts in context["test_split"].items()
+            for part, t in parts.items()
         )
         + f". Intervals: 95 %, {_first(context)['resamples']} resamples of whole test "
         f"{_first(context)['unit']}s, " + _run_sources(len(runs)),
@@ -351,12 +373,14 @@ def _corpora(corpora: dict) -> str:
 
 
 def _first(context: dict) -> dict:
-    return next(iter(context["test_split"].values()))
+    return next(iter(next(iter(context["test_split"].values())).values()))
 
 
 def _markdown(context, table, full, verdict, images, figures_rel, params) -> str:
     lines = ["# jtm report", "", f"## {GLANCE_TITLE}", "", GLANCE_KEY, ""]
-    lines += [context["grid_md"], "", _image_md("forest", images, figures_rel), ""]
+    for part, grid, _ in context["grids"]:
+        lines += ([] if part == "all" else [f"### {glance.PARTS[part]}", ""]) + [grid, ""]
+    lines += [_image_md("forest", images, figures_rel), ""]
     lines += [f"- {line}" for line in _intro(context)]
     table, held, by_run = table
     lines += ["", "## Does CPC win? (paired 95 % intervals)", ""] + [f"- {v}" for v in verdict]
@@ -429,7 +453,10 @@ def _html(context, table, full, verdict, images, params) -> str:
         f"<style>{_STYLE}{glance.GRID_STYLE}</style></head><body>",
         "<h1>jtm report</h1>",
         f"<h2>{GLANCE_TITLE}</h2><p>{html.escape(GLANCE_KEY)}</p>",
-        context["grid_html"],
+        *[
+            ("" if part == "all" else f"<h3>{html.escape(glance.PARTS[part])}</h3>") + grid
+            for part, _, grid in context["grids"]
+        ],
         _figure_html("forest", *images["forest"]),
         "<ul>",
         *[f"<li>{_inline_markdown(line)}</li>" for line in _intro(context)],

@@ -167,7 +167,11 @@ def forest(comparisons: pd.DataFrame, label) -> plt.Figure:
         ax.plot([r["lo"], r["hi"]], [y, y], color=edge[kind], linewidth=2.5, solid_capstyle="butt")
         ax.plot(r["diff"], y, "o", color=edge[kind], markerfacecolor=COLOURS[kind], markersize=6)
     ax.axvline(0, color="black", linewidth=0.8)
-    names = [f"{r.task}, {label(r.budget)}: {r.a} − {r.b}" for r in rows.itertuples()]
+    part = rows["part"] if "part" in rows else pd.Series("all", index=rows.index)
+    names = [
+        f"{r.task}, {label(r.budget)}{'' if p == 'all' else f' ({p})'}: {r.a} − {r.b}"
+        for r, p in zip(rows.itertuples(), part, strict=True)
+    ]
     ax.set_yticks(range(len(rows)), names, fontsize=7)
     ax.set(xlabel="paired difference of the test metric (95 % interval)", ylim=(-0.7, len(rows) - 0.3))
     ax.set_title("CPC against each rival: right of 0, CPC is better", fontsize=10)

@@ -43,6 +43,18 @@ def _grid(comparisons: pd.DataFrame) -> tuple[list[str], list[tuple[str, list[pd
     return budgets, rows
 
 
+PARTS = {
+    "seen": "Recording conditions seen in training",
+    "unseen": "Unseen recording conditions (a room, or SoundFont, no train or validation recording uses)",
+    "all": "Every test recording",
+}
+
+
+def by_part(comparisons: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """[(part, its comparisons)] in order (seen, unseen; or all alone)."""
+    return [(part, comparisons[comparisons["part"] == part]) for part in comparisons["part"].unique()]
+
+
 def grid_markdown(comparisons: pd.DataFrame, label) -> str:
     """Markdown table: a row per task, a column per budget (`label` names it), each cell the
     best CPC method and its verdicts against the two rivals (▲ wins, ● ties, ▼ loses; the
