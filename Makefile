@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
+.PHONY: install demo demo-fonts study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -34,6 +34,14 @@ demo: install
 study: install
 	dvc exp run -n study -S pretrain.steps=1500 -S 'downstream.probes=[linear,mlp]' \
 		-S 'downstream.end_to_end_tasks=[ensemble]'
+	jtm summary
+
+# The demo with Debian's GM SoundFonts as further timbres, one of the four held out (docs: data,
+# "Two presets"); as a DVC experiment beside the workspace. Needs: apt-get install
+# fluid-soundfont-gm musescore-general-soundfont-small opl3-soundfont
+demo-fonts: install
+	@test -d .dvc || dvc init --no-scm --quiet
+	dvc exp run -n fonts -S 'demo.more_soundfonts=[fluid, musescore, opl3]' -S demo.held_out_soundfonts=1
 	jtm summary
 
 # dvc.yaml's code deps from the import graph (jtm/codedeps.py), and dvc.lock without the entries

@@ -13,6 +13,7 @@ from jtm.config import DemoConfig, PretrainConfig, load_params, section
 from jtm.demo import recording, render
 from jtm.loading.windows import load_windows
 from jtm.musicnet import layout
+from jtm.runner import run_stage
 from jtm.train.sources import training_sources
 
 NOTES = pd.DataFrame(
@@ -163,3 +164,19 @@ def test_nothing_held_out_reaches_pretraining_or_probe_training(built):
     assert test_works.isdisjoint(used["catalog_name"])
     windows, probe_tracks = load_windows(index, ("train", "val"))  # what probes train and select on
     assert (probe_tracks["heard"] == "seen").all() and test_works.isdisjoint(probe_tracks["catalog_name"])
+
+
+def test_the_fonts_preset_holds_out_a_soundfont_for_test_recordings_only(tiny_params, built):
+    """make demo-fonts' conditions (Debian's GM SoundFonts, installed by .ci/run), on the tiny scores."""
+    params = tiny_params
+    params["paths"]["scores"] = built["paths"]["scores"]
+    params["demo"].update(more_soundfonts=["fluid", "musescore", "opl3"], held_out_soundfonts=1)
+    run_stage("acquire", params)
+    raw = params["paths"]["raw"]
+    metadata, tracks = layout.discover(raw)
+    recordings = layout.read_recordings(raw, metadata["id"])
+    split = recordings["id"].map({t.id: t.split for t in tracks})
+    unseen_fonts = set(recordings.loc[recordings["heard"] == "unseen", "soundfont"])
+    seen_fonts = set(recordings.loc[split == "train", "soundfont"])
+    assert len(unseen_fonts) == 1 and unseen_fonts.isdisjoint(seen_fonts)
+    assert seen_fonts <= {"TimGM6mb.sf2", "FluidR3_GM.sf2", "MuseScore_General_Lite.sf3", "OPL-3_FM_128M.sf2"}

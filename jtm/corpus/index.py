@@ -170,4 +170,12 @@ def summarize(index_dir: str | Path) -> str:
         f"  ensembles: {tracks['ensemble'].nunique()} ({', '.join(sorted(tracks['ensemble'].unique()))})",
         f"  16 kHz arrays: {Path(tracks['path'].iloc[0]).parent}/<id>.npy",
     ]
+    if "heard" in tracks:
+        heard = tracks.groupby(["split", "heard"]).size()
+        lines.insert(
+            2,
+            "  recordings: "
+            + ", ".join(f"{s} {h} {n}" for (s, h), n in heard.items())
+            + f" (rooms {', '.join(sorted(tracks['room'].unique()))})",
+        )
     return "\n".join(lines)
