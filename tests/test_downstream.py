@@ -110,6 +110,11 @@ def test_the_study_compares_the_best_cpc_method_with_each_rival_on_paired_interv
     assert split["seen"]["tracks"] == split["unseen"]["tracks"]
     assert split["seen"]["units"] == split["unseen"]["units"]
     assert set(comparisons["part"]) == {"seen", "unseen"}
+    transfer = pd.read_parquet(folder / "transfer.parquet")  # unseen - seen, every task
+    assert set(transfer["task"]) == set(built["downstream"]["tasks"])
+    assert len(transfer[transfer["kind"] == "comparison"]) == len(
+        comparisons[comparisons["part"] == "unseen"]
+    )
     ensemble = ensemble[ensemble["part"] == "unseen"]
     paired = json.loads(
         (Path(built["paths"]["metrics"]) / "ensemble" / "unseen" / "comparisons" / "all.json").read_text()

@@ -48,6 +48,7 @@ def test_report_has_the_table_verdicts_and_every_figure(report):
         )
         assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", text)  # means with intervals in the table
     assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    assert "## What unseen recording conditions cost" in markdown and 'class="dataframe transfer"' in html
     assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched from elsewhere
     # the numbers the study computed, in the report's body (not only in its params dump)
     body = markdown.split("## Parameters")[0]

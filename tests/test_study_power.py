@@ -59,43 +59,45 @@ def _correct(skill: float, seed: int) -> np.ndarray:
     return difficulty < easiness + skill + 0.004 * (seed - 1)
 
 
-def write_cells(cells) -> dict[tuple[str, str], np.ndarray]:
+def write_cells(cells, parts: dict | None = None) -> dict[tuple[str, str], np.ndarray]:
     """The ensemble task's probe cells (one pretraining run's, run 0, and the fixed features');
-    returns each (method, budget)'s per-work accuracy (mean over seeds)."""
+    returns each (method, budget)'s per-work accuracy (mean over seeds). `parts`: test part ->
+    {method: skill it loses there} (default: one part, "all", losing nothing)."""
     per_work = {}
     for folder, feature in (
         (cells / "run0" / "probes" / "ensemble", ("cpc", "random")),
         (cells / "fixed" / "probes" / "ensemble", ("logmel",)),
     ):
         chosen = {m: v for m, v in METHODS.items() if m.startswith(feature)}
-        per_work |= _write_cell(folder, chosen)
+        per_work |= _write_cell(folder, chosen, parts or {"all": {}})
     return per_work
 
 
-def _write_cell(folder, methods: dict) -> dict[tuple[str, str], np.ndarray]:
+def _write_cell(folder, methods: dict, parts: dict) -> dict[tuple[str, str], np.ndarray]:
     folder.mkdir(parents=True)
-    units = np.array([f"all|work{u:02d}" for u in range(WORKS)])  # a corpus without recording conditions
+    units = np.array([f"{part}|work{u:02d}" for part in parts for u in range(WORKS)])
     rows, stats, per_work = [], {}, {}
     for method, (skill, val_score) in methods.items():
         for budget, shift in BUDGETS.items():
             accuracies = []
             for seed in SEEDS:
-                correct = _correct(skill + shift, seed)
-                truth = np.zeros(correct.size, dtype=int)
-                probs = np.stack([correct.ravel(), ~correct.ravel()], axis=1).astype(float)
-                windows_unit = np.repeat(np.arange(WORKS), WINDOWS)
-                stats[f"{method}|{budget}|{seed}"] = bootstrap.accuracy_stats(
-                    truth, probs, windows_unit, WORKS
-                )
-                accuracies.append(correct.mean(1))
-                rows.append(_row(method, budget, seed, val_score + shift, float(correct.mean())))
+                unit_stats = []
+                for position, (part, loses) in enumerate(parts.items()):
+                    correct = _correct(skill + shift - loses.get(method, 0.0), seed)
+                    truth = np.zeros(correct.size, dtype=int)
+                    probs = np.stack([correct.ravel(), ~correct.ravel()], axis=1).astype(float)
+                    windows_unit = np.repeat(np.arange(WORKS), WINDOWS) + position * WORKS
+                    unit_stats.append(bootstrap.accuracy_stats(truth, probs, windows_unit, len(units)))
+                    accuracies.append(correct.mean(1))
+                    rows.append(_row(method, budget, seed, val_score + shift, float(correct.mean()), part))
+                stats[f"{method}|{budget}|{seed}"] = np.sum(unit_stats, axis=0)
             per_work[(method, budget)] = np.mean(accuracies, axis=0)
     pd.DataFrame(rows).to_parquet(folder / "scores.parquet", index=False)
     np.savez(folder / "stats.npz", units=units, **stats)
     return per_work
 
 
-def _row(method: str, budget: str, seed: int, val_score: float, value: float) -> dict:
+def _row(method: str, budget: str, seed: int, val_score: float, value: float, part: str) -> dict:
     feature, head = method.split("-")
     return {
         "task": "ensemble",
@@ -114,7 +116,7 @@ def _row(method: str, budget: str, seed: int, val_score: float, value: float) ->
         "l2": 1e-3,
         "val_score": val_score,
         "binning_error": 0.0,
-        "part": "all",
+        "part": part,
         "metric": "accuracy",
         "value": value,
     }
@@ -172,3 +174,28 @@ def test_the_budgets_differ_and_each_has_its_own_verdicts(study):
     assert set(comparisons["budget"]) == set(BUDGETS)
     saved = json.loads((root / "metrics" / "ensemble" / "all" / "comparisons" / "all.json").read_text())
     assert saved["cpc-mlp - random-linear"]["lo"] == pytest.approx(_comparison(root, "random")["lo"])
+
+
+def test_what_unseen_conditions_cost_is_paired_across_the_two_parts(tmp_path):
+    """The control loses a little skill on every work under unseen conditions, CPC none: the
+    change of their difference is a win for CPC because seen and unseen draw the same works."""
+    write_cells(tmp_path / "cells", {"seen": {}, "unseen": {"random-linear": 0.05}})
+    collect(tmp_path / "cells", tmp_path / "downstream", tmp_path / "metrics", _config(), runs=(0,))
+    transfer = pd.read_parquet(tmp_path / "downstream" / "transfer.parquet")
+    intervals = pd.read_parquet(tmp_path / "downstream" / "intervals.parquet")
+    means = intervals.set_index(["part", "method", "budget"])["mean"]
+    for g in transfer[transfer["kind"] == "method"].itertuples():
+        assert g.gap == pytest.approx(means[("unseen", g.a, g.budget)] - means[("seen", g.a, g.budget)])
+        assert g.lo <= g.gap <= g.hi
+    control = transfer[(transfer["kind"] == "method") & (transfer["a"] == "random-linear")]
+    assert (
+        control["hi"] < 0
+    ).all()  # each work a little worse: a paired drop, though each part's own interval is wide
+    untouched = transfer[(transfer["kind"] == "method") & (transfer["a"] == "cpc-mlp")]
+    assert (untouched["gap"] == 0).all() and (untouched["lo"] == 0).all()
+    pair = transfer[
+        (transfer["kind"] == "comparison") & (transfer["rival"] == "random") & (transfer["budget"] == "all")
+    ]
+    assert pair["lo"].iloc[0] > 0.01  # CPC carries over better, paired on works, runs and seeds
+    saved = json.loads((tmp_path / "metrics" / "ensemble" / "transfer" / "all.json").read_text())
+    assert saved["cpc-mlp - random-linear"]["gap"] == pytest.approx(pair["gap"].iloc[0])

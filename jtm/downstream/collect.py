@@ -12,6 +12,9 @@ folder left over from an earlier study never leaks in. Outputs::
                                      val_score, seeds, runs, train_tracks, train_windows,
                                      train_frames, train_classes, train_strata (means over models)
     <downstream>/comparisons.parquet task, part, budget, a, rival, b, diff, lo, hi (95 %, paired)
+    <downstream>/transfer.parquet    (seen and unseen parts) task, budget, kind, a, rival, b, seen,
+                                     unseen, gap, lo, hi: unseen - seen of each method and each
+                                     comparison, paired (compare.transfer)
     <downstream>/runs.parquet        task, part, budget, run, a, rival, b, diff: each comparison in
                                      each pretraining run alone (means over seeds)
     <downstream>/test_split.json     per task and part: test tracks, windows, bootstrap units,
@@ -26,6 +29,7 @@ folder left over from an earlier study never leaks in. Outputs::
                                      std over models, what the budget held (dvc metrics show)
     <metrics>/<task>/<part>/comparisons/<budget>.json  each paired comparison's diff, lo, hi and
                                      its diff in each run (run<r>)
+    <metrics>/<task>/transfer/<budget>.json  unseen - seen of each method and comparison
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def collect(
     """Write the folders described above (atomically) from the cells params name, for the
     pretraining runs `runs`."""
     cells, runs = Path(cells), tuple(runs)
-    tables, intervals, comparisons, per_run, split_info, summary = [], [], [], [], {}, {}
+    tables, intervals, comparisons, per_run, transfers, split_info, summary = [], [], [], [], [], {}, {}
     with atomic_dir(out_dir) as out, atomic_dir(metrics_dir) as metrics_out:
         excerpt: dict[str, np.ndarray] = {}
         for position, task in enumerate(cfg.tasks):
@@ -67,7 +71,15 @@ def collect(
             tables.append(rows)
             split_info[task] = {}
             parts = _parts(rows, stats, units, task, cfg, position)
-            for part, (table, paired, by_run, info) in parts.items():
+            if set(parts) == {"seen", "unseen"} and _paired_parts(units):
+                gaps = compare.transfer(
+                    {part: found[0] for part, found in parts.items()},
+                    {part: found[4] for part, found in parts.items()},
+                    parts["unseen"][1],
+                ).assign(task=task)
+                transfers.append(gaps)
+                _write_transfer(metrics_out / task / "transfer", gaps)
+            for part, (table, paired, by_run, info, _) in parts.items():
                 intervals.append(table)
                 comparisons.append(paired)
                 per_run.append(by_run)
@@ -82,6 +94,8 @@ def collect(
         pd.concat(intervals, ignore_index=True).to_parquet(out / "intervals.parquet", index=False)
         pd.concat(comparisons, ignore_index=True).to_parquet(out / "comparisons.parquet", index=False)
         pd.concat(per_run, ignore_index=True).to_parquet(out / "runs.parquet", index=False)
+        if transfers:
+            pd.concat(transfers, ignore_index=True).to_parquet(out / "transfer.parquet", index=False)
         (out / "test_split.json").write_text(json.dumps(split_info, indent=2))
         if excerpt:
             np.savez_compressed(out / "excerpt.npz", **excerpt)
@@ -92,8 +106,10 @@ def collect(
 def _parts(
     rows: pd.DataFrame, stats: dict, units: np.ndarray, task: str, cfg: DownstreamConfig, position: int
 ):
-    """{part: (intervals, comparisons, per-run comparisons, test split figures)} of one task,
-    each part (seen, unseen, or all) bootstrapped over its own units."""
+    """{part: (intervals, comparisons, per-run comparisons, test split figures, resampled
+    metrics)} of one task, each part (seen, unseen, or all) bootstrapped over its own units.
+    Parts hold the same works (each test performance is heard under both), named alike after
+    the part and drawn alike (one seed): the parts' resamples are paired."""
     found = {}
     for part in rows["part"].unique():
         mine = np.char.startswith(units.astype(str), part + PART_SEPARATOR)
@@ -108,8 +124,33 @@ def _parts(
         paired = compare.paired_comparisons(table, resampled).assign(task=task, part=part)
         by_run = compare.per_run(headline, paired).assign(task=task, part=part)
         info = {"units": int(mine.sum()), "unit": cfg.bootstrap_unit, "resamples": cfg.bootstrap_resamples}
-        found[part] = (table, paired, by_run, info | _test_size(headline))
+        found[part] = (table, paired, by_run, info | _test_size(headline), resampled)
     return found
+
+
+def _paired_parts(units: np.ndarray) -> bool:
+    """Whether the seen and unseen parts hold the same units (works, or performances), in one order."""
+    names = np.char.partition(units.astype(str), PART_SEPARATOR)
+    seen, unseen = (names[names[:, 0] == part, 2] for part in ("seen", "unseen"))
+    return np.array_equal(seen, unseen)
+
+
+def _write_transfer(folder: Path, gaps: pd.DataFrame) -> None:
+    """One JSON per budget: each method's and each comparison's unseen - seen with its interval."""
+    for budget, at in gaps.groupby("budget", sort=False):
+        write_json(
+            folder / f"{budget}.json",
+            {
+                (g.a if g.kind == "method" else f"{g.a} - {g.b}"): {
+                    "seen": g.seen,
+                    "unseen": g.unseen,
+                    "gap": g.gap,
+                    "lo": g.lo,
+                    "hi": g.hi,
+                }
+                for g in at.itertuples()
+            },
+        )
 
 
 def _read_task(

@@ -141,3 +141,43 @@ def per_run(values: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["budget", "run", "a", "rival", "b", "diff"])
+
+
+def transfer(
+    tables: dict[str, pd.DataFrame],
+    resampled: dict[str, dict[tuple[str, str], np.ndarray]],
+    paired: pd.DataFrame,
+) -> pd.DataFrame:
+    """What unseen recording conditions cost, paired: the same test performances heard under
+    unseen and under seen conditions, on the same resamples of works, runs and seeds.
+
+    `tables`, `resampled`: each part's (seen, unseen) `method_intervals`; `paired`: the unseen
+    part's comparisons. Rows: budget, kind ("method": a method's unseen - seen; "comparison":
+    a comparison's unseen - seen, i.e. how much less a loses than b), a, rival, b (empty for a
+    method), seen, unseen, gap (unseen - seen, means), lo, hi (95 %).
+    """
+    seen, unseen = (t.set_index(["method", "budget"])["mean"] for t in (tables["seen"], tables["unseen"]))
+    rows = []
+    for method, budget in tables["unseen"][["method", "budget"]].itertuples(index=False):
+        gap = resampled["unseen"][(method, budget)] - resampled["seen"][(method, budget)]
+        low, high = bootstrap.interval(gap)
+        s, u = float(seen[(method, budget)]), float(unseen[(method, budget)])
+        rows.append(
+            {"budget": budget, "kind": "method", "a": method, "rival": "", "b": "", "seen": s, "unseen": u}
+            | {"gap": u - s, "lo": low, "hi": high}
+        )
+    for c in paired.itertuples():
+        diffs = {
+            part: resampled[part][(c.a, c.budget)] - resampled[part][(c.b, c.budget)]
+            for part in ("seen", "unseen")
+        }
+        low, high = bootstrap.interval(diffs["unseen"] - diffs["seen"])
+        s = float(seen[(c.a, c.budget)] - seen[(c.b, c.budget)])
+        u = float(unseen[(c.a, c.budget)] - unseen[(c.b, c.budget)])
+        rows.append(
+            {"budget": c.budget, "kind": "comparison", "a": c.a, "rival": c.rival, "b": c.b, "seen": s}
+            | {"unseen": u, "gap": u - s, "lo": low, "hi": high}
+        )
+    return pd.DataFrame(
+        rows, columns=["budget", "kind", "a", "rival", "b", "seen", "unseen", "gap", "lo", "hi"]
+    )

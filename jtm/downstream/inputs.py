@@ -44,7 +44,7 @@ class TaskData:
         self.split = self.keys["split"].to_numpy()
         self.notes = notes
         self._excerpts = None
-        heard = ["heard"] if "heard" in tracks else []
+        heard = ["heard", "performance"] if "heard" in tracks else []
         meta = self.keys[["id"]].merge(
             tracks[["id", "composer", "catalog_name", *heard]], on="id", how="left"
         )
@@ -52,7 +52,9 @@ class TaskData:
         # or unseen), or "all" where the corpus does not say (real MusicNet).
         self.heard = meta["heard"].to_numpy().astype(str) if heard else np.full(len(meta), ALL)
         work = meta["composer"].astype(str) + " / " + meta["catalog_name"].astype(str)
-        unit_of = (work if unit == "work" else meta["id"].astype(str)).to_numpy().astype(str)
+        # A track unit is a performance: its recordings under seen and unseen conditions pair up.
+        track = meta["performance"] if heard else meta["id"]
+        unit_of = (work if unit == "work" else track.astype(str)).to_numpy().astype(str)
         self.unit_names = np.char.add(np.char.add(self.heard, PART_SEPARATOR), unit_of)
 
     def excerpts(self) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]:

@@ -260,6 +260,8 @@ def build_report(
             )
 
     table, held = headline_table(intervals), budget_table(intervals)
+    transfer_path = downstream / "transfer.parquet"
+    transfer = transfer_tables(pd.read_parquet(transfer_path)) if transfer_path.is_file() else None
     by_run = run_table(run_metrics, pd.read_parquet(downstream / "runs.parquet"), intervals, params)
     largest = {task: largest_budget(intervals, task) for task in intervals["task"].unique()}
     everything = summary[summary["budget"] == summary["task"].map(largest)]
@@ -281,6 +283,7 @@ def build_report(
         "runs": run_metrics,
         "models": int(results.groupby(["task", "method", "budget", "run", "seed"]).ngroups),
         "test_split": test_split,
+        "transfer": transfer,
         "grids": [
             (part, glance.grid_markdown(mine, budget_label), glance.grid_html(mine, budget_label))
             for part, mine in glance.by_part(comparisons)
@@ -297,6 +300,36 @@ def build_report(
     with atomic_file(html_path) as tmp:
         tmp.write_text(_html(context, (table, held, by_run), full, verdict, images, params))
     return {"figures": len(images), "models": context["models"]}
+
+
+def transfer_tables(transfer: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(methods, comparisons): what unseen recording conditions cost each method, and whether
+    the best CPC method loses less to them than each rival (unseen - seen, paired 95 %)."""
+    from jtm.downstream.compare import outcome
+
+    cells = transfer.assign(
+        budget=transfer["budget"].map(budget_label),
+        change=[
+            f"{g:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            for g, lo, hi in transfer[["gap", "lo", "hi"]].itertuples(index=False)
+        ],
+    )
+    methods = cells[cells["kind"] == "method"].rename(columns={"a": "method", "change": "unseen − seen"})
+    methods = methods.assign(
+        seen=methods["seen"].map("{:.3f}".format), unseen=methods["unseen"].map("{:.3f}".format)
+    )
+    words = {"wins": "carries over better", "loses": "carries over worse", "ties": "cannot be told apart"}
+    pairs = cells[cells["kind"] == "comparison"]
+    pairs = pairs.assign(
+        comparison=pairs["a"] + " − " + pairs["b"],
+        seen=pairs["seen"].map("{:+.3f}".format),
+        unseen=pairs["unseen"].map("{:+.3f}".format),
+        verdict=[words[outcome(lo, hi)] for lo, hi in pairs[["lo", "hi"]].itertuples(index=False)],
+    ).rename(columns={"change": "unseen − seen"})
+    return (
+        methods[["task", "budget", "method", "seen", "unseen", "unseen − seen"]],
+        pairs[["task", "budget", "comparison", "seen", "unseen", "unseen − seen", "verdict"]],
+    )
 
 
 def run_table(run_metrics: dict, by_run: pd.DataFrame, intervals: pd.DataFrame, params: dict) -> pd.DataFrame:
@@ -384,6 +417,11 @@ def _markdown(context, table, full, verdict, images, figures_rel, params) -> str
     lines += [f"- {line}" for line in _intro(context)]
     table, held, by_run = table
     lines += ["", "## Does CPC win? (paired 95 % intervals)", ""] + [f"- {v}" for v in verdict]
+    if context["transfer"] is not None:
+        methods, pairs = context["transfer"]
+        lines += ["", f"## {TRANSFER_TITLE}", "", TRANSFER_KEY, ""]
+        lines += [pairs.to_markdown(index=False, disable_numparse=True), ""]
+        lines += [methods.to_markdown(index=False, disable_numparse=True)]
     lines += ["", f"## {RUNS_TITLE}", "", by_run.to_markdown(index=False, disable_numparse=True)]
     lines += ["", "## Headline table (test split, mean [95 % interval])", "", table.to_markdown(index=False)]
     lines += ["", "## What each label budget held", "", held.to_markdown(index=False)]
@@ -416,6 +454,14 @@ def _params_yaml(params: dict) -> str:
 
     return yaml.safe_dump({k: v for k, v in params.items() if k != "paths"}, sort_keys=False).strip()
 
+
+TRANSFER_TITLE = "What unseen recording conditions cost (unseen − seen, paired 95 % intervals)"
+TRANSFER_KEY = (
+    "The same test performances, heard under conditions seen in training and under unseen ones. "
+    "First each comparison's change: a positive change means the best CPC method loses less "
+    "to unseen conditions than the rival (its features carry over better); then each method's "
+    "own change. Intervals resample works, runs and seeds, paired across the two parts."
+)
 
 RUNS_TITLE = "Each pretraining run alone (largest budget; CPC − control: best of each, chosen on validation)"
 
@@ -462,7 +508,19 @@ def _html(context, table, full, verdict, images, params) -> str:
         *[f"<li>{_inline_markdown(line)}</li>" for line in _intro(context)],
         "</ul><h2>Does CPC win? (paired 95 % intervals)</h2><ul>",
         *[f"<li>{_inline_markdown(v)}</li>" for v in verdict],
-        f"</ul><h2>{RUNS_TITLE}</h2>",
+        "</ul>",
+        *(
+            []
+            if context["transfer"] is None
+            else [
+                f"<h2>{TRANSFER_TITLE}</h2><p>{html.escape(TRANSFER_KEY)}</p>",
+                *[
+                    t.to_html(index=False, classes="transfer", border=0, escape=True)
+                    for t in context["transfer"][::-1]
+                ],
+            ]
+        ),
+        f"<h2>{RUNS_TITLE}</h2>",
         table[2].to_html(index=False, classes="runs", border=0, escape=True),
         "<h2>Headline table (test split, mean [95 % interval])</h2>",
         table[0].to_html(index=False, classes="headline", border=0, escape=True),
