@@ -1,6 +1,7 @@
 """Resampling quality (analytic sweep, sox agreement), streaming equivalence, label re-timing."""
 
 import dataclasses
+import hashlib
 import shutil
 import subprocess
 
@@ -65,6 +66,23 @@ def test_streaming_blocks_do_not_change_the_result(tmp_path, cfg):
     resample_file(wav, tmp_path / "one.npy", dataclasses.replace(cfg, block_seconds=100.0))
     resample_file(wav, tmp_path / "many.npy", dataclasses.replace(cfg, block_seconds=0.05))
     np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "many.npy"))
+
+
+@pytest.mark.check
+def test_each_array_carries_the_digest_of_its_samples(tmp_path, cfg):
+    """Other audio of the same length gets another digest (pretraining's checkpoint key reads
+    it: a checkpoint trained on other audio is never resumed)."""
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 2 * SR_IN)
+    sf.write(tmp_path / "a.wav", noise, SR_IN, subtype="FLOAT")
+    noise[SR_IN] += 0.01  # one sample louder
+    sf.write(tmp_path / "b.wav", noise, SR_IN, subtype="FLOAT")
+    *_, first = resample_file(
+        tmp_path / "a.wav", tmp_path / "a.npy", dataclasses.replace(cfg, block_seconds=0.3)
+    )
+    *_, again = resample_file(tmp_path / "a.wav", tmp_path / "a2.npy", cfg)
+    *_, other = resample_file(tmp_path / "b.wav", tmp_path / "b.npy", cfg)
+    assert first == again != other
+    assert first == hashlib.blake2b(np.load(tmp_path / "a.npy").tobytes(), digest_size=16).hexdigest()
 
 
 @pytest.mark.check

@@ -6,11 +6,14 @@ Output folder (read by `index`, memory-mapped by training)::
     <audio16k>/labels/<id>.parquet  MusicNet label columns, start/end re-timed to 16 kHz samples
     <audio16k>/manifest.parquet     one row per track: metadata columns, split, samples (16 kHz),
                                     source_samples (44.1 kHz), subtype (the WAV's, e.g. FLOAT),
+                                    digest (BLAKE2b of the 16 kHz samples: what pretraining's
+                                    checkpoint key reads, so other audio is never resumed),
                                     and recordings.csv's columns where the corpus has one
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from multiprocessing import Pool
 from pathlib import Path
@@ -28,10 +31,10 @@ from jtm.musicnet import layout
 from jtm.progress import progress
 
 
-def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, str]:
+def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, str, str]:
     """Resample one checked WAV into `out` (.npy) in bounded memory.
 
-    Returns (source samples, output samples, WAV subtype).
+    Returns (source samples, output samples, WAV subtype, BLAKE2b digest of the samples written).
     """
     info = layout.check_wav(wav)
     n_out = round(info.frames * cfg.sample_rate / info.samplerate)
@@ -39,6 +42,7 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
     dtype = np.dtype(cfg.dtype)
     stream = soxr.ResampleStream(info.samplerate, cfg.sample_rate, 1, dtype="float32", quality=cfg.quality)
     read = written = 0
+    digest = hashlib.blake2b(digest_size=16)
     # Sequential buffered writes after a .npy header: no memory map, no page faults, no msync.
     with open(out, "wb") as handle, sf.SoundFile(str(wav)) as audio:
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n_out,)}
@@ -57,6 +61,7 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
                 if dtype == np.int16:
                     resampled = pcm.to_int16(resampled)
                 resampled.tofile(handle)
+                digest.update(resampled.tobytes())
                 written += len(resampled)
                 if last:
                     break
@@ -66,7 +71,7 @@ def resample_file(wav: Path, out: Path, cfg: ResampleConfig) -> tuple[int, int, 
         raise DataError(
             wav, f"read {read} of {info.frames} samples, wrote {written} of {n_out}: file is damaged"
         )
-    return info.frames, n_out, info.subtype
+    return info.frames, n_out, info.subtype, digest.hexdigest()
 
 
 def retime_labels(labels: pd.DataFrame, source_rate: int, target_rate: int) -> pd.DataFrame:
@@ -80,7 +85,7 @@ def retime_labels(labels: pd.DataFrame, source_rate: int, target_rate: int) -> p
 
 def _resample_track(args: tuple[layout.TrackFiles, Path, ResampleConfig]) -> dict:
     track, out, cfg = args
-    source_samples, samples, subtype = resample_file(track.wav, out / f"{track.id}.npy", cfg)
+    source_samples, samples, subtype, digest = resample_file(track.wav, out / f"{track.id}.npy", cfg)
     labels = layout.read_labels(track.labels, n_samples=source_samples)
     retimed = retime_labels(labels, layout.SAMPLE_RATE, cfg.sample_rate)
     retimed.to_parquet(out / "labels" / f"{track.id}.parquet", index=False)
@@ -90,6 +95,7 @@ def _resample_track(args: tuple[layout.TrackFiles, Path, ResampleConfig]) -> dic
         "samples": samples,
         "source_samples": source_samples,
         "subtype": subtype,
+        "digest": digest,
     }
 
 

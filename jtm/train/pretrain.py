@@ -68,7 +68,8 @@ def numerics(cfg: PretrainConfig, device: torch.device, world: int) -> dict:
 
 def _fingerprint(cfg: PretrainConfig, index_dir: Path, unlabeled: tuple[Path, Path] | None, run: dict) -> str:
     """Identifies a training run: every key that can change the output (the stage's DVC params,
-    the same list), the exact index tables, the ingested corpora's tables and `numerics`."""
+    the same list), the exact index tables (their tracks carry each array's digest, so other
+    audio of the same lengths is another run), the ingested corpora's tables and `numerics`."""
     values = {name: getattr(cfg, name) for name in output_fields(PretrainConfig)} | {"numerics": run}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode())
     for table in ("tracks.parquet", "windows.parquet"):
