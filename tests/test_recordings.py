@@ -10,6 +10,7 @@ import pytest
 from scipy import signal
 
 from jtm.config import DemoConfig, PretrainConfig, load_params, section
+from jtm.corpus.index import summarize
 from jtm.demo import recording, render
 from jtm.loading.windows import load_windows
 from jtm.musicnet import layout
@@ -162,6 +163,9 @@ def test_nothing_held_out_reaches_pretraining_or_probe_training(built):
     used = tracks.set_index("id").loc[sources.windows["id"].unique()]
     assert (used["heard"] == "seen").all() and (used["split"] == "train").all()
     assert test_works.isdisjoint(used["catalog_name"])
+    (said,) = [line for line in summarize(index).splitlines() if "recordings:" in line]  # jtm summary
+    held = sorted(tracks.loc[tracks["heard"] == "unseen", "room"].unique())
+    assert f"held-out rooms: {', '.join(held)}" in said and "train" in said and "unseen" in said
     windows, probe_tracks = load_windows(index, ("train", "val"))  # what probes train and select on
     assert (probe_tracks["heard"] == "seen").all() and test_works.isdisjoint(probe_tracks["catalog_name"])
 

@@ -171,11 +171,16 @@ def summarize(index_dir: str | Path) -> str:
         f"  16 kHz arrays: {Path(tracks['path'].iloc[0]).parent}/<id>.npy",
     ]
     if "heard" in tracks:
-        heard = tracks.groupby(["split", "heard"]).size()
+        counts = tracks.groupby(["split", "heard"], sort=False).size()
+        per_split = {
+            split: " + ".join(f"{n} {heard}" for (s, heard), n in counts.items() if s == split)
+            for split in ("train", "val", "test")
+        }
+        held = sorted(tracks.loc[tracks["heard"] == "unseen", "room"].unique())
         lines.insert(
             2,
             "  recordings: "
-            + ", ".join(f"{s} {h} {n}" for (s, h), n in heard.items())
-            + f" (rooms {', '.join(sorted(tracks['room'].unique()))})",
+            + ", ".join(f"{s} {text}" for s, text in per_split.items() if text)
+            + f" (held-out rooms: {', '.join(held) or 'none'})",
         )
     return "\n".join(lines)
