@@ -184,3 +184,22 @@ def test_the_fonts_preset_holds_out_a_soundfont_for_test_recordings_only(tiny_pa
     seen_fonts = set(recordings.loc[split == "train", "soundfont"])
     assert len(unseen_fonts) == 1 and unseen_fonts.isdisjoint(seen_fonts)
     assert seen_fonts <= {"TimGM6mb.sf2", "FluidR3_GM.sf2", "MuseScore_General_Lite.sf3", "OPL-3_FM_128M.sf2"}
+
+
+def test_each_test_part_holds_the_recordings_of_its_conditions(built):
+    from jtm.downstream.inputs import TaskData, test_parts
+
+    index = Path(built["paths"]["index"])
+    windows, tracks = load_windows(index, ("train", "val", "test"))
+    keys = windows[["id", "start", "length", "split"]]
+    data = TaskData("ensemble", keys, tracks, pd.read_parquet(index / "notes.parquet"), "work")
+    test = data.part("test")
+    parts = test_parts(data.heard[test])
+    assert list(parts) == ["seen", "unseen"]
+    heard = tracks.set_index("id")["heard"]
+    for part, where in parts.items():
+        ids = data.keys["id"].to_numpy()[test[where]]
+        assert (heard.loc[ids] == part).all()
+        assert all(name.startswith(f"{part}|") for name in data.unit_names[test[where]])
+    works = {part: {n.split("|", 1)[1] for n in data.unit_names[test[w]]} for part, w in parts.items()}
+    assert works["seen"] == works["unseen"]  # the same works: the parts pair up
