@@ -80,8 +80,9 @@ def test_dvc_adding_a_pretraining_run_reruns_only_that_run_and_the_gathering(dvc
 def test_dvc_metrics_show_prints_every_downstream_cell(dvc_project):
     root = dvc_project.root
     table = run(["dvc", "metrics", "show", "--md"], root)
-    assert "metrics/ensemble/cpc-linear/all.json" in table
-    assert "metrics/transcription/logmel-linear/1-per-class.json" in table
+    assert "metrics/ensemble/unseen/cpc-linear/all.json" in table  # the tiny corpus: seen and unseen parts
+    assert "metrics/transcription/seen/logmel-linear/1-per-class.json" in table
+    assert "metrics/ensemble/transfer/all.json" in table
     assert "headline.lo" in table and "headline.hi" in table and "mean.onset_f1" in table
     assert "pretrain/run0/metrics.json" in table and "pretrain/run1/metrics.json" in table
 

@@ -187,7 +187,8 @@ def test_the_fonts_preset_holds_out_a_soundfont_for_test_recordings_only(tiny_pa
 
 
 def test_each_test_part_holds_the_recordings_of_its_conditions(built):
-    from jtm.downstream.inputs import TaskData, test_parts
+    from jtm.downstream.inputs import TaskData
+    from jtm.downstream.parts import test_parts
 
     index = Path(built["paths"]["index"])
     windows, tracks = load_windows(index, ("train", "val", "test"))

@@ -41,9 +41,10 @@ import torch
 from jtm.atomic import atomic_dir, write_json
 from jtm.config import DownstreamConfig
 from jtm.downstream.design import Method, budget
-from jtm.downstream.inputs import ALL, CellInputs, TaskData, load_cell
+from jtm.downstream.inputs import CellInputs, TaskData, load_cell
 from jtm.downstream.metrics import HEADLINE
 from jtm.downstream.model import one_model
+from jtm.downstream.parts import ALL
 from jtm.downstream.subsets import label_subset
 
 log = logging.getLogger(__name__)

@@ -45,8 +45,8 @@ from jtm.atomic import atomic_dir, write_json
 from jtm.config import DownstreamConfig
 from jtm.downstream import bootstrap, compare
 from jtm.downstream.design import ALL_METHODS, methods
-from jtm.downstream.inputs import PART_SEPARATOR
 from jtm.downstream.metrics import HEADLINE
+from jtm.downstream.parts import PART_SEPARATOR
 from jtm.errors import DataError
 
 HELD = ("train_tracks", "train_windows", "train_frames", "train_classes", "train_strata")

@@ -11,20 +11,11 @@ import pandas as pd
 
 from jtm.downstream import end_to_end
 from jtm.downstream.labels import SAMPLE_RATE, TaskLabels, non_overlapping, task_labels
+from jtm.downstream.parts import ALL, PART_SEPARATOR
 from jtm.errors import DataError
 from jtm.features.embed import load_embeddings
 from jtm.loading.windows import load_windows
 from jtm.models.encoder import DOWNSAMPLING
-
-ALL = "all"  # the only test part of a corpus that does not say how its tracks were recorded
-PART_SEPARATOR = "|"  # unit names are "<part>|<work or track>"
-
-
-def test_parts(heard: np.ndarray) -> dict[str, np.ndarray]:
-    """{part: positions}, parts in order (seen before unseen), of test windows whose part is
-    `heard` (test windows,)."""
-    order = {"seen": 0, "unseen": 1, ALL: 2}
-    return {part: np.flatnonzero(heard == part) for part in sorted(set(heard), key=order.get)}
 
 
 class TaskData:

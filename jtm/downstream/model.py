@@ -9,15 +9,7 @@ from jtm.config import DownstreamConfig
 from jtm.devices import resolve_device
 from jtm.downstream import bootstrap, end_to_end
 from jtm.downstream.design import Method
-from jtm.downstream.inputs import (
-    ALL,
-    PART_SEPARATOR,
-    CellInputs,
-    TaskData,
-    flat_targets,
-    probe_inputs,
-    test_parts,
-)
+from jtm.downstream.inputs import CellInputs, TaskData, flat_targets, probe_inputs
 from jtm.downstream.labels import TaskLabels
 from jtm.downstream.metrics import (
     HEADLINE,
@@ -26,6 +18,7 @@ from jtm.downstream.metrics import (
     multilabel_scores,
     transcription_scores,
 )
+from jtm.downstream.parts import ALL, PART_SEPARATOR, test_parts
 from jtm.downstream.probe import Fit, fit_path, predict
 from jtm.downstream.subsets import budget_contents, budget_name
 
