@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 
-def load_encoder(path, layer: str = "context"):
+def load_encoder(path, layer: str = "encoder"):
     """A pretrained CPC model as a module embedding 16 kHz audio (B, L) -> (B, L // 160, H)."""
     from jtm.models.artifact import load_encoder as _load
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -97,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     features.add_argument("paths", nargs="+", help="audio files, folders or glob patterns")
-    features.add_argument("--model", help="a pretrain output folder (default: params paths.pretrain)")
+    features.add_argument(
+        "--model",
+        help="a pretraining run's folder (default: <paths.pretrain>/run<r>, r the first of pretrain.runs)",
+    )
     features.add_argument("--out", required=True, help="folder to write (must not exist, or be empty)")
     features.add_argument("--layer", choices=LAYERS, help="read-out (default: params embed.layer)")
     features.add_argument("--pooling", choices=POOLINGS, help="window vector (default: params embed.pooling)")
@@ -123,7 +127,8 @@ def _features(args: argparse.Namespace, params: dict) -> dict:
     _empty_out(Path(args.out))
     return embed_files(
         args.paths,
-        args.model or get_dotted(params, "paths.pretrain"),
+        args.model
+        or Path(get_dotted(params, "paths.pretrain")) / f"run{get_dotted(params, 'pretrain.runs')[0]}",
         args.out,
         layer=args.layer or get_dotted(params, "embed.layer"),
         pooling=args.pooling or get_dotted(params, "embed.pooling"),
@@ -151,6 +156,17 @@ def _render(args: argparse.Namespace, params: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `jtm` command; its exit status (2: bad input or params, 141: stdout closed early)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would print a traceback
+        return code
+    except BrokenPipeError:  # `jtm schema | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
+
+
+def _main(argv: list[str] | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     if args.command == "schema":

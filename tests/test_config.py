@@ -128,3 +128,36 @@ def test_a_bookkeeping_key_is_no_stage_param_and_an_output_key_is():
         assert f"pretrain.{key}" in pretrain
     assert "data.retries" not in STAGES["acquire"].params
     assert "resample.workers" not in STAGES["resample"].params
+
+
+def test_an_old_key_name_on_the_command_line_warns_too():
+    with pytest.warns(
+        UserWarning, match="--set pretrain.heads: pretrain.heads is now called pretrain.attention_heads"
+    ):
+        params = load_params(REPO / "params.yaml", ["pretrain.heads=2"])
+    assert params["pretrain"]["attention_heads"] == 2
+
+
+def test_a_misspelled_key_gets_a_did_you_mean():
+    with pytest.raises(ConfigError, match=r"unknown key 'hiden'; did you mean 'hidden'\?$"):
+        load_params(REPO / "params.yaml", ["pretrain.hiden=3"])
+    with pytest.raises(ConfigError, match=r"known: seed, runs"):  # nothing close: the keys listed
+        load_params(REPO / "params.yaml", ["pretrain.zzzz=3"])
+    params = load_params(REPO / "params.yaml")
+    params["pretrain"]["stpes"] = params["pretrain"].pop("steps")
+    with pytest.raises(ConfigError, match=r"did you mean 'stpes' for 'steps'\?"):
+        validate_params(params)
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capfd):
+    """`jtm schema | head`: the reader has closed the pipe; no traceback, exit 141 (SIGPIPE's)."""
+    import os
+
+    from jtm.cli import main
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone: every write fails with EPIPE
+    with open(write, "w") as closed:
+        monkeypatch.setattr("sys.stdout", closed)
+        assert main(["schema"]) == 141
+    assert capfd.readouterr().err == ""

@@ -83,3 +83,51 @@ def test_the_command_line_writes_the_same_and_refuses_a_full_folder(built, tmp_p
     assert len(pd.read_parquet(tmp_path / "out" / "files.parquet")) == 2  # the glob: two WAVs
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 2 and "folder exists and is not empty" in again.stderr
+
+
+def test_without_model_the_first_pretraining_run_embeds_and_a_folder_of_runs_is_named(
+    built, tmp_path, capsys
+):
+    import yaml
+
+    from jtm.cli import main
+
+    write_library(tmp_path / "library")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(built))
+    wav = str(tmp_path / "library" / "stereo44.wav")
+    assert main(["features", wav, "--out", str(tmp_path / "out"), "--params", str(params)]) == 0
+    first = Path(built["paths"]["pretrain"]) / f"run{built['pretrain']['runs'][0]}"
+    assert (
+        main(
+            [
+                "features",
+                wav,
+                "--model",
+                str(first),
+                "--out",
+                str(tmp_path / "named"),
+                "--params",
+                str(params),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out" / "frames.npy"), np.load(tmp_path / "named" / "frames.npy")
+    )
+    runs = built["paths"]["pretrain"]
+    assert (
+        main(["features", wav, "--model", runs, "--out", str(tmp_path / "x"), "--params", str(params)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "not a pretrained model's folder" in err and f"{runs}/run0" in err
+
+
+def test_load_encoder_reads_out_what_the_study_embeds_by_default(built):
+    """jtm.load_encoder's default layer is the study's `embed.layer` (the encoder)."""
+    model = Path(built["paths"]["pretrain"]) / "run0"
+    clip = torch.zeros(1, 8000).uniform_(-0.3, 0.3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        default, study = load_encoder(model)(clip), load_encoder(model, built["embed"]["layer"])(clip)
+    assert built["embed"]["layer"] == "encoder" and torch.equal(default, study)

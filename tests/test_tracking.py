@@ -119,15 +119,24 @@ def test_the_report_and_its_figures_are_artifacts_of_the_report_run(built, mlflo
     assert "confusion.png" in figures
 
 
-def test_resample_logs_hours_and_speed(built, tmp_path):
+@RECORDERS
+def test_resample_logs_hours_and_speed_in_a_run_that_spans_its_work(built, tmp_path, recorder):
+    """The run's start and end are the stage's own: a recorder process opens it after importing
+    MLflow, when a short stage may be done already."""
     params = built
     params["paths"]["audio16k"] = str(tmp_path / "again16k")
-    params["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path / 'local.db'}"
+    params["mlflow"].update(tracking_uri=f"sqlite:///{tmp_path / 'local.db'}", recorder=recorder)
+    before = time.time() * 1000
     run_stage("resample", params)
+    after = time.time() * 1000
     client = MlflowClient(tracking_uri=params["mlflow"]["tracking_uri"])
     (run,) = client.search_runs([client.get_experiment_by_name(params["mlflow"]["experiment"]).experiment_id])
     assert run.data.metrics["hours"] > 0 and run.data.metrics["x_realtime"] > 1
     assert run.data.params["resample.quality"] == "VHQ"
+    assert before <= run.info.start_time <= run.info.end_time <= after
+    assert (
+        run.info.end_time - run.info.start_time >= 1000 * run.data.metrics["seconds"]
+    )  # the stage's own clock
 
 
 @RECORDERS

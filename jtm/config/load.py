@@ -53,6 +53,8 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = 
             raise ConfigError(f"--set {item!r}: expected key=value", source=path)
         if key in REPLACED:
             raise ConfigError(f"--set {key}: replaced by {REPLACED[key]}", source=path)
+        if key in RENAMED:
+            warnings.warn(f"--set {key}: {key} is now called {RENAMED[key]}", stacklevel=2)
         set_dotted(params, RENAMED.get(key, key), yaml.safe_load(raw), source=path)
     return params
 
@@ -83,8 +85,18 @@ def set_dotted(params: dict, key: str, value: Any, source: str | Path | None = N
             raise ConfigError(f"--set {key}: no section {part!r} in params", source=source)
         node = node[part]
     if leaf not in node:
-        raise ConfigError(f"--set {key}: unknown key {leaf!r} (known: {', '.join(node)})", source=source)
+        raise ConfigError(f"--set {key}: unknown key {leaf!r}{did_you_mean(leaf, node)}", source=source)
     node[leaf] = value
+
+
+def did_you_mean(name: str, known) -> str:
+    """ "; did you mean 'hidden'?" for the closest known names, else the known names listed."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    if close:
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return f" (known: {', '.join(known)})"
 
 
 def get_dotted(params: dict, key: str) -> Any:

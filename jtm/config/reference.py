@@ -6,6 +6,7 @@ nothing is kept by hand.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -84,7 +85,7 @@ def reference(params_file: Path, reruns: dict[str, list[str]]) -> str:
                 describe(prop),
                 _value(defaults.get(section, {}).get(key)),
                 ", ".join(f"`{s}`" for s in reruns.get(dotted, [])) or "–",
-                notes.get(dotted, "").replace("|", "\\|"),
+                html.escape(notes.get(dotted, ""), quote=False).replace("|", "\\|"),  # "run<r>/" shows
             ]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")

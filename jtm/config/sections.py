@@ -11,6 +11,7 @@ params.yaml only.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 
 from jtm import choices
 from jtm.errors import ConfigError
@@ -54,7 +55,12 @@ def check_keys(params: dict, name: str, cls: type, source=None) -> dict:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown, missing = sorted(set(node) - fields), sorted(fields - set(node))
     if unknown or missing:
-        raise ConfigError(f"params section {name!r}: unknown keys {unknown}, missing keys {missing}", source)
+        close = {u: difflib.get_close_matches(u, missing, n=1, cutoff=0.6) for u in unknown}
+        hints = [f"{u!r} for {c[0]!r}" for u, c in close.items() if c]
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+        raise ConfigError(
+            f"params section {name!r}: unknown keys {unknown}, missing keys {missing}{hint}", source
+        )
     return node
 
 

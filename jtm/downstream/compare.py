@@ -33,7 +33,7 @@ def method_intervals(
     """(table, resampled) for one task.
 
     `values`: one row per model (method, budget, run, seed, value = the test headline,
-    val_score); `stats`: "<method>|<budget>|<run>|<seed>" -> (units, k); `draws`: (resamples,
+    val_score); `stats`: `"<method>|<budget>|<run>|<seed>"` -> (units, k); `draws`: (resamples,
     units). Each method is resampled over runs, seeds within runs and units together
     (`bootstrap.resampled_runs`); every method with as many runs draws the same runs, so the
     comparisons are paired on runs as on units. Table rows: method, budget, mean (over models),

@@ -19,7 +19,6 @@ Output folder (written beside its place, renamed on success)::
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from jtm.features.embed import SAMPLE_RATE, pool
 from jtm.ingest.account import account_table, log_account
 from jtm.ingest.decode import Target, decode_file
 from jtm.ingest.discover import Corpus, survey
-from jtm.models.artifact import load_encoder
+from jtm.models.artifact import load_encoder, model_config
 from jtm.progress import progress
 
 
@@ -84,7 +83,7 @@ def embed_files(
     """Embed every window of the audio files under `paths` (files, folders, globs) with the model
     in `model_dir` (a pretrain output folder); write `out` as the module docstring says."""
     model_dir = Path(model_dir)
-    window = int(json.loads((model_dir / "config.json").read_text())["window"])
+    window = int(model_config(model_dir)["window"])
     hop = hop or window
     encoder = load_encoder(model_dir, layer)
     target = Target(SAMPLE_RATE, quality, "float32", 10.0, window, hop)

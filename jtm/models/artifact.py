@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from jtm.errors import DataError
 from jtm.models.cpc import CPC, AudioEmbedder
 from jtm.models.encoder import DOWNSAMPLING
 from jtm.models.registry import build_cpc
@@ -42,9 +43,22 @@ def save_model(folder: Path, model: CPC, spec: ModelSpec, window: int, training:
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
+def model_config(path: str | Path) -> dict:
+    """config.json of the model folder (or model.pt) at `path`; a clear error if `path` is not
+    one (naming the runs inside, when it is the pretraining stage's folder of runs)."""
+    config = _folder(path) / "config.json"
+    if not config.is_file():
+        runs = sorted(p.name for p in _folder(path).glob("run*") if (p / "config.json").is_file())
+        hint = (
+            f": it holds the runs {', '.join(runs)}; name one, e.g. {_folder(path) / runs[0]}" if runs else ""
+        )
+        raise DataError(_folder(path), f"not a pretrained model's folder (no config.json){hint}")
+    return json.loads(config.read_text())
+
+
 def load_spec(path: str | Path) -> ModelSpec:
     """The architecture of the model folder (or model.pt) at `path`."""
-    return spec_from_dict(json.loads((_folder(path) / "config.json").read_text())["model"])
+    return spec_from_dict(model_config(path)["model"])
 
 
 def load_model(path: str | Path, weights: bool = True) -> CPC:
@@ -57,10 +71,10 @@ def load_model(path: str | Path, weights: bool = True) -> CPC:
     return model
 
 
-def load_encoder(path: str | Path, layer: str = "context") -> AudioEmbedder:
+def load_encoder(path: str | Path, layer: str = "encoder") -> AudioEmbedder:
     """A module that embeds 16 kHz audio (B, L) -> (B, L // 160, H), in eval mode.
 
-    `path` is the pretrain output folder (or its model.pt); `layer` "context", "encoder" or
-    "both" (B, L // 160, 2H).
+    `path` is a pretraining run's folder (or its model.pt); `layer` "encoder" (the default, as
+    the study's `embed.layer` reads out), "context" or "both" (B, L // 160, 2H).
     """
     return AudioEmbedder(load_model(path), layer).eval()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -114,13 +115,16 @@ def stage_run(stage: str, tracking: dict, values: dict) -> Iterator[Tracker]:
         return
     params = {key: str(value)[:6000] for key, value in values.items()}
     tags = {"params_hash": params_hash(values)}
-    recorder.send({"op": "start", "stage": stage, "tracking": tracking, "tags": tags, "params": params})
+    began = int(time.time() * 1000)  # the stage's clock: MLflow's run spans the stage's work
+    recorder.send(
+        {"op": "start", "stage": stage, "tracking": tracking, "tags": tags, "params": params, "began": began}
+    )
     _warn(recorder.warnings())
     status = "FAILED"
     try:
         yield Tracker(stage, recorder)
         status = "FINISHED"
     finally:
-        recorder.send({"op": "end", "status": status})
+        recorder.send({"op": "end", "status": status, "ended": int(time.time() * 1000)})
         recorder.close()
         _warn(recorder.warnings())

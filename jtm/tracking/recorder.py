@@ -42,7 +42,7 @@ class Recorder:
     def apply(self, op: dict) -> str | None:
         kind = op["op"]
         if kind == "start":
-            return self._start(op["stage"], op["tracking"], op["tags"], op["params"])
+            return self._start(op["stage"], op["tracking"], op["tags"], op["params"], op.get("began"))
         if self._mlflow is None:  # tracking disabled: the start already warned
             return None
         handlers = {
@@ -59,13 +59,17 @@ class Recorder:
             return _FAILURES[kind].format(stage=self.stage, err=err, **op)
         return None
 
-    def _start(self, stage: str, tracking: dict, tags: dict, params: dict) -> str | None:
+    def _start(self, stage: str, tracking: dict, tags: dict, params: dict, began: int | None) -> str | None:
+        """Open the stage's run, started at `began` (ms since the epoch, the stage's own clock:
+        a recorder process opens it a second or two later, after importing MLflow)."""
         self.stage = stage
         try:
             import mlflow
 
             _open_store(mlflow, tracking["tracking_uri"], tracking["experiment"])
-            mlflow.start_run(run_name=stage)
+            experiment = mlflow.get_experiment_by_name(tracking["experiment"]).experiment_id
+            run = mlflow.MlflowClient().create_run(experiment, start_time=began, run_name=stage)
+            mlflow.start_run(run_id=run.info.run_id)
             mlflow.set_tags({"stage": stage, "git_commit": git_commit()} | tags)
             mlflow.log_params(params)
         except Exception as err:
@@ -103,8 +107,12 @@ class Recorder:
         client.set_terminated(run.info.run_id)
 
     def _end(self, op: dict) -> None:
+        """Close the run at the stage's own end time (`ended`, ms), not the recorder's."""
         mlflow, self._mlflow = self._mlflow, None
+        run_id = mlflow.active_run().info.run_id
         mlflow.end_run(status=op["status"])
+        if op.get("ended") is not None:
+            mlflow.MlflowClient().set_terminated(run_id, op["status"], end_time=op["ended"])
 
 
 _FAILURES = {
