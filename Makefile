@@ -92,7 +92,7 @@ bench-cpc: install
 	python benchmarks/bench_cpc.py
 
 # On a GPU machine. Needs torch (+ torchaudio) only: with no .venv (a bare GPU node) python3 as
-# it is runs it (docs: ../shared/gpu/README.md's recipe; README "Performance").
+# it is runs it (docs/performance.md, "On a GPU").
 bench-gpu:
 	PYTHONPATH=$(CURDIR) python3 benchmarks/bench_gpu.py
 
@@ -113,7 +113,10 @@ profile-cpc: install
 lock: install
 	python -m pip freeze --all --exclude-editable | grep -v '^-e' > requirements.lock
 
+# Every output the pipeline writes, but the small results committed in git (results/metrics,
+# results/pretrain's metrics and curves, results/ablation): `git status` stays clean.
 clean:
-	rm -rf data/scores data/raw data/audio16k data/index data/ingest results/pretrain results/checkpoints \
-		results/embeddings results/cells results/downstream results/metrics results/report.html results/report.md \
+	rm -rf data/scores data/raw data/audio16k data/index data/ingest data/leakage data/cache results/checkpoints \
+		results/embeddings results/cells results/downstream results/report.html results/report.md \
 		results/figures logs .snakemake
+	rm -f results/pretrain/*/model.pt results/pretrain/*/config.json

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Embed any audio files with a trained model: frames, pooled vectors and their keys.",
         description="Cut every audio file under the paths (files, folders, globs; any format libsndfile\n"
         "reads) into windows of the model's length and write <out>/keys.parquet, files.parquet,\n"
-        "frames.npy and pooled.npy (see README, 'Features for your own audio').",
+        "frames.npy and pooled.npy (docs/own-audio.md, 'Features for your own audio').",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     features.add_argument("paths", nargs="+", help="audio files, folders or glob patterns")

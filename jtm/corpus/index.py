@@ -1,6 +1,6 @@
 """Stage `index`: the Parquet tables every later stage reads instead of walking folders.
 
-Tables (written with pyarrow; schemas in the README):
+Tables (written with pyarrow; schemas in docs/concepts/data.md, "Schemas"):
 - tracks.parquet: id, split (train/val/test), metadata columns, samples (16 kHz), source_samples,
   subtype, path (the track's .npy, relative to the folder the pipeline runs in).
 - windows.parquet: id, start (16 kHz sample), length; windows never cross a track's end.

@@ -14,7 +14,7 @@ objective of scikit-learn's LogisticRegression with C = 1 / (l2 * n) for the lin
 The caller then keeps the strength whose model scores best on the validation split by the
 task's headline metric. Nothing stops early on a validation loss: on works the training
 split does not hold, the validation loss reaches its minimum within a few epochs while the
-model is still far from its optimum (see README, "The probe protocol").
+model is still far from its optimum (docs/study.md, "Downstream evaluation").
 """
 
 from __future__ import annotations
