@@ -46,6 +46,10 @@ def test_every_command_works_as_written(command):
     elif words[0] == "dvc":  # dvc's own parser: an unknown command or option fails
         dvc = Path(sys.executable).with_name("dvc")
         assert subprocess.run([dvc, *words[1:], "--help"], capture_output=True, cwd=REPO).returncode == 0
+    elif words[0] == ".":  # sourcing the venv `make demo` builds (python -m venv makes activate)
+        makefile = (REPO / "Makefile").read_text()
+        assert words[1:] == [".venv/bin/activate"] and re.search(r"^VENV := \.venv$", makefile, flags=re.M)
+        assert re.search(r"-m venv \$\(VENV\)", makefile)
     elif words[0] == "snakemake":
         profile = words[words.index("--workflow-profile") + 1]
         assert (REPO / profile / "config.yaml").is_file()
