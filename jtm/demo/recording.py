@@ -82,9 +82,14 @@ def draw_room(rng: np.random.Generator, name: str) -> Room:
     return Room(name, per_band, float(rng.uniform(5, 30)), float(rng.uniform(-12, 3)), eq)
 
 
+def room(seed: int, index: int) -> Room:
+    """Room `index` ("room<index>") of the corpus: a function of (seed, index) alone."""
+    return draw_room(np.random.default_rng([seed, 20, index]), f"room{index}")
+
+
 def rooms(seed: int, n_rooms: int) -> list[Room]:
-    """The corpus's rooms, "room0" ... ; room i is a function of (seed, i) alone."""
-    return [draw_room(np.random.default_rng([seed, 20, i]), f"room{i}") for i in range(n_rooms)]
+    """The corpus's rooms, "room0" ... "room<n_rooms - 1>"."""
+    return [room(seed, i) for i in range(n_rooms)]
 
 
 def held_out(seed: int, n_rooms: int, n_held_out: int) -> list[str]:

@@ -64,7 +64,7 @@ class Conditions:
 
     soundfonts: tuple[str | None, ...]
     held_out_soundfonts: tuple[str | None, ...]
-    rooms: dict[str, recording.Room]
+    rooms: tuple[str, ...]  # room names; the rooms themselves: recording.room
     held_out_rooms: tuple[str, ...]
 
     def choices(self, heard: str) -> tuple[list, list]:
@@ -97,7 +97,7 @@ def conditions(cfg: DemoConfig) -> Conditions:
     return Conditions(
         fonts,
         tuple(fonts[i] for i in sorted(font_order[: cfg.held_out_soundfonts])),
-        {room.name: room for room in recording.rooms(cfg.seed, cfg.rooms)},
+        tuple(f"room{i}" for i in range(cfg.rooms)),
         tuple(recording.held_out(cfg.seed, cfg.rooms, cfg.held_out_rooms)),
     )
 
@@ -302,7 +302,7 @@ def _sound(performance: Performance, part, pitch, velocity, start, end, n_sample
         peak = float(np.max(np.abs(dry)))
         return (dry * (10 ** (DRY_LEVEL_DB / 20) / peak) if peak > 0 else dry).astype(np.float32)
     rng = np.random.default_rng([cfg.seed, 25, performance.score, performance.rendering, performance.take])
-    room = recording.rooms(cfg.seed, cfg.rooms)[int(performance.room.removeprefix("room"))]
+    room = recording.room(cfg.seed, int(performance.room.removeprefix("room")))
     return recording.record(dry, room, performance.level_db, performance.snr_db, sr, rng)
 
 

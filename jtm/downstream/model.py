@@ -47,21 +47,21 @@ def unit_statistics(data: TaskData, test: np.ndarray, p_test: np.ndarray) -> tup
     return names, bootstrap.ap_stats(truth, p_test, units, len(names), bootstrap.ap_edges(truth, p_test))
 
 
-def score(
-    data: TaskData,
-    val: np.ndarray,
-    p_val: np.ndarray,
-    test: np.ndarray,
-    p_test: np.ndarray,
-    full: bool = True,
-):
-    """(scores, confusion matrix or None) of test probabilities; thresholds chosen on val.
-    Transcription computes mir_eval's metrics (seconds a model) only when `full`; otherwise
-    the headline micro-AP alone."""
+def val_threshold(labels: TaskLabels, val: np.ndarray, p_val: np.ndarray) -> float | None:
+    """The multi-label decision threshold, chosen on the validation rows `val` (None for a
+    classification task; 0.5 without a validation split)."""
+    if not labels.multilabel:
+        return None
+    return best_threshold(labels.targets[val], p_val) if len(val) else 0.5
+
+
+def score(data: TaskData, threshold: float | None, test: np.ndarray, p_test: np.ndarray, full: bool = True):
+    """(scores, confusion matrix or None) of test probabilities; `threshold` from
+    `val_threshold`. Transcription computes mir_eval's metrics (seconds a model) only when
+    `full`; otherwise the headline micro-AP alone."""
     labels = data.labels
     if not labels.multilabel:
         return classification_scores(labels.targets[test], p_test)
-    threshold = best_threshold(labels.targets[val], p_val) if len(val) else 0.5
     if labels.task == "instruments":
         return multilabel_scores(labels.targets[test], p_test, threshold), None
     if not full:
@@ -161,8 +161,9 @@ def one_model(
     labels = cell.data.labels
     task = labels.task
     parts = test_parts(cell.data.heard[cell.test])
+    threshold = val_threshold(labels, cell.val, p_val)  # one for every part
     scored = {
-        part: score(cell.data, cell.val, p_val, cell.test[where], p_test[where], full)[0]
+        part: score(cell.data, threshold, cell.test[where], p_test[where], full)[0]
         for part, where in parts.items()
     }
     confusion = None if labels.multilabel else classification_scores(labels.targets[cell.test], p_test)[1]
