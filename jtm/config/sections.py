@@ -193,6 +193,14 @@ class PretrainConfig(ModelSpec):
     runs: tuple[int, ...] = dataclasses.field(metadata={"minimum": 0, "min_items": 1, "unique": True})
     n_negatives: int = at_least(1)
     negative_pool: int = at_least(0)  # 0: negatives from every frame of the (global) batch
+    same_track_share: float = dataclasses.field(metadata={"minimum": 0, "maximum": 1})
+    # Augmentation of the past (the context network's input; the predicted frames stay clean)
+    augment: tuple[str, ...] = choice(choices.AUGMENTS, unique=True)
+    augment_band_octaves: tuple[float, float] = positive()  # bandreject: the band's width
+    augment_dropout_ms: tuple[float, float] = at_least(0)  # dropout: each silenced gap's length
+    augment_rt60: tuple[float, float] = positive()  # reverb: the room's decay time, seconds
+    augment_snr_db: tuple[float, float] = dataclasses.field(metadata={})  # noise: below the window's RMS
+    augment_mix_db: tuple[float, float] = dataclasses.field(metadata={})  # mix: another window, this far below
     sampling: str = choice(choices.SAMPLINGS)
     category: str = choice(choices.CATEGORIES)
     musicnet_weight: float = at_least(0)  # MusicNet's train split beside ingested corpora (0: none)

@@ -3,7 +3,7 @@
 Each method's headline metric gets a 95 % interval from the bootstrap over test units,
 pretraining runs and probe seeds (jtm/downstream/bootstrap.py). Per task and budget, the best
 CPC method (`cpc-*` probes and `finetune`), chosen by its validation score, not its test score,
-is compared with the best random-init control, the best log-mel probe and the supervised
+is compared with the best random-init control, the best log-mel (or log-CQT) probe and the supervised
 baseline, each chosen the same way: the mean difference of the test metric and its 95 %
 interval, both methods scored on the same resamples (of units, runs and seeds).
 """
@@ -22,9 +22,10 @@ FAMILIES = {
     "cpc": ("cpc-linear", "cpc-mlp", "finetune"),
     "random": ("random-linear", "random-mlp"),
     "logmel": ("logmel-linear", "logmel-mlp"),
+    "cqt": ("cqt-linear", "cqt-mlp"),
     "supervised": ("supervised",),
 }
-RIVALS = ("random", "logmel", "supervised")  # what the best CPC method is compared with
+RIVALS = ("random", "logmel", "cqt", "supervised")  # what the best CPC method is compared with
 
 
 def method_intervals(

@@ -4,7 +4,9 @@ Feature sets (`embed.features`):
 - `cpc`: the pretrained model (context-network output by default, `embed.layer: encoder` for
   the encoder's frames);
 - `random`: the same architecture, seeded random init (the seed study's control);
-- `logmel`: a 128-band log-mel spectrogram (torchaudio) at the same 100 Hz frame rate.
+- `logmel`: a 128-band log-mel spectrogram (torchaudio) at the same 100 Hz frame rate;
+- `cqt`: a 95-bin log constant-Q spectrogram (a bin a semitone, C1 to A#8), the same frames
+  `pretrain.encoder: cqt` starts from: the raw-feature baseline of a CQT model.
 
 Output folder::
 
@@ -30,7 +32,7 @@ from jtm.devices import autocast, resolve_device
 from jtm.loading.windows import WindowDataset, WindowRef, load_windows
 from jtm.models.artifact import load_encoder, load_model
 from jtm.models.cpc import AudioEmbedder
-from jtm.models.frontend import LogMel
+from jtm.models.frontend import LogCQT, LogMel
 from jtm.progress import progress
 
 SAMPLE_RATE = 16_000
@@ -45,6 +47,8 @@ def build_extractor(name: str, model_dir: Path, cfg: EmbedConfig) -> torch.nn.Mo
         return AudioEmbedder(load_model(model_dir, weights=False), cfg.layer).eval()
     if name == "logmel":
         return LogMel().eval()
+    if name == "cqt":
+        return LogCQT().eval()
     raise ValueError(f"unknown feature set {name!r}: use one of {choices.FEATURES}")
 
 

@@ -13,17 +13,20 @@ class CPC(nn.Module):
 
     With `reverse`, time runs backwards through the context network, so the heads predict
     the past; outputs are returned in that reversed order (the loss needs no special case).
+    With `past` (B, L), an augmented copy of `audio`, the context network reads the encoder's
+    frames of `past` while the frames z returned (the targets) stay those of `audio`.
     """
 
     def __init__(self, encoder: nn.Module, context: nn.Module, heads: nn.Module, reverse: bool = False):
         super().__init__()
         self.encoder, self.context, self.heads, self.reverse = encoder, context, heads, reverse
 
-    def forward(self, audio: torch.Tensor, state=None):
+    def forward(self, audio: torch.Tensor, state=None, past: torch.Tensor | None = None):
         frames = self.encoder(audio)
+        read = frames if past is None else self.encoder(past)
         if self.reverse:
-            frames = frames.flip(1)
-        context, state = self.context(frames, state)
+            frames, read = frames.flip(1), read.flip(1)
+        context, state = self.context(read, state)
         return frames, context, self.heads(context), state
 
 

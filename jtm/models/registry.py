@@ -14,7 +14,7 @@ from jtm import choices
 from jtm.models.context import build_context
 from jtm.models.cpc import CPC
 from jtm.models.encoder import Encoder
-from jtm.models.frontend import LogMelEncoder
+from jtm.models.frontend import CQTEncoder, LogMelEncoder
 from jtm.models.heads import build_heads
 from jtm.models.spec import ModelSpec
 
@@ -32,6 +32,8 @@ def build_encoder(spec: ModelSpec) -> nn.Module:
     """g_enc: (B, L) audio at 16 kHz -> (B, L // 160, hidden) frames."""
     if spec.encoder == "logmel":
         return LogMelEncoder(spec.hidden, spec.norm, spec.mel_bands, spec.mel_window)
+    if spec.encoder == "cqt":
+        return CQTEncoder(spec.hidden, spec.norm, lookahead=spec.mel_window // 2)
     return Encoder(spec.hidden, spec.norm, sinc=spec.encoder == "sinc", sinc_kernel=spec.sinc_kernel)
 
 

@@ -118,6 +118,24 @@ def draw_subpool(
     return subpool, torch.randint(0, size, (rows, length, n_negatives), generator=draw_generator)
 
 
+def draw_same_window(generator: torch.Generator, rows: int, length: int, count: int) -> torch.Tensor:
+    """Uniform draws in [0, length - 1), shape (rows, length, count): frames of each row's own
+    window (the same track), shifted past the positive in `info_nce`. Drawn on the CPU."""
+    return torch.randint(0, length - 1, (rows, length, count), generator=generator)
+
+
+def _same_window_scores(predicted: torch.Tensor, frames: torch.Tensor, same: torch.Tensor, k: int) -> torch.Tensor:
+    """(B * span, M) scores of predictions (B, span, H) for step k against frames (B, T, H) of
+    their own window: the `same` draws (B, T, M) of each position, shifted past its positive
+    frame t + k."""
+    b, span, _ = predicted.shape
+    scores = torch.bmm(predicted, frames.transpose(1, 2))  # (B, span, T)
+    index = same[:, :span]
+    positive = torch.arange(k, k + span, device=frames.device).view(1, span, 1)
+    index = index + (index >= positive).long()
+    return scores.gather(2, index).reshape(b * span, -1)
+
+
 def info_nce(
     frames: torch.Tensor,
     predictions: torch.Tensor,
@@ -127,6 +145,7 @@ def info_nce(
     scorer: str = "lean",
     subpool: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
+    same: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean InfoNCE loss over k, and per-k loss and accuracy (both shape (K,)).
 
@@ -135,13 +154,18 @@ def info_nce(
     draws: (B, T, N) from `draw_negatives`. `scorer` is one of `SCORERS`: `materialise` is the
     straightforward formulation, kept for the benchmark and as the reference in tests; `gemm`
     casts the scoring products' operands to `dtype` (the positives stay in float32). With
-    `subpool` (S,) and its draws from `draw_subpool`, draws index the sub-pool.
+    `subpool` (S,) and its draws from `draw_subpool`, draws index the sub-pool. With `same`
+    (B, T, M) from `draw_same_window`, each row also gets M negatives from its own window's
+    frames (the positive's frame skipped), scored against that window only (B x T x T
+    products); `draws` may then be (B, T, 0).
     """
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {SCORERS}, got {scorer!r}")
     b, t, k_max, h = predictions.shape
     n = draws.shape[-1]
     draws = draws.to(frames.device, non_blocking=True)
+    if same is not None:
+        same = same.to(frames.device, non_blocking=True)
     if subpool is not None:
         subpool = subpool.to(frames.device, non_blocking=True)
         pool = pool[subpool]
@@ -153,10 +177,12 @@ def info_nce(
         target = frames[:, k:].reshape(-1, h)
         positive = (predicted * target).sum(-1, keepdim=True)
         where = (rows * t + torch.arange(k, t, device=frames.device)).reshape(-1, 1)
-        index = draws[:, :span].reshape(-1, n)
+        index = draws[:, :span].reshape(b * span, n)
         if subpool is None:
             index = index + (index >= where).long()  # skip over the positive
-        if scorer == "materialise":
+        if n == 0:
+            negatives = predicted.new_zeros(len(predicted), 0)
+        elif scorer == "materialise":
             # CPC_audio's way: a (rows, 1 + N, H) candidates tensor times the prediction.
             negatives = (pool[index] * predicted.unsqueeze(1)).sum(-1)
         elif scorer == "gemm":
@@ -166,6 +192,8 @@ def info_nce(
             negatives = PoolScores.apply(predicted, pool, index, gathered, predicted.dtype)
         if subpool is not None:  # a draw of the positive's own frame is no negative
             negatives = negatives.masked_fill(subpool[index] == where, float("-inf"))
+        if same is not None:
+            negatives = torch.cat([negatives, _same_window_scores(predictions[:, :span, k - 1], frames, same, k)], 1)
         logits = torch.cat([positive, negatives], dim=1).float()
         zeros = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
         losses.append(F.cross_entropy(logits, zeros))

@@ -34,7 +34,8 @@ from jtm.models.registry import build_cpc
 from jtm.models.spec import spec_of
 from jtm.train.checkpoint import TrainState, restore_training, save_training
 from jtm.train.distributed import Distributed, barrier, gather_frames, setup_distributed, wrap
-from jtm.train.infonce import draw_negatives, draw_subpool, info_nce, scorer_for
+from jtm.train.augment import augment_past
+from jtm.train.infonce import draw_negatives, draw_same_window, draw_subpool, info_nce, scorer_for
 from jtm.train.sources import Sources, tables_digest, training_sources
 from jtm.train.streams import new_state, select_state, store_state
 
@@ -84,7 +85,8 @@ def _generator(seed: int, step: int) -> torch.Generator:
 
 @torch.no_grad()
 def evaluate(model, windows, tracks, cfg: PretrainConfig, device) -> tuple[np.ndarray, np.ndarray]:
-    """Per-k loss and accuracy (K,) on the first `val_batches` uniform batches of the val split."""
+    """Per-k loss and accuracy (K,) on the first `val_batches` uniform batches of the val split:
+    the training objective (its share of same-window negatives too) on clean audio."""
     model.eval()
     batches = plan_epoch(windows, "uniform", cfg.batch_size, cfg.seed, epoch=0)[: cfg.val_batches]
     dataset = WindowDataset(windows, tracks)
@@ -94,11 +96,15 @@ def evaluate(model, windows, tracks, cfg: PretrainConfig, device) -> tuple[np.nd
         frames, _, predictions, _ = model(audio)
         frames = frames.float()
         length = frames.shape[1]
+        same_count = same_window_count(cfg)
         draws = draw_negatives(
-            _generator(cfg.seed + 1, step), len(batch), length, cfg.n_negatives, len(batch) * length
+            _generator(cfg.seed + 1, step), len(batch), length, cfg.n_negatives - same_count, len(batch) * length
         )
+        same = draw_same_window(_generator(cfg.seed + 5, step), len(batch), length, same_count) if same_count else None
         pool = frames.reshape(-1, frames.shape[-1])
-        _, loss_k, acc_k = info_nce(frames, predictions.float(), pool, draws, scorer=scorer_for(device))
+        _, loss_k, acc_k = info_nce(
+            frames, predictions.float(), pool, draws, scorer=scorer_for(device), same=same
+        )
         losses.append(loss_k.cpu().numpy())
         accuracies.append(acc_k.cpu().numpy())
     model.train()
@@ -119,22 +125,32 @@ class Batch:
     position: int  # the batch's index in its epoch's plan
     draws: torch.Tensor
     subpool: torch.Tensor | None
+    same: torch.Tensor | None  # (b, T, M) draws of same-window negatives, or None
+
+
+def same_window_count(cfg: PretrainConfig) -> int:
+    """M: how many of the N negatives each prediction draws from its own window."""
+    return round(cfg.same_track_share * cfg.n_negatives)
 
 
 def step_draws(
     cfg: PretrainConfig, step: int, size: int, length: int
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The negatives of `step` for a global batch of `size` windows of `length` frames: draws
-    (size, length, N), and the sub-pool (S,) when `pretrain.negative_pool` is below the pool
-    (else None). A pure function of (seed, step), drawn on the CPU: the same on any device."""
-    pool, draw_generator = size * length, _generator(cfg.seed, step)
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The negatives of `step` for a global batch of `size` windows of `length` frames: pool
+    draws (size, length, N - M), the sub-pool (S,) when `pretrain.negative_pool` is below the
+    pool (else None), and the same-window draws (size, length, M) when M > 0 (else None; M from
+    `pretrain.same_track_share`). A pure function of (seed, step), drawn on the CPU: the same on
+    any device."""
+    pool, draw_generator, m = size * length, _generator(cfg.seed, step), same_window_count(cfg)
+    n = cfg.n_negatives - m
+    same = draw_same_window(_generator(cfg.seed + 3, step), size, length, m) if m else None
     if 0 < cfg.negative_pool < pool:  # negatives from a seeded random subset of the pool
         subpool_generator = _generator(cfg.seed + 2, step)
         subpool, draws = draw_subpool(
-            subpool_generator, draw_generator, size, length, cfg.n_negatives, pool, cfg.negative_pool
+            subpool_generator, draw_generator, size, length, n, pool, cfg.negative_pool
         )
-        return draws, subpool
-    return draw_negatives(draw_generator, size, length, cfg.n_negatives, pool), None
+        return draws, subpool, same
+    return draw_negatives(draw_generator, size, length, n, pool), None, same
 
 
 def epoch_batches(
@@ -153,8 +169,9 @@ def epoch_batches(
 
     def negatives(job):
         share, step = job
-        draws, subpool = step_draws(cfg, step, share.size, length)
-        return pin(draws[share.offset : share.offset + len(share.refs)]), pin(subpool)
+        draws, subpool, same = step_draws(cfg, step, share.size, length)
+        rows = slice(share.offset, share.offset + len(share.refs))
+        return pin(draws[rows]), pin(subpool), pin(None if same is None else same[rows])
 
     if cfg.workers == 0 and cfg.fetch_threads > 0:
 
@@ -175,18 +192,19 @@ def epoch_batches(
         )
         loaded = zip(loader, prefetched(negatives, jobs, 1) if cuda else map(negatives, jobs), strict=True)
     device = dist.device
-    for ((audio, streams, resets), (draws, subpool)), (share, _) in zip(loaded, jobs, strict=True):
-        subpool = None if subpool is None else subpool.to(device, non_blocking=True)
+    for ((audio, streams, resets), (draws, subpool, same)), (share, _) in zip(loaded, jobs, strict=True):
+        subpool, same = (None if x is None else x.to(device, non_blocking=True) for x in (subpool, same))
         yield Batch(audio.to(device, non_blocking=True), streams, resets, share.size, share.offset,
-                    share.position, draws.to(device, non_blocking=True), subpool)  # fmt: skip
+                    share.position, draws.to(device, non_blocking=True), subpool, same)  # fmt: skip
 
 
 def train_step(trained, optimizer, scheduler, batch: Batch, state: TrainState, cfg, dist, autocast):
     """One optimiser step on `batch`; per-k loss and accuracy (K,), left on the device. The
     loss is scored in float32, but for the GPU's GEMM scorer's bf16 products under `bf16`."""
     carried = select_state(state.carried, batch.streams, batch.resets)
+    past = augment_past(batch.audio, cfg, state.step, batch.offset) if cfg.augment else None
     with autocast:
-        frames, _, predictions, new = trained(batch.audio, carried)
+        frames, _, predictions, new = trained(batch.audio, carried, past)
     store_state(state.carried, batch.streams, new)
     frames = frames.float()
     if frames.shape[1] != batch.draws.shape[1]:
@@ -201,6 +219,7 @@ def train_step(trained, optimizer, scheduler, batch: Batch, state: TrainState, c
         batch.offset,
         scorer=scorer_for(dist.device),
         subpool=batch.subpool,
+        same=batch.same,
         dtype=torch.bfloat16 if cfg.bf16 and dist.device.type == "cuda" else torch.float32,
     )
     optimizer.zero_grad(set_to_none=True)
