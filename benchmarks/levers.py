@@ -76,7 +76,8 @@ def row(name: str) -> dict:
         "variant": name,
         "raw": raw,
         "pretrain_minutes": pretrain_minutes(),
-        "val_acc_k1": sum(_read(f"results/pretrain/run{r}/metrics.json")["val_acc_k1"] for r in runs) / len(runs),
+        "val_acc_k1": sum(_read(f"results/pretrain/run{r}/metrics.json")["val_acc_k1"] for r in runs)
+        / len(runs),
         "rank": {f: sum(x[f]["rank"] for x in ranks) / len(ranks) for f in ("cpc", "random")},
     }
     for part in PARTS:
@@ -131,13 +132,20 @@ def table() -> None:
             cells += [_wins(r, part, "all", "random"), _wins(r, part, "1-per-class", "raw")]
         print("| " + " | ".join(cells) + " |")
     for part in PARTS:
-        for budget, rival, words in (("all", "random", "CPC − control, all labels"),
-                                     ("1-per-class", "raw", "CPC − raw features, 1 track/class")):  # fmt: skip
+        comparisons = (
+            ("all", "random", "CPC − control, all labels"),
+            ("1-per-class", "raw", "CPC − raw features, 1 track/class"),
+        )
+        for budget, rival, words in comparisons:
             print(f"\n**{part}: {words}**\n\n| variant |" + "".join(f" {t} |" for t in TASKS))
             print("|" + "---|" * (1 + len(TASKS)))
             for r in rows:
                 key = rival if rival == "random" else r["raw"]
-                print("| " + " | ".join([r["variant"]] + [_diff(r[f"{part}/{t}/{budget}"][key]) for t in TASKS]) + " |")
+                print(
+                    "| "
+                    + " | ".join([r["variant"]] + [_diff(r[f"{part}/{t}/{budget}"][key]) for t in TASKS])
+                    + " |"
+                )
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ BOOTSTRAP_UNITS = ("work", "track")  # downstream.bootstrap_unit: what the test 
 ENSEMBLE_CHOICES = ("balanced", "random", "original")  # demo.ensemble_choice
 RESAMPLE_DTYPES = ("float32", "int16")  # resample.dtype
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")  # resample.quality (soxr)
-ENCODERS = ("conv", "sinc", "logmel", "cqt")  # pretrain.encoder: raw waveform (conv, sinc), log-mel or log-CQT frames
+# pretrain.encoder: raw waveform (conv, sinc), log-mel or log-CQT frames
+ENCODERS = ("conv", "sinc", "logmel", "cqt")
 CONTEXTS = ("gru", "lstm", "rnn", "transformer")  # pretrain.context
 PREDICTORS = ("linear", "transformer")  # pretrain.predictor: the prediction heads W_k
 NORMS = ("layer", "batch", "instance", "none")  # pretrain.norm
@@ -22,7 +23,8 @@ CATEGORIES = ("ensemble", "composer")  # pretrain.category
 SPLITS_GUARDED = ("test", "val")  # leakage.splits: the index splits ingested audio must not hold
 DEVICES = ("auto", "cpu", "cuda")  # pretrain.device, embed.device, downstream.e2e_device
 LOADERS = ("global", "sharded")  # pretrain.loader
-FEATURES = ("cpc", "random", "logmel", "cqt")  # embed.features, downstream.features (logmel, cqt: raw front-ends)
+# embed.features, downstream.features (logmel, cqt: the raw front-ends' frames)
+FEATURES = ("cpc", "random", "logmel", "cqt")
 LEARNED_FEATURES = ("cpc", "random")  # feature sets each pretraining run has its own of (model, init)
 LAYERS = ("context", "encoder", "both")  # embed.layer: both = context and encoder side by side
 POOLINGS = ("mean", "meanstd", "meanmax")  # embed.pooling: a window's frames -> one vector

@@ -56,7 +56,11 @@ def test_a_number_in_exponent_notation_is_a_number():
 @pytest.mark.parametrize(
     ("override", "key", "allowed"),
     [
-        ("pretrain.encoder=wavenet", "pretrain.encoder='wavenet'", "use one of ['conv', 'sinc', 'logmel', 'cqt']"),
+        (
+            "pretrain.encoder=wavenet",
+            "pretrain.encoder='wavenet'",
+            "use one of ['conv', 'sinc', 'logmel', 'cqt']",
+        ),
         ("pretrain.lr=fast", "pretrain.lr='fast'", "expected number"),
         ("pretrain.steps=0", "pretrain.steps=0", "must be >= 1"),
         ("downstream.budgets=[1, most]", "downstream.budgets[1]='most'", "expected integer or 'all'"),

@@ -200,7 +200,9 @@ class PretrainConfig(ModelSpec):
     augment_dropout_ms: tuple[float, float] = at_least(0)  # dropout: each silenced gap's length
     augment_rt60: tuple[float, float] = positive()  # reverb: the room's decay time, seconds
     augment_snr_db: tuple[float, float] = dataclasses.field(metadata={})  # noise: below the window's RMS
-    augment_mix_db: tuple[float, float] = dataclasses.field(metadata={})  # mix: another window, this far below
+    augment_mix_db: tuple[float, float] = dataclasses.field(
+        metadata={}
+    )  # mix: another window, this far below
     sampling: str = choice(choices.SAMPLINGS)
     category: str = choice(choices.CATEGORIES)
     musicnet_weight: float = at_least(0)  # MusicNet's train split beside ingested corpora (0: none)

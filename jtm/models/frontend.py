@@ -127,7 +127,11 @@ class CQTEncoder(nn.Module):
         self.cqt = LogCQT(lookahead)
         stack: list[nn.Module] = []
         for i in range(layers):
-            stack += [nn.Conv1d(CQT_BINS if i == 0 else hidden, hidden, 1), make_norm(norm, hidden), nn.ReLU()]
+            stack += [
+                nn.Conv1d(CQT_BINS if i == 0 else hidden, hidden, 1),
+                make_norm(norm, hidden),
+                nn.ReLU(),
+            ]
         self.net = nn.Sequential(*stack)
         self.hidden = hidden
 

@@ -101,7 +101,9 @@ def add_noise(x: torch.Tensor, generator: torch.Generator, snr_db: tuple[float, 
     return x + pink(generator, len(x)).to(x.device) * _rms(x) * 10 ** (-snr / 20)
 
 
-def mix(x: torch.Tensor, generator: torch.Generator, other: torch.Tensor, mix_db: tuple[float, float]) -> torch.Tensor:
+def mix(
+    x: torch.Tensor, generator: torch.Generator, other: torch.Tensor, mix_db: tuple[float, float]
+) -> torch.Tensor:
     """(L,) -> (L,): plus `other` (L,) scaled to `mix_db` (uniform) below x's RMS."""
     level = _uniform(generator, *mix_db)
     return x + other * (_rms(x) * 10 ** (-level / 20) / (_rms(other) + EPS))

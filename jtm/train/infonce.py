@@ -124,7 +124,9 @@ def draw_same_window(generator: torch.Generator, rows: int, length: int, count: 
     return torch.randint(0, length - 1, (rows, length, count), generator=generator)
 
 
-def _same_window_scores(predicted: torch.Tensor, frames: torch.Tensor, same: torch.Tensor, k: int) -> torch.Tensor:
+def _same_window_scores(
+    predicted: torch.Tensor, frames: torch.Tensor, same: torch.Tensor, k: int
+) -> torch.Tensor:
     """(B * span, M) scores of predictions (B, span, H) for step k against frames (B, T, H) of
     their own window: the `same` draws (B, T, M) of each position, shifted past its positive
     frame t + k."""
@@ -193,7 +195,9 @@ def info_nce(
         if subpool is not None:  # a draw of the positive's own frame is no negative
             negatives = negatives.masked_fill(subpool[index] == where, float("-inf"))
         if same is not None:
-            negatives = torch.cat([negatives, _same_window_scores(predictions[:, :span, k - 1], frames, same, k)], 1)
+            negatives = torch.cat(
+                [negatives, _same_window_scores(predictions[:, :span, k - 1], frames, same, k)], 1
+            )
         logits = torch.cat([positive, negatives], dim=1).float()
         zeros = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
         losses.append(F.cross_entropy(logits, zeros))

@@ -32,9 +32,9 @@ from jtm.models.artifact import save_model
 from jtm.models.encoder import DOWNSAMPLING
 from jtm.models.registry import build_cpc
 from jtm.models.spec import spec_of
+from jtm.train.augment import augment_past
 from jtm.train.checkpoint import TrainState, restore_training, save_training
 from jtm.train.distributed import Distributed, barrier, gather_frames, setup_distributed, wrap
-from jtm.train.augment import augment_past
 from jtm.train.infonce import draw_negatives, draw_same_window, draw_subpool, info_nce, scorer_for
 from jtm.train.sources import Sources, tables_digest, training_sources
 from jtm.train.streams import new_state, select_state, store_state
@@ -98,9 +98,17 @@ def evaluate(model, windows, tracks, cfg: PretrainConfig, device) -> tuple[np.nd
         length = frames.shape[1]
         same_count = same_window_count(cfg)
         draws = draw_negatives(
-            _generator(cfg.seed + 1, step), len(batch), length, cfg.n_negatives - same_count, len(batch) * length
+            _generator(cfg.seed + 1, step),
+            len(batch),
+            length,
+            cfg.n_negatives - same_count,
+            len(batch) * length,
         )
-        same = draw_same_window(_generator(cfg.seed + 5, step), len(batch), length, same_count) if same_count else None
+        same = (
+            draw_same_window(_generator(cfg.seed + 5, step), len(batch), length, same_count)
+            if same_count
+            else None
+        )
         pool = frames.reshape(-1, frames.shape[-1])
         _, loss_k, acc_k = info_nce(
             frames, predictions.float(), pool, draws, scorer=scorer_for(device), same=same
