@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from jtm.downstream.compare import outcome, verdict
+from jtm.features.rank import feature_ranks
 from jtm.report.glance import COLOURS, MARKS
 from jtm.runner import run_stage
 from tests.browser import chromium_path
@@ -136,6 +137,8 @@ def test_the_report_lists_each_pretraining_run_and_says_when_there_is_only_one(b
         mine = runs[(runs["run"] == run) & (runs["rival"] == "random") & (runs["budget"] == "all")]
         for diff in mine["diff"]:
             assert f"{diff:+.3f}" in line
+        ranks = feature_ranks(Path(built["paths"]["embeddings"]) / f"run{run}", ["cpc", "random"])
+        assert f"{ranks['cpc']['rank']:.1f} / {ranks['random']['rank']:.1f}" in line
     assert "pretraining runs" in markdown and "leave out pretraining variance" not in markdown
     built["pretrain"]["runs"] = [0]  # the same study with its first run alone
     for name, items in (("downstream", [{}]), ("report", [{}])):

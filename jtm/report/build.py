@@ -20,6 +20,7 @@ import pandas as pd
 from jtm.atomic import atomic_dir, atomic_file
 from jtm.config import ReportConfig
 from jtm.downstream.metrics import HEADLINE
+from jtm.features.rank import feature_ranks
 from jtm.report import figures, glance
 from jtm.tracking import git_commit
 
@@ -172,6 +173,7 @@ def build_report(
     runs = list(params["pretrain.runs"])
     index, downstream = Path(index), Path(downstream)
     run_metrics = {r: json.loads((Path(model_dir) / f"run{r}" / "metrics.json").read_text()) for r in runs}
+    ranks = {r: _ranks(Path(embeddings) / f"run{r}") for r in runs}
     model_dir, embeddings = Path(model_dir) / f"run{runs[0]}", Path(embeddings) / f"run{runs[0]}"
     results = pd.read_parquet(downstream / "results.parquet")
     summary = summarize(results)
@@ -262,7 +264,7 @@ def build_report(
     table, held = headline_table(intervals), budget_table(intervals)
     transfer_path = downstream / "transfer.parquet"
     transfer = transfer_tables(pd.read_parquet(transfer_path)) if transfer_path.is_file() else None
-    by_run = run_table(run_metrics, pd.read_parquet(downstream / "runs.parquet"), intervals, params)
+    by_run = run_table(run_metrics, pd.read_parquet(downstream / "runs.parquet"), intervals, params, ranks)
     largest = {task: largest_budget(intervals, task) for task in intervals["task"].unique()}
     everything = summary[summary["budget"] == summary["task"].map(largest)]
     full = {
@@ -332,13 +334,26 @@ def transfer_tables(transfer: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     )
 
 
-def run_table(run_metrics: dict, by_run: pd.DataFrame, intervals: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """One row per pretraining run: its seed, validation k=1, and per task its best CPC method
+def _ranks(folder: Path) -> dict[str, dict]:
+    """The effective rank of a run's CPC and control test frames (those it embedded)."""
+    present = [f for f in ("cpc", "random") if (folder / f / "frames.npy").is_file()]
+    return feature_ranks(folder, present) if present else {}
+
+
+def run_table(
+    run_metrics: dict, by_run: pd.DataFrame, intervals: pd.DataFrame, params: dict, ranks: dict | None = None
+) -> pd.DataFrame:
+    """One row per pretraining run: its seed, validation k=1, the effective rank of its CPC and
+    control test frames (`ranks`: run -> jtm.features.rank.feature_ranks; fewer directions
+    than the control's: a partly collapsed representation), and per task its best CPC method
     minus the best random-init control (largest budget, test means over its seeds): whether
     the runs agree."""
     rows = []
     for run, metrics in run_metrics.items():
         row = {"run": run, "seed": params["pretrain.seed"] + run, "val k=1": f"{metrics['val_acc_k1']:.3f}"}
+        mine = (ranks or {}).get(run, {})
+        if "cpc" in mine and "random" in mine:
+            row["effective rank: CPC / control"] = f"{mine['cpc']['rank']:.1f} / {mine['random']['rank']:.1f}"
         for task in intervals["task"].unique():
             for part in by_run["part"].unique():
                 mine = by_run[
@@ -463,7 +478,10 @@ TRANSFER_KEY = (
     "own change. Intervals resample works, runs and seeds, paired across the two parts."
 )
 
-RUNS_TITLE = "Each pretraining run alone (largest budget; CPC − control: best of each, chosen on validation)"
+RUNS_TITLE = (
+    "Each pretraining run alone (largest budget; CPC − control: best of each, chosen on validation; "
+    "effective rank: how many directions the test frames use, of their width)"
+)
 
 GLANCE_TITLE = "At a glance: the best CPC method against the random-init control and log-mel"
 GLANCE_KEY = (

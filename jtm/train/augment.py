@@ -44,15 +44,20 @@ def _rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean().sqrt()
 
 
-def band_reject(x: torch.Tensor, generator: torch.Generator, octaves: tuple[float, float]) -> torch.Tensor:
-    """(L,) -> (L,): the FFT bins of one band zeroed, width `octaves` (uniform), RMS restored."""
-    low, high = (math.log(f) for f in BAND_CENTRES_HZ)
-    centre, width = math.exp(_uniform(generator, low, high)), _uniform(generator, *octaves)
+def reject_band(x: torch.Tensor, low_hz: float, high_hz: float) -> torch.Tensor:
+    """(L,) -> (L,): the FFT bins from `low_hz` to `high_hz` zeroed, RMS restored."""
     spectrum = torch.fft.rfft(x)
     freqs = torch.fft.rfftfreq(len(x), 1 / SAMPLE_RATE, device=x.device)
-    band = (freqs >= centre * 2 ** (-width / 2)) & (freqs <= centre * 2 ** (width / 2))
-    out = torch.fft.irfft(spectrum.masked_fill(band, 0), n=len(x))
+    out = torch.fft.irfft(spectrum.masked_fill((freqs >= low_hz) & (freqs <= high_hz), 0), n=len(x))
     return out * (_rms(x) / (_rms(out) + EPS))
+
+
+def band_reject(x: torch.Tensor, generator: torch.Generator, octaves: tuple[float, float]) -> torch.Tensor:
+    """(L,) -> (L,): one band removed (`reject_band`), its width `octaves` (uniform), its centre
+    log-uniform in `BAND_CENTRES_HZ`."""
+    low, high = (math.log(f) for f in BAND_CENTRES_HZ)
+    centre, width = math.exp(_uniform(generator, low, high)), _uniform(generator, *octaves)
+    return reject_band(x, centre * 2 ** (-width / 2), centre * 2 ** (width / 2))
 
 
 def dropout(x: torch.Tensor, generator: torch.Generator, gap_ms: tuple[float, float]) -> torch.Tensor:
