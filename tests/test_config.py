@@ -165,3 +165,24 @@ def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capfd):
         monkeypatch.setattr("sys.stdout", closed)
         assert main(["schema"]) == 141
     assert capfd.readouterr().err == ""
+
+
+def test_every_params_key_has_a_description_and_headings_describe_no_key(tmp_path):
+    """The params reference (jtm/config/reference.py) gives every key the words params.yaml
+    has for it: none is blank, and a heading comment (a blank line after it) is nobody's."""
+    import yaml
+
+    from jtm.config.reference import comments
+
+    found = comments(REPO / "params.yaml")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    blank = [
+        f"{s}.{k}" for s, node in params.items() for k in node if len(found.get(f"{s}.{k}", "").split()) < 2
+    ]
+    assert blank == []
+    assert "loss and sampling" not in found["pretrain.n_negatives"]
+    assert "Bach" not in found["demo.scores"]  # comments inside a list belong to no key
+    more = " " * 22 + "# and more"
+    text = f"a:\n  # heading\n\n  x: 1\n  # about y\n  y: 2  # more\n{more}\n  z: [1]\n    # in a list\n"
+    (tmp_path / "p.yaml").write_text(text)
+    assert comments(tmp_path / "p.yaml") == {"a.x": "", "a.y": "about y more and more", "a.z": ""}

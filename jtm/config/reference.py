@@ -17,11 +17,13 @@ from jtm.config.schema import bounds_in_words, params_schema
 
 _KEY = re.compile(r"^  (\w+):\s*(.*?)\s*(?:#\s?(.*))?$")
 _SECTION = re.compile(r"^(\w+):")
+CONTINUED = 20  # a comment line indented this far continues the trailing comment of the key above
 
 
 def comments(params_file: Path) -> dict[str, str]:
     """{"section.key": its comment}: the comment on the key's line, after the comment lines just
-    above it, with the indented comment lines that follow it."""
+    above it, with the comment lines indented under its comment that follow it. A comment
+    followed by a blank line is a heading, nobody's description."""
     found: dict[str, str] = {}
     section, above, last = None, [], None
     for line in params_file.read_text().splitlines():
@@ -30,7 +32,7 @@ def comments(params_file: Path) -> dict[str, str]:
             section, above, last = _SECTION.match(line).group(1), [], None
         elif stripped.startswith("#") and section:
             text = stripped.lstrip("#").strip()
-            if line.startswith("   ") and last:  # a comment continuing the key above
+            if len(line) - len(line.lstrip()) >= CONTINUED and last:  # continues the key above
                 found[last] = f"{found[last]} {text}".strip()
             else:
                 above.append(text)
