@@ -194,9 +194,9 @@ def build_report(
     )
     images["forest"] = (
         "Every paired comparison: the best CPC method on validation minus the best of each rival "
-        "family on validation, test difference and 95 % interval (green: CPC wins, red: loses, "
-        "grey: cannot be told apart)",
-        _png(figures.forest(comparisons, budget_label)),
+        "family on validation, test difference of the task's headline metric and 95 % interval, a row "
+        "of panels per task (green: CPC wins, red: loses, grey: cannot be told apart)",
+        _png(figures.forest(comparisons, budget_label, HEADLINE)),
     )
     images["label_efficiency"] = (
         f"Label efficiency ({glance.PARTS[headline_part].lower()}): each task's headline metric "

@@ -156,23 +156,50 @@ def projections(points: dict[str, np.ndarray], colours: dict[str, np.ndarray], m
     return fig
 
 
-def forest(comparisons: pd.DataFrame, label) -> plt.Figure:
-    """Every paired difference (best CPC method minus each rival's best) with its 95 % interval,
-    a row each, grouped by task; green where the interval is above 0, red below, grey across."""
-    rows = comparisons.iloc[::-1].reset_index(drop=True)  # the first comparison on top
-    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2), constrained_layout=True)
+METRIC_NAMES = {"accuracy": "accuracy", "micro_ap": "micro-averaged AP"}
+RIVAL_NAMES = {
+    "random": "vs control",
+    "logmel": "vs log-mel",
+    "cqt": "vs log-CQT",
+    "supervised": "vs supervised",
+}
+
+
+def forest(comparisons: pd.DataFrame, label, metrics: dict[str, str] | None = None) -> plt.Figure:
+    """Every paired difference (best CPC method minus each rival's best) with its 95 % interval:
+    a row of panels per task, each with its own metric's axis (`metrics`: task -> its headline
+    metric's name), a panel per rival, a line per label budget (and test part); green where
+    the interval is above 0, red below, grey across."""
+    tasks = list(dict.fromkeys(comparisons["task"]))
+    rivals = [r for r in RIVAL_NAMES if r in set(comparisons["rival"])]
+    part = comparisons["part"] if "part" in comparisons else pd.Series("all", index=comparisons.index)
+    rows = comparisons.assign(part=part)
+    lines = max(len(g) for _, g in rows.groupby(["task", "rival"]))
+    fig, axes = plt.subplots(
+        len(tasks), len(rivals), figsize=(3.4 * len(rivals) + 1.6, (0.24 * lines + 0.9) * len(tasks)),
+        sharex="row", sharey="row", squeeze=False, constrained_layout=True,
+    )  # fmt: skip
     edge = {"wins": "#1b7a2c", "ties": "#555555", "loses": "#b22222"}
-    for y, r in rows.iterrows():
-        kind = outcome(r["lo"], r["hi"])
-        ax.plot([r["lo"], r["hi"]], [y, y], color=edge[kind], linewidth=2.5, solid_capstyle="butt")
-        ax.plot(r["diff"], y, "o", color=edge[kind], markerfacecolor=COLOURS[kind], markersize=6)
-    ax.axvline(0, color="black", linewidth=0.8)
-    part = rows["part"] if "part" in rows else pd.Series("all", index=rows.index)
-    names = [
-        f"{r.task}, {label(r.budget)}{'' if p == 'all' else f' ({p})'}: {r.a} − {r.b}"
-        for r, p in zip(rows.itertuples(), part, strict=True)
-    ]
-    ax.set_yticks(range(len(rows)), names, fontsize=7)
-    ax.set(xlabel="paired difference of the test metric (95 % interval)", ylim=(-0.7, len(rows) - 0.3))
-    ax.set_title("CPC against each rival: right of 0, CPC is better", fontsize=10)
+    for i, task in enumerate(tasks):
+        for j, rival in enumerate(rivals):
+            ax = axes[i, j]
+            mine = rows[(rows["task"] == task) & (rows["rival"] == rival)].iloc[::-1].reset_index(drop=True)
+            for y, r in mine.iterrows():
+                kind = outcome(r["lo"], r["hi"])
+                ax.plot([r["lo"], r["hi"]], [y, y], color=edge[kind], linewidth=2.5, solid_capstyle="butt")
+                ax.plot(r["diff"], y, "o", color=edge[kind], markerfacecolor=COLOURS[kind], markersize=5)
+            ax.axvline(0, color="black", linewidth=0.8)
+            names = [
+                f"{label(r.budget)}{'' if r.part == 'all' else f', {r.part}'}" for r in mine.itertuples()
+            ]
+            ax.set_yticks(range(len(mine)), names, fontsize=7)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_ylim(-0.7, max(len(mine), 1) - 0.3)
+            metric = (metrics or {}).get(task, "metric")
+            ax.set_title(f"{task}: {RIVAL_NAMES[rival]}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"Δ {METRIC_NAMES.get(metric, metric)}", fontsize=8)
+    fig.suptitle(
+        "Best CPC minus each rival's best (95 % paired interval): right of 0, CPC is better", fontsize=9
+    )
     return fig
