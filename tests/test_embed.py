@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from jtm import load_encoder
-from jtm.features.embed import LogMel, load_embeddings
+from jtm import load_embeddings, load_encoder
+from jtm.features.embed import LogMel
 from jtm.runner import run_stage
 
 

@@ -13,8 +13,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from jtm import load_encoder
-from jtm.features.files import embed_files
+from jtm import embed_files, load_encoder
 from tests.realworld import encode
 
 
