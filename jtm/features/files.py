@@ -53,7 +53,7 @@ def _decode_all(
         )
         raws.append(raw if decoded.status == "ok" else None)
     files = pd.DataFrame(rows)
-    log_account("features", account_table(files, found.skipped, target.rate))
+    log_account("features", account_table(files, found.skipped, target.rate, found.links))
     return files, raws, sum(found.skipped.values())
 
 

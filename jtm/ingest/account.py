@@ -23,10 +23,18 @@ def reason_kind(reason: str) -> str:
     return next((kind for kind in REASONS if kind in reason), reason.split(":")[0])
 
 
-def account_table(files: pd.DataFrame, skipped: Counter, rate: int) -> pd.DataFrame:
+def link_kind(reason: str) -> str:
+    """ "dangling link", "link loop" or "another path" (jtm/ingest/discover.py's link reasons)."""
+    return reason.split(":")[0].split(" to ")[0]
+
+
+def account_table(
+    files: pd.DataFrame, skipped: Counter, rate: int, links: dict | None = None
+) -> pd.DataFrame:
     """One row per outcome: fate (used | rejected | skipped), what (format/subtype, reason kind
     or extension), files, hours (used files: of audio at `rate` Hz). `files`: status, reason,
-    format, subtype, samples, one row per candidate file."""
+    format, subtype, samples, one row per candidate file; `links`: path -> why a link was
+    skipped (`Survey.links`)."""
     rows = []
     used = files[files["status"] == "ok"]
     for (fmt, subtype), group in used.groupby(["format", "subtype"], sort=True):
@@ -37,6 +45,8 @@ def account_table(files: pd.DataFrame, skipped: Counter, rate: int) -> pd.DataFr
         rows.append(("rejected", kind, n, 0.0))
     for extension, n in sorted(skipped.items(), key=lambda item: (-item[1], item[0])):
         rows.append(("skipped: not audio", extension, n, 0.0))
+    for kind, n in Counter(link_kind(r) for r in (links or {}).values()).most_common():
+        rows.append(("skipped: link", kind, n, 0.0))
     return pd.DataFrame(rows, columns=["fate", "what", "files", "hours"])
 
 

@@ -7,17 +7,25 @@ stream counts), or, for an extension neither list names, when FFmpeg finds an au
 it. Cover art, playlists and documents beside the music are not candidates: they are counted by
 extension (`Survey.skipped`), so every file under the folders is accounted for. The order is
 sorted by path, so shards are the same whatever the file system lists first.
+
+A path that exists is that path, whatever characters it holds (`Title [id].mp3`); only a path
+that does not exist is read as a glob pattern. Links are followed, each target once: a second
+path to a file already listed, a dangling link and a link back into a folder being walked (a
+loop) are skipped with their reason (`Survey.links`), never a crash and never a file twice.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jtm.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # What libsndfile 1.2 reads (soundfile.available_formats(): WAV, FLAC, OGG Vorbis/Opus, MP3,
 # AIFF, AU, CAF, W64, RF64, ...), by the extensions those files carry.
@@ -67,11 +75,13 @@ def corpora_from_params(entries) -> list[Corpus]:
 
 @dataclass
 class Survey:
-    """What the folders of a corpus hold: the candidates, sorted by path, and the files left out
-    as not audio, counted by extension ("(none)" for a name without one)."""
+    """What the folders of a corpus hold: the candidates, sorted by path, the files left out as
+    not audio, counted by extension ("(none)" for a name without one), and the links skipped:
+    path -> reason ("dangling link to ...", "link loop: ...", "another path to ...")."""
 
     candidates: list[Candidate]
     skipped: Counter = field(default_factory=Counter)
+    links: dict[str, str] = field(default_factory=dict)
 
 
 def _extension(path: str) -> str:
@@ -97,15 +107,39 @@ def is_candidate(path: str) -> bool:
     return extension not in NOT_AUDIO and not Path(path).name.startswith(".") and has_audio_stream(path)
 
 
-def _expand(pattern: str) -> list[str]:
-    """Files under a folder, or matching a glob pattern; [] when nothing matches."""
+def _walk(folder: str, links: dict[str, str]) -> list[str]:
+    """Every file under `folder`, links followed; a link to a folder already on the way down
+    (or already walked) is not entered: it goes into `links` with its reason."""
+    files, walked = [], {os.path.realpath(folder)}
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        for name in list(dirs):
+            path = os.path.join(root, name)
+            real = os.path.realpath(path)
+            if real in walked:
+                dirs.remove(name)
+                links[path] = f"link loop: {path} leads to {real}, already walked"
+            else:
+                walked.add(real)
+        files += [os.path.join(root, name) for name in names]
+    return files
+
+
+def _expand(pattern: str, links: dict[str, str]) -> list[str]:
+    """Files under a folder, the path itself if it exists (brackets and all), or the files
+    matching a glob pattern; [] when nothing matches."""
     if os.path.isdir(pattern):
-        return [
-            os.path.join(root, name)
-            for root, _, names in os.walk(pattern, followlinks=True)
-            for name in names
-        ]
+        return _walk(pattern, links)
+    if os.path.lexists(pattern):  # a path, never a pattern (a dangling link is caught later)
+        return [pattern]
     return [p for p in glob.glob(pattern, recursive=True) if not os.path.isdir(p)]
+
+
+def _link_problem(path: str, seen: dict[str, str]) -> str | None:
+    """Why `path` is skipped as a link (dangling, or another path to a file listed), else None."""
+    if not os.path.exists(path):
+        return f"dangling link to {os.readlink(path) if os.path.islink(path) else path}"
+    first = seen.setdefault(os.path.realpath(path), path)
+    return None if first == path else f"another path to {first}"
 
 
 def survey(corpus: Corpus) -> Survey:
@@ -117,21 +151,42 @@ def survey(corpus: Corpus) -> Survey:
     """
     found: dict[str, Candidate] = {}
     skipped: dict[str, str] = {}  # path -> extension
+    links: dict[str, str] = {}  # path -> why it is skipped
+    real: dict[str, str] = {}  # a file's real path -> the first path found to it
     for pattern in corpus.paths:
-        files = _expand(pattern)
-        matches = [p for p in files if p in found or is_candidate(p)]
-        if not matches:
-            held = Counter(_extension(p) for p in files)
-            holds = ", ".join(f"{n} {ext}" for ext, n in held.most_common()) or "no file"
-            raise ConfigError(
-                f"ingest.corpora: corpus {corpus.name!r}: {pattern!r} holds no audio file ({holds}); "
-                "audio is any file libsndfile or FFmpeg decodes"
-            )
+        files = _expand(pattern, links)
+        matches = [p for p in sorted(files) if p in found or (p not in links and is_candidate(p))]
+        usable = []
         for path in matches:
+            problem = None if path in found else _link_problem(path, real)
+            if problem:
+                links[path] = problem
+            else:
+                usable.append(path)
+        if not usable and not (matches and all(p in links for p in matches)):
+            raise ConfigError(_holds_nothing(corpus.name, pattern, files))
+        for path in usable:
             stat = os.stat(path)
             found.setdefault(path, Candidate(corpus.name, path, stat.st_size, stat.st_mtime_ns))
-        skipped.update({p: _extension(p) for p in files if p not in found})
-    return Survey([found[p] for p in sorted(found)], Counter(skipped.values()))
+        skipped.update({p: _extension(p) for p in files if p not in found and p not in links})
+    for path, reason in sorted(links.items()):
+        log.warning("%s: skipped: %s", path, reason)
+    return Survey([found[p] for p in sorted(found)], Counter(skipped.values()), links)
+
+
+def _holds_nothing(name: str, pattern: str, files: list[str]) -> str:
+    """The error for a folder or pattern without an audio file: what it holds instead, and how
+    to write a path with glob characters that does not exist yet."""
+    held = Counter(_extension(p) for p in files)
+    holds = ", ".join(f"{n} {ext}" for ext, n in held.most_common()) or "no file"
+    hint = ""
+    if not files and any(c in pattern for c in "[]*?"):
+        escaped = glob.escape(pattern)
+        hint = f"; no such path, and as a glob pattern it matches nothing (a literal [ is [[]: {escaped!r})"
+    return (
+        f"ingest.corpora: corpus {name!r}: {pattern!r} holds no audio file ({holds}){hint}; "
+        "audio is any file libsndfile or FFmpeg decodes"
+    )
 
 
 def discover(corpus: Corpus) -> list[Candidate]:

@@ -168,7 +168,13 @@ def ingest(
         [manifest.assign(status="ok", reason=""), rejects.rename(columns={"kind": "status"})]
     )
     log_account(
-        "ingest", account_table(outcomes, sum((s.skipped for s in surveys.values()), Counter()), target.rate)
+        "ingest",
+        account_table(
+            outcomes,
+            sum((s.skipped for s in surveys.values()), Counter()),
+            target.rate,
+            {path: reason for s in surveys.values() for path, reason in s.links.items()},
+        ),
     )
     seconds = time.perf_counter() - began
     hours = float(manifest["samples"].sum()) / target.rate / 3600
