@@ -236,7 +236,7 @@ def test_an_unknown_task_method_or_budget_is_a_clear_error(built, tmp_path, caps
         (["end_to_end", "genre", "finetune", "0"], "task 'genre'"),
         (
             ["probe", "0", "--set", "downstream.features=[mfcc]"],
-            "downstream.features[0]='mfcc': use one of ['cpc', 'random', 'logmel']",
+            "downstream.features[0]='mfcc': use one of ['cpc', 'random', 'logmel', 'cqt']",
         ),
         (["end_to_end", "ensemble", "scratch", "0"], "init 'scratch'"),
         (
