@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ablation import _hydra, slug  # noqa: E402
+from ablation import _diff, overrides, slug  # noqa: E402
 
 ROWS = Path("results/levers/rows.jsonl")
 TASKS = ("ensemble", "composer", "instruments", "transcription")
@@ -51,10 +51,6 @@ VARIANTS: dict[str, dict] = {
     # Over the demo's 10 minutes: does the harder objective want more steps?
     "past augmented, 1000 steps": {"pretrain.augment": PAST, "pretrain.steps": 1000},
 }
-
-
-def overrides(variant: dict) -> list[str]:
-    return [arg for key, value in variant.items() for arg in ("-S", f"{key}={_hydra(value)}")]
 
 
 def _read(path: str) -> dict:
@@ -112,11 +108,6 @@ def run(names: list[str]) -> None:
         subprocess.run(command, check=True)
         with ROWS.open("a") as file:
             file.write(json.dumps(row(name)) + "\n")
-
-
-def _diff(d: dict) -> str:
-    text = f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
-    return f"**{text}**" if d["lo"] > 0 or d["hi"] < 0 else text
 
 
 def _wins(r: dict, part: str, budget: str, rival: str) -> str:
