@@ -44,7 +44,7 @@ def test_a_folder_of_mixed_formats_is_embedded_window_by_window(built, tmp_path,
     )
     assert (metrics["embedded_files"], metrics["files"], metrics["skipped_not_audio"]) == (6, 8, 1)
     assert files.loc["short.wav", "status"] == "short" and files.loc["broken.flac", "status"] == "error"
-    assert files.loc["broken.flac", "reason"].startswith("not an audio file")
+    assert files.loc["broken.flac", "reason"].startswith("damaged or cut off: it begins as FLAC does")
     assert (files.loc["bought.m4a", "decoder"], files.loc["clip.mp4", "format"]) == ("ffmpeg", "MP4")
     said = [r.getMessage() for r in caplog.records if r.name == "jtm.ingest.account"]
     assert said[0] == "features: 9 files under the folders named" and any("MP4/AAC" in line for line in said)

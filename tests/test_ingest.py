@@ -172,8 +172,10 @@ def test_a_header_announcing_a_few_codec_blocks_more_than_decode_is_no_reason_to
         assert manifest.loc[name, "source_frames"] - manifest.loc[name, "decoded_frames"] == shortfall
         assert manifest.loc[name, "decoded_frames"] == decoded
     (reject,) = pd.read_parquet(out / "rejects.parquet").itertuples()
+    announced = decoded + SHORTFALL_FRAMES + 1
     assert Path(reject.path).name == "beyond.ogg" and reject.reason == (
-        f"truncated: {decoded} of the {decoded + SHORTFALL_FRAMES + 1} frames its header announces decode"
+        f"truncated: 0:{decoded / rate:04.1f} of the 0:{announced / rate:04.1f} its header announces "
+        f"decode ({decoded} of {announced} frames)"
     )
 
 
@@ -216,8 +218,10 @@ def write_bad_files(folder: Path) -> dict[str, str]:
     nan = good.astype(np.float32)
     nan[RATE] = np.nan
     sf.write(folder / "nan.wav", nan, RATE, subtype="FLOAT")
-    whole = (folder / "good.wav").read_bytes()
-    (folder / "truncated.wav").write_bytes(whole[: len(whole) // 2])
+    sf.write(folder / "long.wav", stereo(RATE, 4.0)[:, 0], RATE)
+    whole = (folder / "long.wav").read_bytes()
+    (folder / "long.wav").unlink()
+    (folder / "truncated.wav").write_bytes(whole[: len(whole) // 2])  # 2 s missing: over SHORTFALL_FRAMES
     sf.write(folder / "short.wav", good[: RATE // 4], RATE)
     (folder / "cover.jpg").write_bytes(b"not audio")  # no audio extension: not a candidate at all
     (folder / "notes.mp3").write_text("a text file named .mp3\n")
@@ -226,7 +230,7 @@ def write_bad_files(folder: Path) -> dict[str, str]:
         "zero.wav": "empty",
         "corrupt.flac": "not an audio file",
         "nan.wav": "non-finite",
-        "truncated.wav": "truncated",
+        "truncated.wav": "truncated: 0:02.0 of the 0:04.0 its header announces decode",
         "notes.mp3": "not an audio file",
         "silent.mp4": "no audio stream (streams: video)",
     }

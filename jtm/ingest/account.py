@@ -11,16 +11,22 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-# The reasons' kinds, as decode_file and the ingest stage word them (first match wins).
+# The reasons' kinds, as decode_file and the ingest stage word them: words a reason holds (the
+# earliest found wins: a reason may quote the decoders), and the kind's name in the account.
 REASONS = (
-    "not an audio file", "no audio stream", "decoder error", "truncated", "non-finite sample",
-    "empty file", "zero-length audio", "shorter than one window", "same bytes as",
+    ("not an audio file", "not an audio file"), ("damaged or cut off", "damaged or cut off"),
+    ("no audio stream", "no audio stream"), ("decoder error", "decoder error"),
+    ("truncated", "truncated"), ("non-finite sample", "non-finite sample"), ("empty file", "empty file"),
+    ("zero-length audio", "zero-length audio"), ("shorter than one window", "shorter than one window"),
+    ("same bytes as", "duplicate of another file"),
 )  # fmt: skip
+LISTED = 20  # rejected files the log names one by one (all of them: the rejects table)
 
 
 def reason_kind(reason: str) -> str:
     """A reason without its particulars ("decoder error at 1:23: ..." -> "decoder error")."""
-    return next((kind for kind in REASONS if kind in reason), reason.split(":")[0])
+    found = [(reason.find(words), kind) for words, kind in REASONS if words in reason]
+    return min(found)[1] if found else reason.split(":")[0]
 
 
 def link_kind(reason: str) -> str:
@@ -57,6 +63,17 @@ def log_account(command: str, table: pd.DataFrame) -> None:
         length = f", {duration(row.hours * 3600)}" if row.fate == "used" else ""
         plural = "" if row.files == 1 else "s"
         log.info("  %-18s %-28s %5d file%s%s", row.fate, row.what, row.files, plural, length)
+
+
+def log_rejects(command: str, rejects: pd.DataFrame, table: str) -> None:
+    """The rejected files by name with their reasons: all of them up to LISTED, else the first
+    LISTED and where the whole table is (`table`). `rejects`: path, reason."""
+    if not len(rejects):
+        return
+    shown = "" if len(rejects) <= LISTED else f" (the first {LISTED}; all of them: {table})"
+    log.info("%s: %d file%s not used%s:", command, len(rejects), "" if len(rejects) == 1 else "s", shown)
+    for row in rejects.head(LISTED).itertuples():
+        log.info("  %s: %s", row.path, row.reason)
 
 
 def duration(seconds: float) -> str:

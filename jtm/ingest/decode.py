@@ -9,7 +9,13 @@ decoder error, zero-length, truncated, non-finite samples) or `short` (under one
 A header's announced length is not the decoder's: Ogg's last granule position, MP3's Xing/LAME
 frame count and AAC's priming and padding commonly announce a few thousand frames more than
 decode. A shortfall up to `SHORTFALL_FRAMES` is that bookkeeping, not damage: the file is
-ingested with both counts kept; a larger one is a truncated file.
+ingested with both counts kept; a larger one is a truncated file. Only a length the header
+states counts: raw ADTS AAC, an MP3 without a Xing/Info frame and a WAV written to a pipe
+announce a guess (jtm/ingest/headers.py), and such a file is ingested for what decodes.
+
+What libsndfile stops decoding part-way (an Ogg Opus page whose granule position jumps, a FLAC
+frame that lost sync) is decoded again by FFmpeg, which skips a damaged packet as a player
+does; the file's `notes` say so.
 """
 
 from __future__ import annotations
@@ -17,8 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,8 @@ import soxr
 
 from jtm.corpus import pcm
 from jtm.ingest.fingerprint import Fingerprint
-from jtm.ingest.readers import DecodeError, NotAudio, Reader, open_audio
+from jtm.ingest.noise import Noise, captured
+from jtm.ingest.readers import ESTIMATED, DecodeError, NotAudio, Reader, clock, ffmpeg_reader, open_audio
 
 # Two of the largest codec blocks (Vorbis: 8 192 samples; MP3 1 152, AAC 1 024): 0.37 s at 44.1 kHz.
 SHORTFALL_FRAMES = 16_384
@@ -50,8 +56,10 @@ class Target:
 class Decoded:
     """A file's fate: status `ok` (its samples in a raw file), `short` or `error` (`reason` says
     why), with what its decoder said of it (`decoder`: libsndfile | ffmpeg; format, subtype,
-    rate, channels, the frames its header announces) and what decoded (`decoded_frames`, at its
-    own rate) and, when ok, the Chromaprint fingerprint of its 16 kHz samples (the leakage guard)."""
+    rate, channels, the frames its header announces and whether it states them or guesses:
+    `length_known`) and what decoded (`decoded_frames`, at its own rate), what the decoders
+    said on the way (`notes`: a retry, skipped packets, their own lines) and, when ok, the
+    Chromaprint fingerprint of its 16 kHz samples (the leakage guard)."""
 
     sha256: str
     status: str
@@ -65,6 +73,8 @@ class Decoded:
     decoder: str = ""
     samples: int = 0
     fingerprint: tuple[int, ...] = ()
+    length_known: bool = True
+    notes: str = ""
 
 
 def content_hash(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -95,7 +105,7 @@ def _stream(reader: Reader, handle, target: Target, printer: Fingerprint | None)
         bad = np.flatnonzero(~np.isfinite(mono))
         if len(bad):
             where = (read + int(bad[0])) / reader.rate
-            return read, written, f"non-finite sample ({mono[bad[0]]}) at {where:.3f} s"
+            return read, written, f"non-finite sample ({mono[bad[0]]}) at {clock(where)}"
         read += len(mono)
         out = mono if resampler is None else resampler.resample_chunk(mono, last=len(mono) == 0)
         if printer is not None:
@@ -105,55 +115,94 @@ def _stream(reader: Reader, handle, target: Target, printer: Fingerprint | None)
     return read, written, ""
 
 
-def _truncation(extra: str) -> str:
-    """libsndfile's own note that the audio chunk is shorter than its header says (a cut-off
-    WAV, AIFF, W64: libsndfile then quietly reads what is there); "" when it has none."""
-    notes = re.findall(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", extra, re.M)
-    for declared, present in notes:
-        if int(present) < int(declared):
-            return f"truncated: its header announces {declared} bytes of audio, the file holds {present}"
-    return ""
+def _open(path: str, decoder: str, noise: Noise) -> Reader:
+    """libsndfile's Reader, or FFmpeg's where libsndfile finds no samples (a FLAC or WAV whose
+    header leaves the length 0) or `decoder` asks for it; NotAudio when neither reads it."""
+    reader = open_audio(path, decoder)
+    if reader.decoder == "libsndfile" and reader.announced <= 0:
+        reader = ffmpeg_reader(path)
+    if noise.said(ESTIMATED):  # FFmpeg guessed the length from the bitrate
+        reader = replace(reader, exact=False)
+    return reader
+
+
+def _attempt(reader: Reader, partial: Path, target: Target, fingerprint: bool) -> tuple[int, int, str, tuple]:
+    """Decode `reader` into `partial`: (frames read, samples written, reason or "", fingerprint)."""
+    printer = Fingerprint(target.rate) if fingerprint else None
+    with open(partial, "wb") as handle:
+        read, written, reason = _stream(reader, handle, target, printer)
+    if not reason and read == 0:
+        reason = "zero-length audio: no samples"
+    if not reason and reader.exact and reader.announced - read > SHORTFALL_FRAMES:
+        reason = (
+            f"truncated: {clock(read / reader.rate)} of the {clock(reader.announced / reader.rate)} "
+            f"its header announces decode ({read} of {reader.announced} frames)"
+        )
+    prints = tuple(printer.finish().tolist()) if printer is not None and not reason else ()
+    return read, written, reason, prints
+
+
+def _about(reader: Reader) -> dict:
+    return dict(
+        format=reader.format, subtype=reader.subtype, source_rate=reader.rate, channels=reader.channels,
+        source_frames=reader.announced, length_known=reader.exact, decoder=reader.decoder,
+    )  # fmt: skip
 
 
 def decode_file(path: str, out: Path, target: Target, fingerprint: bool = True, decoder: str = "") -> Decoded:
     """Decode `path` into raw `target.dtype` samples at `out` (written beside it, then renamed;
     removed unless the status is `ok`); with its fingerprint unless `fingerprint` is False;
-    `decoder` "ffmpeg" forces FFmpeg (jtm/ingest/readers.py's `open_audio`)."""
+    `decoder` "ffmpeg" forces FFmpeg (jtm/ingest/readers.py's `open_audio`). What libsndfile
+    cannot decode to the end is decoded again by FFmpeg; what the decoders printed is the
+    file's `notes` (and part of its reason when rejected)."""
     sha = content_hash(path)
     if os.path.getsize(path) == 0:
         return Decoded(sha, "error", "empty file: 0 bytes")
+    partial = out.with_name(out.name + ".partial")
+    with captured() as noise:
+        decoded = _decode(path, sha, partial, target, fingerprint, decoder, noise)
+    notes = "; ".join(part for part in (decoded.notes, noise.summary()) if part)
+    decoded = replace(decoded, notes=notes)
+    if decoded.status != "ok":
+        partial.unlink(missing_ok=True)
+        if decoded.status == "error" and noise.lines():
+            decoded = replace(decoded, reason=f"{decoded.reason} (decoder said: {noise.summary()})")
+        return decoded
+    os.replace(partial, out)
+    return decoded
+
+
+def _decode(
+    path: str, sha: str, partial: Path, target: Target, fingerprint: bool, decoder: str, noise: Noise
+) -> Decoded:
+    """decode_file's work, inside the capture of the decoders' noise."""
     try:
-        reader = open_audio(path, decoder)
+        reader = _open(path, decoder, noise)
     except NotAudio as err:
         return Decoded(sha, "error", str(err))
-    about = dict(
-        format=reader.format, subtype=reader.subtype, source_rate=reader.rate, channels=reader.channels,
-        source_frames=reader.announced, decoder=reader.decoder,
-    )  # fmt: skip
-    if reader.decoder == "libsndfile" and reader.announced <= 0:
-        return Decoded(sha, "error", "zero-length audio: no samples", **about)
-    if truncated := _truncation(reader.extra):
-        return Decoded(sha, "error", truncated, **about)
-    partial = out.with_name(out.name + ".partial")
-    printer = Fingerprint(target.rate) if fingerprint else None
+    notes = ""
     try:
-        with open(partial, "wb") as handle:
-            read, written, reason = _stream(reader, handle, target, printer)
-    except (DecodeError, RuntimeError, OSError) as err:  # libsndfile's errors are RuntimeErrors
-        partial.unlink(missing_ok=True)
-        said = str(err) if isinstance(err, DecodeError) else f"decoder error after the header: {err}"
-        return Decoded(sha, "error", said, **about)
-    about["decoded_frames"] = read
-    if not reason and read == 0:
-        reason = "zero-length audio: no samples"
-    if not reason and reader.announced - read > SHORTFALL_FRAMES:
-        reason = f"truncated: {read} of the {reader.announced} frames its header announces decode"
-    if reason or written < target.min_samples:
-        partial.unlink(missing_ok=True)
-        if reason:
-            return Decoded(sha, "error", reason, **about)
-        seconds = written / target.rate
-        return Decoded(sha, "short", f"{seconds:.2f} s: shorter than one window", **about)
-    os.replace(partial, out)
-    prints = tuple(printer.finish().tolist()) if printer is not None else ()
+        read, written, reason, prints = _attempt(reader, partial, target, fingerprint)
+    except (DecodeError, OSError) as err:
+        if reader.decoder != "libsndfile":
+            return Decoded(sha, "error", str(err), **_about(reader))
+        try:  # libsndfile stops where players go on (Ogg Opus with a granule jump, ...): FFmpeg
+            reader = replace(ffmpeg_reader(path), format=reader.format, subtype=reader.subtype)
+            read, written, reason, prints = _attempt(reader, partial, target, fingerprint)
+        except (NotAudio, DecodeError, OSError) as second:
+            return Decoded(sha, "error", f"{err} (FFmpeg as well: {second})", **_about(reader))
+        notes = f"libsndfile: {err}; FFmpeg decoded it"
+    if reader.damage:
+        notes = "; ".join(filter(None, [notes, _damage(reader.damage)]))
+    about = _about(reader) | {"decoded_frames": read, "notes": notes}
+    if reason:
+        return Decoded(sha, "error", reason, **about)
+    if written < target.min_samples:
+        return Decoded(sha, "short", f"{clock(written / target.rate)}: shorter than one window", **about)
     return Decoded(sha, "ok", **about, samples=written, fingerprint=prints)
+
+
+def _damage(seconds: list[float]) -> str:
+    """ "FFmpeg skipped 2 damaged packets (at 0:10.2, 0:10.3)": where a player would glitch."""
+    at = ", ".join(clock(s) for s in seconds[:5]) + (", ..." if len(seconds) > 5 else "")
+    return f"FFmpeg skipped {len(seconds)} damaged packet{'s' * (len(seconds) > 1)} (at {at})"
