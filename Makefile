@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo demo-fonts study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode profile-cpc lock clean
+.PHONY: install demo demo-fonts study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode bench-ingest profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -98,6 +98,9 @@ bench-gpu:
 
 bench-decode: install
 	python benchmarks/bench_decode.py
+
+bench-ingest: install
+	python benchmarks/bench_ingest.py
 
 bench-loader: install
 	python benchmarks/bench_loader.py

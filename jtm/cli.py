@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--hop", type=int, help="samples between windows (default: the model's window)")
     features.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     _add_common(features)
+    survey = commands.add_parser(
+        "survey",
+        help="Digest the files ingest.corpora names (paths, sizes, times): DVC reruns ingest on a change.",
+    )
+    survey.add_argument("--out", help="JSON file to write (default: params paths.survey)")
+    _add_common(survey)
     summary = commands.add_parser("summary", help="Print what the Parquet index holds and where.")
     _add_common(summary)
     commands.add_parser("schema", help="Print the JSON Schema params files are checked against.")
@@ -136,6 +142,14 @@ def _features(args: argparse.Namespace, params: dict) -> dict:
         quality=get_dotted(params, "resample.quality"),
         batch_size=args.batch_size,
     )
+
+
+def _survey(args: argparse.Namespace, params: dict) -> dict:
+    from jtm.ingest.discover import corpora_from_params
+    from jtm.ingest.listing import write_survey
+
+    listing = write_survey(corpora_from_params(get_dotted(params, "ingest.corpora")), args.out)
+    return {name: {"files": entry["files"], "bytes": entry["bytes"]} for name, entry in listing.items()}
 
 
 def _render(args: argparse.Namespace, params: dict) -> dict:
@@ -209,7 +223,9 @@ def _main(argv: list[str] | None) -> int:
                 f"MLflow runs: mlflow ui --backend-store-uri {uri}" + (f", then open {page}" if page else "")
             )
             return 0
-        writers = {"render": _render, "features": _features}  # commands that write --out
+        writers = {"render": _render, "features": _features, "survey": _survey}  # commands that write --out
+        if args.command == "survey":
+            args.out = args.out or get_dotted(params, "paths.survey")
         if args.command in writers:
             metrics = writers[args.command](args, params)
             where = args.out

@@ -167,9 +167,13 @@ def write_dvc_code(path: str | Path = "dvc.yaml") -> bool:
     return new != old
 
 
+DVC_ONLY = ("survey",)  # dvc.yaml's helper stage (the corpora's digest that ingest depends on)
+
+
 def dvc_stage_names(params: dict) -> set[str]:
     """The stages dvc.yaml declares under `params`, as DVC names them (`probe@0`, `index`)."""
-    return {job_name(name, item) for name, stage in STAGES.items() for item in stage_items(stage, params)}
+    jobs = {job_name(name, item) for name, stage in STAGES.items() for item in stage_items(stage, params)}
+    return jobs | set(DVC_ONLY)
 
 
 def prune_dvc_lock(params: dict, path: str | Path = "dvc.lock") -> list[str]:

@@ -42,6 +42,7 @@ def tiny_overrides(root: Path, tracking_uri: str) -> list[str]:
         f"paths.index={root / 'index'}",
         f"paths.ingest={root / 'ingest'}",
         f"paths.ingest_work={root / 'ingest_work'}",
+        f"paths.survey={root / 'survey.json'}",
         f"paths.leakage={root / 'leakage'}",
         f"paths.pretrain={root / 'pretrain'}",
         f"paths.checkpoints={root / 'checkpoints'}",

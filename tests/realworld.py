@@ -73,3 +73,45 @@ def announce_more(path: Path, extra: int) -> None:
     struct.pack_into("<I", data, start + 22, 0)
     struct.pack_into("<I", data, start + 22, _ogg_crc(bytes(data[start:])))
     path.write_bytes(bytes(data))
+
+
+def _ogg_pages(data: bytes) -> list[int]:
+    """Where each Ogg page starts."""
+    starts, at = [], data.find(b"OggS")
+    while at >= 0:
+        starts.append(at)
+        at = data.find(b"OggS", at + 4)
+    return starts
+
+
+def jump_granule(path: Path, page: int, jump: int) -> None:
+    """Add `jump` samples to one Ogg page's granule position (checksum mended), as a file cut
+    from a stream with a timestamp discontinuity has: FFmpeg plays on, libsndfile's Opus reader
+    stops there ("Supported file format but file is malformed")."""
+    data = bytearray(path.read_bytes())
+    starts = _ogg_pages(bytes(data)) + [len(data)]
+    start, end = starts[page], starts[page + 1]
+    granule = struct.unpack_from("<q", data, start + 6)[0]
+    struct.pack_into("<q", data, start + 6, granule + jump)
+    struct.pack_into("<I", data, start + 22, 0)
+    struct.pack_into("<I", data, start + 22, _ogg_crc(bytes(data[start:end])))
+    path.write_bytes(bytes(data))
+
+
+def with_cover_art(path: Path, image: bytes) -> None:
+    """Put an ID3v2.3 tag holding `image` as front-cover art (APIC) before the MP3's frames, as
+    taggers do."""
+    body = b"\x00" + b"image/jpeg\x00" + b"\x03" + b"\x00" + image
+    frame = b"APIC" + struct.pack(">I", len(body)) + b"\x00\x00" + body
+    size = len(frame)
+    syncsafe = bytes([(size >> 21) & 127, (size >> 14) & 127, (size >> 7) & 127, size & 127])
+    path.write_bytes(b"ID3\x03\x00\x00" + syncsafe + frame + path.read_bytes())
+
+
+def set_wav_sizes(path: Path, size: int) -> None:
+    """Write `size` into a WAV's RIFF and data sizes, as a writer that cannot seek back leaves
+    them (0xFFFFFFFF: "unknown"; some write 0)."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, 4, size)
+    struct.pack_into("<I", data, data.find(b"data") + 4, size)
+    path.write_bytes(bytes(data))

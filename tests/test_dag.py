@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jtm import workflow
 from jtm.cli import main
 from jtm.config import get_dotted, load_params
 from jtm.runner import stage_items, stage_paths
@@ -106,8 +107,27 @@ def rules(tmp_path_factory):
     return snakemake_rules(tmp_path_factory.mktemp("snakemake"))
 
 
+# DVC's helper stage, not a jtm stage: the digest of the corpora's files that ingest depends on
+# (Snakemake lists those files as the ingest rule's inputs instead).
+DVC_ONLY = set(workflow.DVC_ONLY)
+DVC_ONLY_DEPS = {"ingest": ["paths.survey"]}
+
+
 def test_both_engines_have_exactly_the_stages():
-    assert set(dvc_stages()) == set(STAGES)
+    assert set(dvc_stages()) == set(STAGES) | DVC_ONLY
+
+
+def test_dvc_survey_runs_every_time_and_ingest_depends_on_its_digest():
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["survey"]
+    assert declared["always_changed"] is True and declared["params"] == ["ingest.corpora"]
+    assert dvc_stages()["survey"] == {
+        "cmd": "jtm survey",
+        "matrix": {},
+        "deps": [],
+        "outs": [str(get_dotted(PARAMS, "paths.survey"))],
+        "params": ["ingest.corpora"],
+    }
+    assert str(get_dotted(PARAMS, "paths.survey")) in dvc_stages()["ingest"]["deps"]
 
 
 def test_engines_have_the_same_rules(rules):
@@ -118,6 +138,7 @@ def test_engines_have_the_same_rules(rules):
 def test_dvc_stage_matches(name):
     stage = dvc_stages()[name]
     want = expected(name)
+    want["deps"] += [str(get_dotted(PARAMS, key)) for key in DVC_ONLY_DEPS.get(name, [])]
     assert stage["cmd"] == want["cmd"]
     assert stage["matrix"] == {
         item: str(get_dotted(PARAMS, key)) for item, key in STAGES[name].matrix.items()

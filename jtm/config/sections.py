@@ -77,6 +77,7 @@ class Paths:
     index: str
     ingest: str
     ingest_work: str
+    survey: str
     leakage: str
     pretrain: str
     checkpoints: str

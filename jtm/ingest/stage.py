@@ -226,6 +226,11 @@ def ingest(
     stamp = {k: v for k, v in asdict(target).items() if k != "hop"}  # the hop only places windows
     prepare(work, stamp | {"shard_bytes": limit, "code": _code_digest()})
     settled = _settle(work, plan, target, limit, max(1, workers))
+    log.info(
+        "ingest: %d files: %d reused from %s, %d decoded, %d copied out of %d shard(s) holding removed files",
+        len(plan), settled["reused_files"], work, settled["decoded_files"], settled["repacked_files"],
+        settled["removed_shards"],
+    )  # fmt: skip
     manifest, rejects = _tables(settled.pop("rows"), target.dtype)
     _check_rejects(rejects, len(plan), max_rejected, work)
     skipped = {name: dict(found.skipped) for name, found in surveys.items()}
