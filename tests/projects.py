@@ -66,6 +66,7 @@ def make_project(root: Path, overrides: list[str] = ()) -> Path:
     write_unlabeled(root / "unlabeled")
     # data/raw and data/ingest are cache-free (re-buildable), and ignored by git as in the repo
     ignored = ["mlflow.db", "mlruns/", ".snakemake/", "logs/", "plots_html/", "/data/raw/", "/data/ingest/"]
+    ignored.append("/data/survey.json")  # the corpora's digest, rewritten by every `dvc repro`
     (root / ".gitignore").write_text("".join(f"{line}\n" for line in ignored))
     run(["git", "init", "-q"], root)
     commit(root, "init")

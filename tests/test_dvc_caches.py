@@ -7,8 +7,10 @@ before it. Each test puts the project back (or works in a copy of it).
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
 from tests.projects import edited, run, set_param, sha, stages_in
 from tests.test_dvc import dvc_changed
@@ -78,3 +80,23 @@ def test_dvc_reruns_only_resample_and_downstream_after_a_resample_change(dvc_pro
     ran = stages_in(output)
     assert {"resample", "index", "pretrain@0"} <= ran
     assert not ran & {"acquire", "demo_scores", "pretrain@1"}
+
+
+def test_a_grown_library_reruns_ingest_under_dvc_decoding_only_what_changed(dvc_project, tmp_path):
+    """`dvc repro` runs `survey` (the digest of the corpora's files) every time; ingest reruns
+    only when the library changed, and then decodes only the new file (one that sorts before the
+    others) and nothing for a removed one (in a copy of the project)."""
+    root = tmp_path / "project"
+    shutil.copytree(dvc_project.root, root, symlinks=True)
+    assert stages_in(run(["dvc", "repro", "ingest"], root)) == {"survey"}
+    library = root / "unlabeled"
+    sf.write(library / "0 added.wav", np.sin(np.arange(40_000) / 7.0) * 0.2, 16_000)
+    output = run(["dvc", "repro", "ingest"], root)
+    assert stages_in(output) == {"survey", "ingest"}
+    assert "ingest: 3 files: 2 reused from data/ingest_work, 1 decoded, 0 copied" in output
+    assert stages_in(run(["dvc", "repro", "ingest"], root)) == {"survey"}
+    (library / "mono.flac").unlink()
+    output = run(["dvc", "repro", "ingest"], root)
+    assert "ingest: 2 files: 2 reused from data/ingest_work, 0 decoded" in output
+    manifest = pd.read_parquet(root / "data" / "ingest" / "manifest.parquet")
+    assert manifest["path"].tolist() == ["unlabeled/0 added.wav", "unlabeled/stereo.wav"]

@@ -8,6 +8,7 @@ under torchrun. The tests run in this order, on one worker (`make test`: --dist 
 that changes the project puts it back, or works in a copy.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -96,6 +97,24 @@ def test_snakemake_reruns_only_resample_and_downstream_after_a_resample_change(s
         "report",
         "all",
     }
+
+
+def test_snakemake_plans_ingest_when_a_file_is_added_replaced_or_removed(snakemake_project):
+    """The corpora's files are the ingest rule's inputs (a dry run each; the project is put back)."""
+    root = snakemake_project.root
+    run(["snakemake", "--cores", "2"], root)
+    library, added = root / "unlabeled", root / "unlabeled" / "0 added.wav"
+    shutil.copy(library / "stereo.wav", added)
+    assert "ingest" in snakemake_would_run(root)
+    added.unlink()
+    stat = (library / "mono.flac").stat()
+    (library / "mono.flac").rename(root / "mono.flac")
+    assert "ingest" in snakemake_would_run(root)
+    (root / "mono.flac").rename(library / "mono.flac")
+    (library / "mono.flac").write_bytes((library / "mono.flac").read_bytes())  # replaced: written now
+    assert "ingest" in snakemake_would_run(root)
+    os.utime(library / "mono.flac", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "ingest" not in snakemake_would_run(root)
 
 
 def test_snakemake_runs_pretrain_on_several_gpus_under_torchrun(snakemake_project, tmp_path):

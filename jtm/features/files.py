@@ -12,7 +12,8 @@ Output folder (written beside its place, renamed on success)::
     keys.parquet    row, file (files.parquet row), path, window (0-based in its file),
                     start (16 kHz samples), seconds
     files.parquet   path, status (ok | short | error), reason, decoder, format, subtype,
-                    source_rate, channels, samples (16 kHz), windows
+                    source_rate, channels, notes (what the decoders said), samples (16 kHz),
+                    windows
     frames.npy      (windows, frames, dim) float16, memory-mappable: 100 Hz frames
     pooled.npy      (windows, dim) float32: the frames pooled (mean; meanstd, meanmax: 2 dim)
 """
@@ -30,7 +31,7 @@ from jtm.atomic import atomic_dir
 from jtm.corpus.index import window_starts
 from jtm.errors import DataError
 from jtm.features.embed import SAMPLE_RATE, pool
-from jtm.ingest.account import account_table, log_account
+from jtm.ingest.account import account_table, log_account, log_rejects
 from jtm.ingest.decode import Target, decode_file
 from jtm.ingest.discover import Corpus, survey
 from jtm.models.artifact import load_encoder, model_config
@@ -47,13 +48,14 @@ def _decode_all(
     for i, candidate in enumerate(progress(found.candidates, desc="features: decode", unit="files")):
         raw = scratch / f"{i}.raw"
         decoded = decode_file(candidate.path, raw, target, fingerprint=False)
-        fields = ("status", "reason", "decoder", "format", "subtype", "source_rate", "channels")
+        fields = ("status", "reason", "decoder", "format", "subtype", "source_rate", "channels", "notes")
         rows.append(
             {"path": candidate.path, **{k: getattr(decoded, k) for k in fields}, "samples": decoded.samples}
         )
         raws.append(raw if decoded.status == "ok" else None)
     files = pd.DataFrame(rows)
     log_account("features", account_table(files, found.skipped, target.rate, found.links))
+    log_rejects("features", files[files["status"] != "ok"], "files.parquet in the output folder")
     return files, raws, sum(found.skipped.values())
 
 
