@@ -29,11 +29,15 @@ HOLDS = ("ok", "duplicate")  # statuses of a readable file (the duplicate's samp
 class Sorted:
     """`known`: the wanted ledger rows, one per known file of the plan (with `index`, their
     shard's number); `todo`: the plan's files to decode, in plan order; `stale`: (corpus,
-    index) of the shards to repack and delete; `next_index`: per corpus, the first free number."""
+    index) of the shards holding wanted and unwanted rows (repack, then delete); `dead`: the
+    shards holding no wanted row (delete first); `next_index`: per corpus, the first number
+    after the shards in use (a dead shard's number is free again: a library whose every file
+    changed, or a work folder copied with other file times, is packed as a fresh run packs it)."""
 
     known: pd.DataFrame
     todo: list[Candidate]
     stale: list[tuple[str, int]]
+    dead: list[tuple[str, int]]
     next_index: dict[str, int]
 
 
@@ -44,7 +48,7 @@ def _key(row) -> tuple:
 def sort_out(stored: pd.DataFrame, plan: list[Candidate]) -> Sorted:
     """Which of `plan` the `stored` rows (jtm/ingest/shards.py's `finished`) already hold."""
     if stored.empty:
-        return Sorted(stored, list(plan), [], {})
+        return Sorted(stored, list(plan), [], [], {})
     wanted = {_key(c) for c in plan}
     stored = stored.sort_values(["corpus", "index"], kind="stable")
     latest = stored.drop_duplicates(list(KEY), keep="last")  # a repack interrupted: the newer copy
@@ -56,9 +60,11 @@ def sort_out(stored: pd.DataFrame, plan: list[Candidate]) -> Sorted:
     have = set(known[list(KEY)].itertuples(index=False, name=None))
     todo = [c for c in plan if _key(c) not in have]
     kept = set(known.index)
-    stale = sorted({(r.corpus, int(r.index)) for r in stored.itertuples() if r.Index not in kept})
-    next_index = {c: int(i) + 1 for c, i in stored.groupby("corpus")["index"].max().items()}
-    return Sorted(known.reset_index(drop=True), todo, stale, next_index)
+    changed = {(r.corpus, int(r.index)) for r in stored.itertuples() if r.Index not in kept}
+    busy = {(corpus, int(index)) for corpus, index in zip(known["corpus"], known["index"], strict=True)}
+    next_index = {c: int(i) + 1 for c, i in known.groupby("corpus")["index"].max().items()}
+    known = known.reset_index(drop=True)
+    return Sorted(known, todo, sorted(changed & busy), sorted(changed - busy), next_index)
 
 
 def resolve_duplicates(rows: pd.DataFrame) -> pd.DataFrame:

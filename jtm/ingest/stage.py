@@ -145,6 +145,8 @@ def _settle(work: Path, plan: list[Candidate], target: Target, limit: int, worke
     the rest, repack shards holding files no longer wanted. Returns the rows (plan order) and
     counts."""
     found = sort_out(finished(work, target.dtype), plan)
+    for corpus, index in found.dead:  # nothing to keep: their numbers are free again
+        delete(work, corpus, index, target.dtype)
     writers = _Writers(work, found.next_index, limit, target.dtype)
     repacked = _repack(found, writers, work, target.dtype)
     _pack(found, writers, work, target, workers)
@@ -153,7 +155,7 @@ def _settle(work: Path, plan: list[Candidate], target: Target, limit: int, worke
     for corpus, index in found.stale:
         delete(work, corpus, index, target.dtype)
     final = sort_out(finished(work, target.dtype), plan)
-    assert not final.todo and not final.stale, "the shards do not hold the plan after packing"
+    assert not (final.todo or final.stale or final.dead), "the shards do not hold the plan after packing"
     by_key = {tuple(row[k] for k in KEY): row for row in final.known.to_dict("records")}
     rows = pd.DataFrame([by_key[tuple(getattr(c, k) for k in KEY)] for c in plan])
     if rows.empty:
@@ -163,7 +165,7 @@ def _settle(work: Path, plan: list[Candidate], target: Target, limit: int, worke
         "reused_files": len(plan) - len(found.todo),
         "decoded_files": len(found.todo),
         "repacked_files": repacked,
-        "removed_shards": len(found.stale),
+        "removed_shards": len(found.stale) + len(found.dead),
     }
 
 
