@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 import soxr
@@ -182,3 +183,103 @@ def test_files_that_are_not_audio_or_are_cut_off_say_which(tmp_path):
     assert "moov atom not found" in reasons["cut.m4a"]
     assert reasons["cover.flac"].startswith("not an audio file: a PNG image named .flac")
     assert reasons["notes.mp3"].startswith("not an audio file")
+
+
+def library(root: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """A library as people keep it, six folder levels deep: {valid file: seconds of audio} and
+    {defective file: the words its reason starts with}. Every valid file is 2 s long (less the
+    0.3 s a cut WAV lacks)."""
+    deep = root / "Classical" / "Bach, J.S." / "Cantatas [1724]" / "CD 1" / "Disc A" / "Müller"
+    deep.mkdir(parents=True)
+    valid = {}
+
+    def add(folder: Path, name: str, codec: str, rate: int, channels: int = 2, **options) -> None:
+        encode(folder / name, codec, rate, channels, seconds=2.0, **options)
+        valid[str(folder / name)] = 2.0
+
+    def native(folder: Path, name: str, rate: int, channels: int, kind: str, subtype: str) -> None:
+        audio = np.resize(tones(rate, 2.0, 2).T, (2 * rate, channels))
+        sf.write(folder / name, audio, rate, format=kind, subtype=subtype)
+        valid[str(folder / name)] = 2.0
+
+    add(root, "Artist - Title [dQw4w9WgXcQ].mp3", "libmp3lame", 44_100)
+    add(root, "-leading dash.mp3", "libmp3lame", 22_050, 1)
+    add(deep, "no xing.mp3", "libmp3lame", 44_100, muxer={"write_xing": "0"})
+    with_cover_art(deep / "no xing.mp3", np.random.default_rng(2).bytes(400_000))
+    add(deep, "aac.m4a", "aac", 48_000)
+    add(deep, "alac.m4a", "alac", 44_100)
+    add(deep, "opus.opus", "libopus", 48_000)
+    add(deep, "opus from ffmpeg.ogg", "libopus", 48_000, fmt="ogg")
+    add(deep, "opus.webm", "libopus", 48_000)
+    add(deep, "flac.mka", "flac", 96_000)
+    add(deep, "video.mkv", "aac", 44_100, video=True)
+    add(deep, "video.mp4", "aac", 44_100, video=True)
+    add(deep, "wma.wma", "wmav2", 44_100, fmt="asf")
+    add(deep, "radio.aac", "aac", 44_100, fmt="adts")
+    native(deep, "Café.flac".replace("é", "\u00e9"), 96_000, 2, "FLAC", "PCM_24")
+    native(deep, "Noël.ogg".replace("ë", "e\u0308"), 44_100, 2, "OGG", "VORBIS")  # NFD
+    native(deep, "surround 5.1.flac", 48_000, 6, "FLAC", "PCM_16")
+    for subtype in ("PCM_U8", "PCM_16", "PCM_24", "FLOAT"):
+        native(deep, f"{subtype}.wav", 44_100, 2, "WAV", subtype)
+    native(deep, "aiff.aiff", 44_100, 2, "AIFF", "PCM_16")
+    whole = (deep / "PCM_16.wav").read_bytes()
+    (deep / "cut 0.3 s.wav").write_bytes(whole[: len(whole) - 4 * 13_230])
+    valid[str(deep / "cut 0.3 s.wav")] = 2.0 - 0.3
+    (deep / "piped.wav").write_bytes(whole)
+    set_wav_sizes(deep / "piped.wav", 0xFFFFFFFF)
+    valid[str(deep / "piped.wav")] = 2.0
+    jump_granule(Path(valid_path := str(deep / "opus from ffmpeg.ogg")), page=2, jump=10**6)
+    assert Path(valid_path).is_file()
+    return valid, defects(root / "defects", whole)
+
+
+def defects(folder: Path, wav_bytes: bytes) -> dict[str, str]:
+    folder.mkdir()
+    (folder / "empty.flac").write_bytes(b"")
+    (folder / "text.mp3").write_text("a text file named .mp3\n")
+    (folder / "cover.flac").write_bytes(png(32, 32))
+    encode(folder / "whole.m4a", "aac", 44_100, 2, seconds=4.0)
+    data = (folder / "whole.m4a").read_bytes()
+    (folder / "whole.m4a").unlink()
+    (folder / "cut.m4a").write_bytes(data[: len(data) // 2])
+    (folder / "half.wav").write_bytes(wav_bytes[: len(wav_bytes) // 2])
+    encode(folder / "silent.mp4", "aac", 44_100, video=True, audio=False)
+    (folder / "dangling.mp3").symlink_to(folder / "gone.mp3")
+    return {
+        "empty.flac": "empty file",
+        "text.mp3": "not an audio file",
+        "cover.flac": "not an audio file: a PNG image named .flac",
+        "cut.m4a": "damaged or cut off",
+        "half.wav": "truncated: 0:01.0 of the 0:02.0",
+        "silent.mp4": "no audio stream",
+    }
+
+
+def test_a_library_of_every_kind_ingests_every_valid_file_and_names_every_defect(
+    tiny_params, tmp_path, caplog
+):
+    """The issue's library in small: every valid file ingested (0 rejected), its length that of
+    its source within codec padding; every defect rejected with its reason, and named in the log;
+    the dangling link skipped, never a crash."""
+    from jtm.runner import run_stage
+    from tests.test_ingest import ingest_params
+
+    valid, bad = library(tmp_path / "music")
+    params = ingest_params(tiny_params, [{"name": "lib", "paths": [str(tmp_path / "music")], "weight": 1.0}])
+    with caplog.at_level("INFO"):
+        metrics = run_stage("ingest", params)
+    out = Path(params["paths"]["ingest"])
+    manifest = pd.read_parquet(out / "manifest.parquet").set_index("path")
+    assert sorted(manifest.index) == sorted(valid) and metrics["ingested"] == len(valid)
+    for path, seconds in valid.items():
+        samples = manifest.loc[path, "samples"]
+        assert abs(samples / RATE - seconds) < 0.08, (path, samples)
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    reasons = {Path(r.path).name: r.reason for r in rejects.itertuples()}
+    assert reasons.keys() == bad.keys()
+    for name, words in bad.items():
+        assert reasons[name].startswith(words), (name, reasons[name])
+    logged = caplog.text
+    for row in rejects.itertuples():
+        assert f"  {row.path}: {row.reason}" in logged
+    assert "dangling link" in logged and "used with decoder notes" in logged
