@@ -1,26 +1,35 @@
 # jtm: `make demo` runs the pipeline on the embedded demo corpus; `make test` runs the checks.
-# Both build .venv from requirements.lock on first use (a second run reinstalls nothing).
+# `make demo` builds .venv from requirements.lock (what the pipeline runs); the tests, linters and
+# docs add requirements-dev.lock's tools. A second run reinstalls nothing (docs/install.md).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install demo demo-fonts study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode bench-ingest profile-cpc lock clean
+.PHONY: install install-dev lock-check demo demo-fonts study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode bench-ingest profile-cpc lock clean
 
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# --no-deps: the lock is complete, and tinysoundfont's PyAudio (live playback only) would need
-# portaudio headers to build.
+# Hash-checked, exact versions from a resolver's lock (`make lock`; markers keep the CUDA stack
+# to Linux). --no-deps: the lock is complete, and tinysoundfont's PyAudio (live playback only,
+# left out of the lock by overrides.txt) would need portaudio headers to build.
 $(STAMP): requirements.lock pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	touch $@
 
 demo: install
@@ -46,7 +55,7 @@ demo-fonts: install
 
 # dvc.yaml's code deps from the import graph (jtm/codedeps.py), and dvc.lock without the entries
 # of stages that are gone (jtm/workflow.py); tests/test_dag.py fails when either is stale.
-dvc-deps: install
+dvc-deps: install-dev
 	python -c "from jtm.workflow import write_dvc_code; write_dvc_code('dvc.yaml')"
 	python -c "from jtm.config import load_params; from jtm.workflow import prune_dvc_lock; \
 		print('dropped from dvc.lock:', prune_dvc_lock(load_params('params.yaml')))"
@@ -54,24 +63,24 @@ dvc-deps: install
 # Mutation testing of the modules the study rests on (pyproject.toml's [tool.mutmut]); about an
 # hour from scratch on 2 cores, then only what changed; not part of `make test`.
 # `mutmut results` lists survivors, `mutmut show <name>` one's diff.
-mutate: install
+mutate: install-dev
 	python -m pip install --quiet mutmut==3.8.1
 	mutmut run --max-children 2
 	mutmut results
 
 # Each mechanism of the study broken on purpose, one at a time (tests/breaks.py): a test must
 # fail (about 6 min; not part of `make test`).
-breaks: install
+breaks: install-dev
 	python tests/breaks.py
 
-lint: install
+lint: install-dev
 	ruff check .
 	ruff format --check .
 	snakefmt --check Snakefile workflow/rules/
 	snakemake --lint
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or page fails.
-docs: install
+docs: install-dev
 	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet
 
 # Everything (what CI runs), on three pytest-xdist workers: a file's tests on one worker, in
@@ -82,13 +91,13 @@ test: lint docs
 
 # The contributor tier: the unit tests marked `check` (statistics, models, loss, config, loaders),
 # with Python alone: no Debian package, no root; under a minute.
-check: install
+check: install-dev
 	python -m pytest -q -m check
 
-bench-resample: install
+bench-resample: install-dev
 	python benchmarks/bench_resample.py
 
-bench-cpc: install
+bench-cpc: install-dev
 	python benchmarks/bench_cpc.py
 
 # On a GPU machine. Needs torch (+ torchaudio) only: with no .venv (a bare GPU node) python3 as
@@ -96,25 +105,33 @@ bench-cpc: install
 bench-gpu:
 	PYTHONPATH=$(CURDIR) python3 benchmarks/bench_gpu.py
 
-bench-decode: install
+bench-decode: install-dev
 	python benchmarks/bench_decode.py
 
-bench-ingest: install
+bench-ingest: install-dev
 	python benchmarks/bench_ingest.py
 
-bench-loader: install
+bench-loader: install-dev
 	python benchmarks/bench_loader.py
 
 # Needs the demo's data (make demo first).
-bench-tracking: install
+bench-tracking: install-dev
 	python benchmarks/bench_tracking.py
 
-profile-cpc: install
+profile-cpc: install-dev
 	python benchmarks/profile_cpc_step.py
 
-# Regenerate the lock from the current venv (after changing dependencies deliberately).
-lock: install
-	python -m pip freeze --all --exclude-editable | grep -v '^-e' > requirements.lock
+# Both locks from pyproject.toml's ranges, by a resolver (uv), for every platform (markers),
+# with hashes; the versions already locked are kept unless a range excludes them.
+lock: install-dev
+	uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--override overrides.txt -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
+		--override overrides.txt -c requirements.lock -o requirements-dev.lock
+
+# The runtime lock resolved for macOS on Apple silicon (no install): docs/install.md.
+lock-check: install-dev
+	python tools/lock_check.py --platform aarch64-apple-darwin
 
 # Every output the pipeline writes, but the small results committed in git (results/metrics,
 # results/pretrain's metrics and curves, results/ablation): `git status` stays clean.

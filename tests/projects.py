@@ -110,8 +110,9 @@ def digest(folder: Path) -> dict:
 
 
 def comparable(digests: dict) -> dict:
-    """Without the report, which states when it was generated."""
-    return {k: v for k, v in digests.items() if k not in ("report.html", "report.md")}
+    """Without the report, which states when it was generated, and DVC's digest of the corpora
+    (dvc.yaml's helper stage `survey`; Snakemake lists the files themselves)."""
+    return {k: v for k, v in digests.items() if k not in ("report.html", "report.md", "survey.json")}
 
 
 def stages_in(output: str) -> set[str]:

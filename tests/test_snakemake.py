@@ -12,7 +12,9 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 
 from jtm.runner import job_name, stage_items
@@ -111,8 +113,10 @@ def test_snakemake_plans_ingest_when_a_file_is_added_replaced_or_removed(snakema
     (library / "mono.flac").rename(root / "mono.flac")
     assert "ingest" in snakemake_would_run(root)
     (root / "mono.flac").rename(library / "mono.flac")
-    (library / "mono.flac").write_bytes((library / "mono.flac").read_bytes())  # replaced: written now
+    original = (library / "mono.flac").read_bytes()
+    sf.write(library / "mono.flac", np.zeros(48_000, np.float32), 48_000)  # replaced: other audio
     assert "ingest" in snakemake_would_run(root)
+    (library / "mono.flac").write_bytes(original)  # the same bytes again (Snakemake compares checksums)
     os.utime(library / "mono.flac", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert "ingest" not in snakemake_would_run(root)
 
