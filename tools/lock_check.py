@@ -71,8 +71,10 @@ def main() -> int:
         resolved = pins(out.read_text())
     locked = pins((ROOT / "requirements.lock").read_text())
     left_out = sorted(set(locked) - set(resolved))
-    print(f"{args.platform} (macOS {args.macos}), Python 3.11: {len(resolved)} of the lock's {len(locked)} "
-          f"packages, every one at the locked version: {all(locked[k] == v for k, v in resolved.items())}")
+    print(
+        f"{args.platform} (macOS {args.macos}), Python 3.11: {len(resolved)} of the lock's {len(locked)} "
+        f"packages, every one at the locked version: {all(locked[k] == v for k, v in resolved.items())}"
+    )
     print(f"  left out there (their markers): {', '.join(left_out)}")
     for name in sorted(sdist_ok):
         print(f"  no wheel for it: {name}=={resolved[name]}, builds to {pure(name, resolved[name], env)}")
