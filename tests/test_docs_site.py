@@ -51,3 +51,7 @@ def test_no_page_hides_text_as_an_unknown_tag(tmp_path):
     assert hidden == {}
     params = (site / "reference" / "params" / "index.html").read_text()
     assert "run&lt;r&gt;/" in params  # paths.pretrain's comment, as written
+    # every key cell unbreakable (a narrow column wrapped `augment_band_octaves` mid-word)
+    assert '<code class="param-key">augment_band_octaves</code>' in params
+    css = (site / "stylesheets" / "extra.css").read_text()
+    assert "code.param-key" in css and "white-space: nowrap" in css and "stylesheets/extra.css" in params

@@ -83,7 +83,7 @@ def reference(params_file: Path, reruns: dict[str, list[str]]) -> str:
         for key, prop in node["properties"].items():
             dotted = f"{section}.{key}"
             cells = [
-                f"`{key}`",
+                f'<code class="param-key">{key}</code>',  # docs/stylesheets/extra.css: never broken
                 describe(prop),
                 _value(defaults.get(section, {}).get(key)),
                 ", ".join(f"`{s}`" for s in reruns.get(dotted, [])) or "–",

@@ -109,6 +109,7 @@ def _sndfile_blocks(path: str, frames: int, rate: int) -> Iterator[np.ndarray]:
 
 def _failing_frame(path: str, start: int, frames: int, step: int = 1024) -> int:
     """Where in [start, start + frames) libsndfile fails, to `step` frames (read again, small)."""
+    begin = start
     try:
         with sf.SoundFile(path) as audio:
             audio.seek(start)
