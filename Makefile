@@ -134,9 +134,10 @@ lock-check: install-dev
 	python tools/lock_check.py --platform aarch64-apple-darwin
 
 # Every output the pipeline writes, but the small results committed in git (results/metrics,
-# results/pretrain's metrics and curves, results/ablation): `git status` stays clean.
+# results/pretrain's metrics and curves, results/ablation, results/levers, results/figures):
+# `git status` stays clean (tests/test_install.py).
 clean:
 	rm -rf data/scores data/raw data/audio16k data/index data/ingest data/leakage data/cache results/checkpoints \
 		results/embeddings results/cells results/downstream results/report.html results/report.md \
-		results/figures logs .snakemake
+		logs .snakemake
 	rm -f results/pretrain/*/model.pt results/pretrain/*/config.json

@@ -101,3 +101,19 @@ def test_the_docs_call_the_tools_by_name_in_the_activated_venv():
     for page in pages:
         calls = re.findall(r"\.venv/bin/(\w+)", page.read_text())
         assert set(calls) <= {"activate"}, (page.name, calls)
+
+
+def test_make_clean_removes_no_file_git_holds():
+    """`make clean` deletes every pipeline output but the small results committed in git."""
+    import glob
+    import subprocess
+
+    makefile = (REPO / "Makefile").read_text()
+    recipe = re.search(r"^clean:\n((?:\t.*\n)+)", makefile, re.M).group(1).replace("\\\n", " ")
+    paths = [word for line in recipe.splitlines() for word in line.split()[2:]]  # after "rm -rf"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    files = tracked.stdout.splitlines()
+    assert paths and "results/report.html" in paths
+    for path in paths:
+        for match in glob.glob(path, root_dir=REPO) or [path]:
+            assert not [f for f in files if f == match or f.startswith(match.rstrip("/") + "/")], match
