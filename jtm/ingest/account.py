@@ -11,22 +11,24 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-# The reasons' kinds, as decode_file and the ingest stage word them: words a reason holds (the
-# earliest found wins: a reason may quote the decoders), and the kind's name in the account.
+# The reasons' kinds, in the words decode_file and the ingest stage begin them with: a reason
+# may quote the decoders, so the kind found earliest in it wins. Renamed in the account: a
+# duplicate's reason ("same bytes as <path>") would read as a count.
 REASONS = (
-    ("not an audio file", "not an audio file"), ("damaged or cut off", "damaged or cut off"),
-    ("no audio stream", "no audio stream"), ("decoder error", "decoder error"),
-    ("truncated", "truncated"), ("non-finite sample", "non-finite sample"), ("empty file", "empty file"),
-    ("zero-length audio", "zero-length audio"), ("shorter than one window", "shorter than one window"),
-    ("same bytes as", "duplicate of another file"),
+    "not an audio file", "damaged or cut off", "no audio stream", "decoder error", "truncated",
+    "non-finite sample", "empty file", "zero-length audio", "shorter than one window", "same bytes as",
 )  # fmt: skip
+RENAMED = {"same bytes as": "duplicate of another file"}
 LISTED = 20  # rejected files the log names one by one (all of them: the rejects table)
 
 
 def reason_kind(reason: str) -> str:
     """A reason without its particulars ("decoder error at 1:23: ..." -> "decoder error")."""
-    found = [(reason.find(words), kind) for words, kind in REASONS if words in reason]
-    return min(found)[1] if found else reason.split(":")[0]
+    found = [(reason.find(words), words) for words in REASONS if words in reason]
+    if not found:
+        return reason.split(":")[0]
+    words = min(found)[1]
+    return RENAMED.get(words, words)
 
 
 def link_kind(reason: str) -> str:

@@ -183,13 +183,13 @@ def _decode(
     notes = ""
     try:
         read, written, reason, prints = _attempt(reader, partial, target, fingerprint)
-    except (DecodeError, OSError) as err:
+    except (DecodeError, RuntimeError, OSError) as err:  # libsndfile's own errors are RuntimeErrors
         if reader.decoder != "libsndfile":
             return Decoded(sha, "error", str(err), **_about(reader))
         try:  # libsndfile stops where players go on (Ogg Opus with a granule jump, ...): FFmpeg
             reader = replace(ffmpeg_reader(path), format=reader.format, subtype=reader.subtype)
             read, written, reason, prints = _attempt(reader, partial, target, fingerprint)
-        except (NotAudio, DecodeError, OSError) as second:
+        except (NotAudio, DecodeError, RuntimeError, OSError) as second:
             return Decoded(sha, "error", f"{err} (FFmpeg as well: {second})", **_about(reader))
         notes = f"libsndfile: {err}; FFmpeg decoded it"
     if reader.damage:

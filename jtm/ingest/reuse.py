@@ -41,15 +41,16 @@ class Sorted:
     next_index: dict[str, int]
 
 
-def _key(row) -> tuple:
-    return tuple(getattr(row, name) for name in KEY)
+def key_of(item) -> tuple:
+    """(corpus, path, bytes, mtime_ns) of a Candidate or a ledger row (itertuples)."""
+    return tuple(getattr(item, name) for name in KEY)
 
 
 def sort_out(stored: pd.DataFrame, plan: list[Candidate]) -> Sorted:
     """Which of `plan` the `stored` rows (jtm/ingest/shards.py's `finished`) already hold."""
     if stored.empty:
         return Sorted(stored, list(plan), [], [], {})
-    wanted = {_key(c) for c in plan}
+    wanted = {key_of(c) for c in plan}
     stored = stored.sort_values(["corpus", "index"], kind="stable")
     latest = stored.drop_duplicates(list(KEY), keep="last")  # a repack interrupted: the newer copy
     keys = latest[list(KEY)].itertuples(index=False, name=None)
@@ -58,7 +59,7 @@ def sort_out(stored: pd.DataFrame, plan: list[Candidate]) -> Sorted:
     orphaned = (latest["status"] == "duplicate") & ~latest["sha256"].isin(held)
     known = latest[~orphaned]
     have = set(known[list(KEY)].itertuples(index=False, name=None))
-    todo = [c for c in plan if _key(c) not in have]
+    todo = [c for c in plan if key_of(c) not in have]
     kept = set(known.index)
     changed = {(r.corpus, int(r.index)) for r in stored.itertuples() if r.Index not in kept}
     busy = {(corpus, int(index)) for corpus, index in zip(known["corpus"], known["index"], strict=True)}

@@ -55,8 +55,8 @@ from jtm.errors import DataError
 from jtm.ingest.account import account_table, log_account, log_rejects
 from jtm.ingest.decode import Decoded, Target, decode_file
 from jtm.ingest.discover import Candidate, Corpus, survey
-from jtm.ingest.reuse import Sorted, resolve_duplicates, sort_out
-from jtm.ingest.shards import KEY, ShardWriter, Slice, delete, finished, prepare, shard_name
+from jtm.ingest.reuse import Sorted, key_of, resolve_duplicates, sort_out
+from jtm.ingest.shards import ShardWriter, Slice, delete, finished, prepare, shard_name
 from jtm.progress import progress
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,8 @@ def _repack(found: Sorted, writers: _Writers, work: Path, dtype: str) -> int:
 def _pack(found: Sorted, writers: _Writers, work: Path, target: Target, workers: int) -> None:
     """Decode `found.todo` (in parallel) and pack it, in plan order, into new shards; a file with
     the same bytes as one already stored is recorded without samples of its own."""
-    holders = dict(
-        zip(*[found.known.loc[found.known["shard"] >= 0, c] for c in ("sha256", "path")], strict=True)
-    )
+    stored = found.known[found.known["shard"] >= 0]
+    holders = dict(zip(stored["sha256"], stored["path"], strict=True))
     tasks = [(i, c.path, work, target) for i, c in enumerate(found.todo)]
     pool = get_context("fork").Pool(workers) if workers > 1 and len(tasks) > 1 else None
     results = pool.imap(_decode, tasks) if pool else map(_decode, tasks)
@@ -156,8 +155,8 @@ def _settle(work: Path, plan: list[Candidate], target: Target, limit: int, worke
         delete(work, corpus, index, target.dtype)
     final = sort_out(finished(work, target.dtype), plan)
     assert not (final.todo or final.stale or final.dead), "the shards do not hold the plan after packing"
-    by_key = {tuple(row[k] for k in KEY): row for row in final.known.to_dict("records")}
-    rows = pd.DataFrame([by_key[tuple(getattr(c, k) for k in KEY)] for c in plan])
+    by_key = {key_of(row): row for row in final.known.itertuples(index=False)}
+    rows = pd.DataFrame([by_key[key_of(c)]._asdict() for c in plan])
     if rows.empty:
         rows = pd.DataFrame(columns=MANIFEST_COLUMNS + ["status", "reason", "shard_folder"])
     return {
