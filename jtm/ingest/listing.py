@@ -10,7 +10,7 @@ The digest covers what ingest reads of a file before decoding it: its path, size
 modification time (jtm/ingest/shards.py's KEY), and what is skipped (by extension, and links
 with their reason), so the account ingest logs stays true. Cost: a directory walk and one stat
 per file, no file opened (but an extensionless file, which FFmpeg is asked about):
-benchmarks/bench_survey.py measures it on 1 000 and 100 000 files.
+benchmarks/bench_ingest.py measures it on 1 000 and 100 000 files.
 """
 
 from __future__ import annotations
