@@ -254,3 +254,39 @@ def test_an_unknown_task_method_or_budget_is_a_clear_error(built, tmp_path, caps
     assert (Path(built["paths"]["metrics"]) / "ensemble").is_dir()
     with pytest.raises(ConfigError, match="give run"):
         run_stage("probe", built)
+
+
+def test_a_probe_cell_over_its_memory_budget_is_a_clear_error_naming_the_params(built, tmp_path, capsys):
+    """The estimate (jtm/downstream/memory.py) is checked before anything loads: no kill by the
+    kernel's out-of-memory killer half-way, the cell's old output kept."""
+    import yaml
+
+    from jtm.cli import main
+    from jtm.config import DownstreamConfig
+    from jtm.downstream.inputs import load_cell
+    from jtm.downstream.memory import probe_cell_bytes
+    from jtm.features.embed import load_embeddings
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(built))
+    cell = Path(built["paths"]["cells"]) / "run0" / "probes" / "transcription"
+    before = (cell / "scores.parquet").read_bytes()
+    inputs = load_cell(
+        Path(built["paths"]["index"]),
+        Path(built["paths"]["embeddings"]) / "run0",
+        None,
+        "transcription",
+        True,
+    )
+    cfg = DownstreamConfig(**built["downstream"])
+    one, two = (probe_cell_bytes(inputs, ["cpc"], cfg, p) for p in (1, 2))
+    _, frames, dim = load_embeddings(inputs.embeddings, "cpc")[1].shape
+    x_train = len(inputs.train) * len(range(0, frames, cfg.frame_stride))
+    assert two - one >= x_train * 4 * 2 * dim  # a second worker holds its own training matrix
+    budget = one / 1e9 / 2
+    sets = ["--set", f"downstream.memory_gb={budget}", "--set", "downstream.threads=2"]
+    assert main(["probe", "0", "--params", str(params), *sets]) == 2
+    err = capsys.readouterr().err
+    assert "the transcription probes would need about" in err or "probes would need about" in err
+    assert "downstream.memory_gb" in err and "downstream.threads" in err and "downstream.frame_stride" in err
+    assert (cell / "scores.parquet").read_bytes() == before

@@ -260,6 +260,7 @@ class DownstreamConfig:
     max_iter: int = at_least(1)
     mlp_max_iter: int = at_least(1)
     frame_stride: int = at_least(1)
+    memory_gb: float = positive()
     bootstrap_resamples: int = at_least(10)
     bootstrap_unit: str = choice(choices.BOOTSTRAP_UNITS)
     bootstrap_seed: int

@@ -65,20 +65,32 @@ def ap_edges(y_true: np.ndarray, probs: np.ndarray, bins: int = BINS, sample: in
 
 
 def ap_stats(
-    y_true: np.ndarray, probs: np.ndarray, units: np.ndarray, n_units: int, edges: np.ndarray
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    units: np.ndarray,
+    n_units: int,
+    edges: np.ndarray,
+    block: int = 1 << 22,
 ) -> np.ndarray:
     """(n_units, 2 * (len(edges) + 1)) float: per unit, positive then negative cells per bin.
 
     `y_true`, `probs`: (n, ...) with the same shape (windows, or windows x frames, x labels);
-    `units`: (n,) the unit of each window.
+    `units`: (n,) the unit of each window. Counted `block` cells at a time (whole windows), so
+    the bin indices never take more than a block's memory, whatever the test set's size.
     """
     n_bins = len(edges) + 1
     cells = int(np.prod(probs.shape[1:]))
-    bin_of = np.searchsorted(edges, probs.reshape(len(probs), cells), side="right")
-    flat = (units[:, None] * n_bins + bin_of).ravel()
-    truth = y_true.reshape(len(y_true), cells).ravel().astype(bool)
-    positives = np.bincount(flat[truth], minlength=n_units * n_bins).reshape(n_units, n_bins)
-    negatives = np.bincount(flat[~truth], minlength=n_units * n_bins).reshape(n_units, n_bins)
+    probs, y_true = probs.reshape(len(probs), cells), y_true.reshape(len(y_true), cells)
+    counts = np.zeros((2, n_units * n_bins), dtype=np.int64)
+    step = max(1, block // max(cells, 1))
+    for begin in range(0, len(probs), step):
+        rows = slice(begin, begin + step)
+        bin_of = np.searchsorted(edges, probs[rows], side="right")
+        flat = (units[rows, None] * n_bins + bin_of).ravel()
+        truth = y_true[rows].ravel().astype(bool)
+        counts[0] += np.bincount(flat[truth], minlength=n_units * n_bins)
+        counts[1] += np.bincount(flat[~truth], minlength=n_units * n_bins)
+    positives, negatives = counts.reshape(2, n_units, n_bins)
     return np.concatenate([positives, negatives], axis=1).astype(np.float64)
 
 

@@ -42,6 +42,7 @@ from jtm.atomic import atomic_dir, write_json
 from jtm.config import DownstreamConfig
 from jtm.downstream.design import Method, budget
 from jtm.downstream.inputs import CellInputs, TaskData, load_cell
+from jtm.downstream.memory import check_probe_memory
 from jtm.downstream.metrics import HEADLINE
 from jtm.downstream.model import one_model
 from jtm.downstream.parts import ALL
@@ -105,8 +106,11 @@ def run_cell(
         run=run,
     )
     jobs = cell_jobs(cfg, trained, cell.data.labels.framewise)
+    probes = trained[0].kind == "probe"
+    if probes:
+        check_probe_memory(cell, sorted({m.feature for m in trained}), cfg, cfg.threads)
     began = time.perf_counter()
-    outcomes = _run_jobs(cell, jobs, cfg, processes=cfg.threads if trained[0].kind == "probe" else 1)
+    outcomes = _run_jobs(cell, jobs, cfg, processes=cfg.threads if probes else 1)
     records, excerpt, stats, headline = [], {}, {}, {}
     with atomic_dir(out_dir) as out:
         for job, outcome in zip(jobs, outcomes, strict=True):

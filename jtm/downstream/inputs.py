@@ -59,15 +59,27 @@ class TaskData:
 
 
 def probe_inputs(
-    cache: dict, folder: Path, feature: str, framewise: bool, rows: np.ndarray, stride: int = 1
+    cache: dict,
+    folder: Path,
+    feature: str,
+    framewise: bool,
+    rows: np.ndarray,
+    stride: int = 1,
+    block: int = 256,
 ) -> np.ndarray:
-    """(n, dim) inputs of a probe: pooled windows, or every `stride`-th frame of the windows."""
+    """(n, dim) float32 inputs of a probe: pooled windows, or every `stride`-th frame of the
+    windows, read from the memory maps `block` windows at a time (only what is returned is ever
+    held: not the windows' every frame, nor the feature set)."""
     if feature not in cache:
         cache[feature] = load_embeddings(folder, feature)[1:]
     frames, pooled = cache[feature]
     if not framewise:
-        return pooled[rows]
-    return np.asarray(frames[rows][:, ::stride], dtype=np.float32).reshape(-1, frames.shape[-1])
+        return np.asarray(pooled[rows], dtype=np.float32)
+    per_window = len(range(0, frames.shape[1], stride))
+    out = np.empty((len(rows), per_window, frames.shape[-1]), dtype=np.float32)
+    for begin in range(0, len(rows), block):
+        out[begin : begin + block] = frames[rows[begin : begin + block], ::stride]
+    return out.reshape(-1, frames.shape[-1])
 
 
 def flat_targets(targets: np.ndarray, framewise: bool, stride: int = 1) -> np.ndarray:

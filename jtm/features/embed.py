@@ -101,24 +101,31 @@ def embed(
                     frames_file = tmp / name / "frames.npy"
                     shape = (len(windows), features.shape[1], features.shape[2])
                     frames = np.lib.format.open_memmap(frames_file, mode="w+", dtype=np.float16, shape=shape)
-                    pooled = np.empty((len(windows), vectors.shape[1]), np.float32)
+                    pooled = np.lib.format.open_memmap(
+                        tmp / name / "pooled.npy",
+                        mode="w+",
+                        dtype=np.float32,
+                        shape=(len(windows), vectors.shape[1]),
+                    )
                 frames[rows.start : rows.stop] = features.numpy().astype(np.float16)
                 pooled[rows.start : rows.stop] = vectors
             frames.flush()
-            del frames
-            np.save(tmp / name / "pooled.npy", pooled)
+            pooled.flush()
+            dim = int(pooled.shape[1])
+            del frames, pooled  # written: memory maps, never the whole feature set in memory
             minutes = (time.perf_counter() - began) / 60
             metrics[f"{name}_hours_per_minute"] = hours / minutes
-            metrics[f"{name}_dim"] = int(pooled.shape[1])
+            metrics[f"{name}_dim"] = dim
     return metrics
 
 
 def load_embeddings(folder: str | Path, feature: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(keys, frames memory map (windows, 128, dim) float16, pooled (windows, dim) float32)."""
+    """(keys, frames (windows, 128, dim) float16, pooled (windows, dim) float32): the arrays as
+    read-only memory maps (index them to read; nothing is loaded until then)."""
     folder = Path(folder)
     keys = pd.read_parquet(folder / "keys.parquet")
     return (
         keys,
         np.load(folder / feature / "frames.npy", mmap_mode="r"),
-        np.load(folder / feature / "pooled.npy"),
+        np.load(folder / feature / "pooled.npy", mmap_mode="r"),
     )
