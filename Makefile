@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Don't let a user's MLflow settings redirect the demo's or the tests' runs.
 unexport MLFLOW_TRACKING_URI
 
-.PHONY: install install-dev lock-check demo demo-fonts study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode bench-ingest profile-cpc lock clean
+.PHONY: install install-dev lock-check demo demo-fonts study test check lint docs dvc-deps mutate breaks bench-resample bench-cpc bench-loader bench-tracking bench-gpu bench-decode bench-ingest bench-scale profile-cpc lock clean
 
 install: $(STAMP)
 
@@ -110,6 +110,11 @@ bench-decode: install-dev
 
 bench-ingest: install-dev
 	python benchmarks/bench_ingest.py
+
+# The DAG at 1x, 4x and 16x the demo under dvc repro: per-stage time, memory, disk; projections to
+# MusicNet (34 h) and 1 000 h (docs/performance.md, "At scale"). About 35 minutes on 2 cores.
+bench-scale: install-dev
+	python benchmarks/bench_scale.py
 
 bench-loader: install-dev
 	python benchmarks/bench_loader.py

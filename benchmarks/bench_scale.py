@@ -65,7 +65,8 @@ def overrides(scale: int, steps: int) -> list[str]:
 def run(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pipe = subprocess.PIPE
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=pipe, stderr=subprocess.STDOUT, text=True)
 
 
 def checked(args: list[str], cwd: Path) -> str:
@@ -220,20 +221,26 @@ def fit(hours: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
 
 
 def projections(table: pd.DataFrame) -> pd.DataFrame:
-    """Per stage: time and memory fits and their values at MusicNet's and a 1 000 h library's size."""
+    """Per stage: time, memory and output fits and their values at MusicNet's and a 1 000 h
+    library's size (memory never below its largest measured value: a flat stage's noise is no
+    trend)."""
     table = table.assign(stage=table["job"].map(stage_of))
     by = table.groupby(["stage", "scale"], sort=False).agg(
-        hours=("hours", "first"), seconds=("seconds", "sum"), anon_mb=("anon_mb", "max"), out_mb=("out_mb", "sum")
+        hours=("hours", "first"), seconds=("seconds", "sum"), anon_mb=("anon_mb", "max"),
+        out_mb=("out_mb", "sum"),
     )  # fmt: skip
     rows = []
     for stage, group in by.groupby(level=0, sort=False):
         hours = group["hours"].to_numpy()
         row = {"stage": stage}
         for column in ("seconds", "anon_mb", "out_mb"):
-            a, b, exponent = fit(hours, group[column].to_numpy())
+            values = group[column].to_numpy()
+            a, b, exponent = fit(hours, values)
             runs = RUNS if stage in PER_RUN and column != "anon_mb" else 1  # runs go one after another
-            row |= {f"{column}_exp": exponent, f"{column}_34h": runs * (a + b * MUSICNET_HOURS),
-                    f"{column}_1000h": runs * (a + b * LIBRARY_HOURS)}  # fmt: skip
+            floor = values.max() if column == "anon_mb" else 0.0
+            row |= {f"{column}_exp": exponent,
+                    f"{column}_34h": max(runs * (a + b * MUSICNET_HOURS), floor),
+                    f"{column}_1000h": max(runs * (a + b * LIBRARY_HOURS), floor)}  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -270,19 +277,21 @@ def report(tables: list[pd.DataFrame], out: Path) -> None:
     print("\nper stage (seconds and outputs summed over a stage's jobs, memory the largest job's):")
     print(wide.round(1).to_string())
     for t in tables:
-        last = t.iloc[-1]
-        print(f"{int(last['scale']):>2}x: {last['hours']:.2f} h of audio; outputs {t['out_mb'].sum():.0f} MB, "
-              f"DVC cache {last['cache_mb']:.0f} MB of which {last['cache_alone_mb']:.0f} MB not shared "
-              "with the workspace")  # fmt: skip
+        last, disk_mb = t.iloc[-1], t.attrs["disk"]
+        print(f"{int(last['scale']):>2}x: {last['hours']:.2f} h of audio; "
+              f"outputs {t['out_mb'].sum():.0f} MB; "
+              f"DVC cache {last['cache_mb']:.0f} MB, {last['cache_alone_mb']:.0f} MB of it not linked "
+              f"to the workspace; data/ and results/ {disk_mb['workspace_mb']:.0f} MB")  # fmt: skip
     projected = projections(table)
-    print(f"\nprojected (a + b·hours; three pretraining runs at {MUSICNET_HOURS:.0f} h and {LIBRARY_HOURS:.0f} h):")
+    hours = f"{MUSICNET_HOURS:.0f} h and {LIBRARY_HOURS:.0f} h"
+    print(f"\nprojected (a + b·hours; three pretraining runs at {hours}):")
     print(projected.round(2).to_string(index=False))
     print(f"\nMusicNet study: {projected['seconds_34h'].sum() / 3600:.1f} h on this machine, largest stage "
           f"{projected['anon_mb_34h'].max() / 1024:.1f} GB anonymous memory, "
           f"{projected['out_mb_34h'].sum() / 1024:.1f} GB of outputs")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"stages": table.to_dict("records"), "projected": projected.to_dict("records")},
-                              indent=1))  # fmt: skip
+    found = {"stages": table.to_dict("records"), "projected": projected.to_dict("records")}
+    out.write_text(json.dumps(found, indent=1))
     print(f"written: {out}")
 
 

@@ -31,9 +31,11 @@ def embed_files(paths, model_dir, out, **options) -> dict:
 
 
 def load_embeddings(folder, feature: str):
-    """(keys DataFrame, frames (windows, 128, dim) float16 memory map, pooled (windows, dim)
-    float32) of feature set `feature` ("cpc", "random", "logmel", "cqt") in an embed stage's
-    folder (results/embeddings/run0, results/embeddings/fixed)."""
+    """(keys DataFrame, frames (framed windows, 128, dim) float16, pooled (windows, dim) float32,
+    both memory maps) of feature set `feature` ("cpc", "random", "logmel", "cqt") in an embed
+    stage's folder (results/embeddings/run0, results/embeddings/fixed). Frames are stored for a
+    non-overlapping set of windows per track: window i's are `frames[keys.frame_row[i]]` where
+    that is >= 0."""
     from jtm.features.embed import load_embeddings as _load
 
     return _load(folder, feature)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from jtm import load_embeddings, load_encoder
+from jtm.corpus.index import non_overlapping
 from jtm.features.embed import LogMel
 from jtm.runner import run_stage
 
@@ -26,8 +27,14 @@ def test_every_window_gets_frames_and_pooled_features(built):
         assert sorted(zip(keys["id"], keys["start"], strict=True)) == sorted(
             zip(windows["id"], windows["start"], strict=True)
         )
-        assert frames.shape == (len(keys), frames_per_window, dim) and frames.dtype == np.float16
-        np.testing.assert_allclose(pooled, frames.astype(np.float32).mean(1), rtol=1e-2, atol=1e-2)
+        # frames of the non-overlapping windows only (transcription's), each frame once
+        framed = keys[keys["frame_row"] >= 0]
+        assert framed["frame_row"].tolist() == list(range(len(framed))) and len(framed) < len(keys)
+        assert (non_overlapping(keys) == (keys["frame_row"] >= 0)).all()
+        assert frames.shape == (len(framed), frames_per_window, dim) and frames.dtype == np.float16
+        np.testing.assert_allclose(
+            pooled[framed["row"]], frames.astype(np.float32).mean(1), rtol=1e-2, atol=1e-2
+        )
         assert metrics[f"{feature}_hours_per_minute"] > 0
     assert set(keys["split"]) == {"train", "val", "test"}
 
@@ -38,19 +45,20 @@ def test_cpc_features_are_the_models_and_random_is_a_seeded_control(built):
     keys, cpc, _ = load_embeddings(folder / "run0", "cpc")
     _, random, _ = load_embeddings(folder / "run0", "random")
     tracks = pd.read_parquet(index / "tracks.parquet").set_index("id")
-    row = keys.iloc[3]
+    row = keys[keys["frame_row"] >= 0].iloc[1]
+    at = row["frame_row"]
     audio = np.load(tracks.loc[row["id"], "path"])[row["start"] : row["start"] + row["length"]]
     embedder = load_encoder(Path(built["paths"]["pretrain"]) / "run0", built["embed"]["layer"])
     with torch.no_grad():
         expected = embedder(torch.from_numpy(audio.astype(np.float32))[None])[0]
-    np.testing.assert_allclose(cpc[3].astype(np.float32), expected.numpy(), rtol=1e-2, atol=1e-2)
-    assert not np.allclose(cpc[3], random[3], atol=1e-2)
+    np.testing.assert_allclose(cpc[at].astype(np.float32), expected.numpy(), rtol=1e-2, atol=1e-2)
+    assert not np.allclose(cpc[at], random[at], atol=1e-2)
     built["paths"]["embeddings"] = str(folder.with_name("again"))
     run_stage("embed", built, item={"run": 0})
     np.testing.assert_array_equal(load_embeddings(folder.with_name("again") / "run0", "random")[1], random)
     # each run's control is its own init (embed.seed + run), from its own model
     _, other, _ = load_embeddings(folder / "run1", "random")
-    assert not np.allclose(other[3], random[3], atol=1e-2)
+    assert not np.allclose(other[at], random[at], atol=1e-2)
 
 
 @pytest.mark.check

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from jtm.downstream.labels import activity_roll, non_overlapping, task_labels
+from jtm.corpus.index import non_overlapping
+from jtm.downstream.labels import activity_roll, task_labels
 from jtm.downstream.metrics import (
     best_threshold,
     classification_scores,

@@ -4,6 +4,7 @@ tracemalloc sees it) beyond their result stays the same at 1× and 4× the windo
 bytes, not timings (benchmarks/bench_scale.py measures whole stages)."""
 
 import tracemalloc
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,9 @@ def peak_beyond_result(call) -> tuple[int, object]:
 
 def feature_set(folder, windows: int, frames: int = 128, dim: int = 32):
     (folder / "logmel").mkdir(parents=True)
-    pd.DataFrame({"row": np.arange(windows)}).to_parquet(folder / "keys.parquet")
+    pd.DataFrame({"row": np.arange(windows), "frame_row": np.arange(windows)}).to_parquet(
+        folder / "keys.parquet"
+    )
     rng = np.random.default_rng(0)
     stored = np.lib.format.open_memmap(
         folder / "logmel" / "frames.npy", "w+", np.float16, (windows, frames, dim)
@@ -46,9 +49,8 @@ def test_a_probe_reads_only_the_frames_it_returns_however_large_the_feature_set(
         folder = tmp_path / f"x{scale}"
         stored = feature_set(folder, 600 * scale)
         rows = np.arange(0, 600 * scale, 2)  # every other window, as transcription's non-overlapping ones
-        overhead[scale], x = peak_beyond_result(
-            lambda: probe_inputs({}, folder, "logmel", True, rows, stride)
-        )
+        read = partial(probe_inputs, {}, folder, "logmel", True, rows, stride)
+        overhead[scale], x = peak_beyond_result(read)
         np.testing.assert_array_equal(x, stored[rows][:, ::stride].astype(np.float32).reshape(-1, 32))
     # one block of windows (256 x 128 x 32 float16: 2 MB) at most, at either scale; the old
     # read took every frame of every row first (4x: 19 MB)
@@ -65,9 +67,7 @@ def test_scoring_counts_bins_a_block_at_a_time():
         units = rng.integers(0, 5, n)
         edges = bootstrap.ap_edges(truth, probs)
 
-        def count(block):
-            return bootstrap.ap_stats(truth, probs, units, 5, edges, block=block)
-
-        overhead[scale], stats[scale] = peak_beyond_result(lambda: count(1 << 14))
-        np.testing.assert_array_equal(stats[scale], count(1 << 30))  # the same counts in one block
+        count = partial(bootstrap.ap_stats, truth, probs, units, 5, edges)
+        overhead[scale], stats[scale] = peak_beyond_result(partial(count, block=1 << 14))
+        np.testing.assert_array_equal(stats[scale], count(block=1 << 30))  # the same counts in one block
     assert overhead[4] <= overhead[1] * 1.2 + 65_536

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jtm.corpus.index import non_overlapping
 from jtm.downstream import end_to_end
-from jtm.downstream.labels import SAMPLE_RATE, TaskLabels, non_overlapping, task_labels
+from jtm.downstream.labels import SAMPLE_RATE, TaskLabels, task_labels
 from jtm.downstream.parts import ALL, PART_SEPARATOR
 from jtm.errors import DataError
 from jtm.features.embed import load_embeddings
@@ -71,14 +72,20 @@ def probe_inputs(
     windows, read from the memory maps `block` windows at a time (only what is returned is ever
     held: not the windows' every frame, nor the feature set)."""
     if feature not in cache:
-        cache[feature] = load_embeddings(folder, feature)[1:]
-    frames, pooled = cache[feature]
+        keys, frames, pooled = load_embeddings(folder, feature)
+        cache[feature] = keys["frame_row"].to_numpy(), frames, pooled
+    frame_row, frames, pooled = cache[feature]
     if not framewise:
         return np.asarray(pooled[rows], dtype=np.float32)
+    at = frame_row[rows]
+    if (at < 0).any():
+        raise DataError(
+            folder / feature, "frames of windows it did not store were asked for: rerun the embed stage"
+        )
     per_window = len(range(0, frames.shape[1], stride))
     out = np.empty((len(rows), per_window, frames.shape[-1]), dtype=np.float32)
     for begin in range(0, len(rows), block):
-        out[begin : begin + block] = frames[rows[begin : begin + block], ::stride]
+        out[begin : begin + block] = frames[at[begin : begin + block], ::stride]
     return out.reshape(-1, frames.shape[-1])
 
 

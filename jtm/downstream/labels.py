@@ -111,19 +111,3 @@ def task_labels(task: str, keys: pd.DataFrame, tracks: pd.DataFrame, notes: pd.D
             task, tuple(str(p) for p in range(PITCHES)), window_frames(keys, rolls, frames), strata
         )
     raise ValueError(f"unknown task {task!r}: use one of {choices.TASKS}")
-
-
-def non_overlapping(keys: pd.DataFrame) -> np.ndarray:
-    """(windows,) bool: a greedy set of windows per track that never overlap, so every frame
-    of a frame-level task is trained on and scored once."""
-    keep = np.zeros(len(keys), dtype=bool)
-    order = np.lexsort((keys["start"].to_numpy(), keys["id"].to_numpy()))
-    last_track, free_from = None, 0
-    for row in order:
-        track, start = keys["id"].iat[row], keys["start"].iat[row]
-        if track != last_track:
-            last_track, free_from = track, 0
-        if start >= free_from:
-            keep[row] = True
-            free_from = start + keys["length"].iat[row]
-    return keep

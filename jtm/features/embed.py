@@ -10,10 +10,13 @@ Feature sets (`embed.features`):
 
 Output folder::
 
-    keys.parquet               row, id, start, length, split: one row per window (index order)
-    <feature>/frames.npy       (windows, 128, dim) float16, memory-mappable: 100 Hz frames
-    <feature>/pooled.npy       (windows, dim) float32: the frames pooled per `embed.pooling`
-                               (mean: dim = frames' dim; meanstd, meanmax: twice that)
+    keys.parquet               row, id, start, length, split, frame_row: one row per window
+                               (index order); frame_row: the window's row in frames.npy, or -1
+    <feature>/frames.npy       (framed windows, 128, dim) float16, memory-mappable: 100 Hz
+                               frames of a non-overlapping set of windows per track (those a
+                               frame-level task reads: every frame once; half the disk)
+    <feature>/pooled.npy       (windows, dim) float32: every window's frames pooled per
+                               `embed.pooling` (mean: dim = frames' dim; meanstd, meanmax: twice)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch
 from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import EmbedConfig
+from jtm.corpus.index import non_overlapping
 from jtm.devices import autocast, resolve_device
 from jtm.loading.windows import WindowDataset, WindowRef, load_windows
 from jtm.models.artifact import load_encoder, load_model
@@ -36,6 +40,7 @@ from jtm.models.frontend import LogCQT, LogMel
 from jtm.progress import progress
 
 SAMPLE_RATE = 16_000
+KEY_COLUMNS = ["row", "id", "start", "length", "split", "frame_row"]
 
 
 def build_extractor(name: str, model_dir: Path, cfg: EmbedConfig) -> torch.nn.Module:
@@ -65,28 +70,38 @@ def pool(frames: torch.Tensor, how: str) -> torch.Tensor:
     raise ValueError(f"unknown pooling {how!r}: use one of {choices.POOLINGS}")
 
 
+def frame_rows(windows: pd.DataFrame) -> np.ndarray:
+    """(windows,) int64: each window's row in frames.npy, -1 where its frames are not stored.
+    Frames are stored for a non-overlapping set of windows per track (jtm.corpus.index), the
+    ones a frame-level task reads: every frame once, half the disk of every window's."""
+    stored = non_overlapping(windows)
+    return np.where(stored, np.cumsum(stored) - 1, -1)
+
+
 @torch.no_grad()
 def embed(
     index_dir: str | Path, model_dir: str | Path | None, out_dir: str | Path, cfg: EmbedConfig, tracker=None
 ) -> dict:
     """Embed every window of every split with each of `cfg.features`; write the folder described
-    above (atomically). On `embed.device` (bf16 autocast there under `embed.bf16`); the features
-    stored in float32/16. `model_dir` (a pretraining run's) is read by `cpc` and `random` only."""
+    above (atomically), streaming: features go straight into memory-mapped files, so memory does
+    not grow with the corpus. On `embed.device` (bf16 autocast there under `embed.bf16`); the
+    features stored in float32/16. `model_dir` (a pretraining run's) is read by `cpc` and
+    `random` only."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device, "embed.device")
     windows, tracks = load_windows(index_dir, ("train", "val", "test"))
     dataset = WindowDataset(windows, tracks)
     hours = float(windows["length"].sum()) / SAMPLE_RATE / 3600
-    metrics: dict = {"windows": len(windows), "audio_hours": hours}
+    keys = windows.assign(row=np.arange(len(windows)), frame_row=frame_rows(windows))
+    stored = int((keys["frame_row"] >= 0).sum())
+    metrics: dict = {"windows": len(windows), "framed_windows": stored, "audio_hours": hours}
     with atomic_dir(out_dir) as tmp:
-        windows.assign(row=np.arange(len(windows)))[["row", "id", "start", "length", "split"]].to_parquet(
-            tmp / "keys.parquet", index=False
-        )
+        keys[KEY_COLUMNS].to_parquet(tmp / "keys.parquet", index=False)
         for name in cfg.features:
             extractor = build_extractor(name, Path(model_dir or ""), cfg).to(device)
             began = time.perf_counter()
-            frames_file = frames = pooled = None
+            frames = pooled = None
             for begin in progress(
                 range(0, len(windows), cfg.batch_size), desc=f"embed {name}", unit="batches"
             ):
@@ -95,19 +110,13 @@ def embed(
                 with autocast(device, cfg.bf16):
                     features = extractor(audio).float()
                 vectors = pool(features, cfg.pooling).cpu().numpy()
-                features = features.cpu()
+                features = features.cpu().numpy()
                 if frames is None:
                     (tmp / name).mkdir()
-                    frames_file = tmp / name / "frames.npy"
-                    shape = (len(windows), features.shape[1], features.shape[2])
-                    frames = np.lib.format.open_memmap(frames_file, mode="w+", dtype=np.float16, shape=shape)
-                    pooled = np.lib.format.open_memmap(
-                        tmp / name / "pooled.npy",
-                        mode="w+",
-                        dtype=np.float32,
-                        shape=(len(windows), vectors.shape[1]),
-                    )
-                frames[rows.start : rows.stop] = features.numpy().astype(np.float16)
+                    frames = _array(tmp / name / "frames.npy", np.float16, (stored, *features.shape[1:]))
+                    pooled = _array(tmp / name / "pooled.npy", np.float32, (len(windows), vectors.shape[1]))
+                at = keys["frame_row"].to_numpy()[rows.start : rows.stop]
+                frames[at[at >= 0]] = features[at >= 0].astype(np.float16)
                 pooled[rows.start : rows.stop] = vectors
             frames.flush()
             pooled.flush()
@@ -119,9 +128,14 @@ def embed(
     return metrics
 
 
+def _array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
 def load_embeddings(folder: str | Path, feature: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(keys, frames (windows, 128, dim) float16, pooled (windows, dim) float32): the arrays as
-    read-only memory maps (index them to read; nothing is loaded until then)."""
+    """(keys, frames (framed windows, 128, dim) float16, pooled (windows, dim) float32): the
+    arrays as read-only memory maps (index them to read; nothing is loaded until then). A
+    window's frames are `frames[keys.frame_row]` where that is >= 0 (module docstring)."""
     folder = Path(folder)
     keys = pd.read_parquet(folder / "keys.parquet")
     return (

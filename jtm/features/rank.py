@@ -30,11 +30,11 @@ def effective_rank(frames: np.ndarray) -> float:
 
 def feature_ranks(folder: str | Path, features: list[str], split: str = "test") -> dict[str, dict]:
     """{feature: {"rank": effective rank, "dim": d}} of each feature set's `split` frames in an
-    embed folder (every `FRAME_STRIDE`th frame of every window)."""
+    embed folder (every `FRAME_STRIDE`th frame of every window whose frames it stores)."""
     out = {}
     for feature in features:
         keys, frames, _ = load_embeddings(folder, feature)
-        rows = np.flatnonzero(keys["split"].to_numpy() == split)
-        sample = np.asarray(frames[rows, ::FRAME_STRIDE], np.float32).reshape(-1, frames.shape[-1])
+        stored = keys[(keys["split"] == split) & (keys["frame_row"] >= 0)]["frame_row"].to_numpy()
+        sample = np.asarray(frames[stored, ::FRAME_STRIDE], np.float32).reshape(-1, frames.shape[-1])
         out[feature] = {"rank": effective_rank(sample), "dim": int(frames.shape[-1])}
     return out
