@@ -41,12 +41,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from jtm.config import load_params  # noqa: E402
+from jtm.downstream.memory import probe_bytes  # noqa: E402
 from jtm.runner import job_name, stage_items  # noqa: E402
 from jtm.stages import STAGES  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ["dvc.yaml", "jtm", ".dvc/config"]
 MUSICNET_HOURS, LIBRARY_HOURS, RUNS = 34.0, 1000.0, 3
+MUSICNET_TEST_HOURS = MUSICNET_HOURS * 10 / 330  # its test split: 10 of 330 recordings
 PER_RUN = ("pretrain", "embed", "probe", "end_to_end")  # stages a pretraining run repeats
 
 
@@ -203,9 +205,7 @@ def bench(root: Path, scale: int, steps: int, every: float) -> pd.DataFrame:
               f"{figures['rss_mb']:8.0f} MB rss {rows[-1]['out_mb']:8.0f} MB out", flush=True)  # fmt: skip
     table = pd.DataFrame(rows)
     table["hours"] = corpus_hours(project)
-    workspace, _ = disk(project / "data")
-    results, _ = disk(project / "results")
-    table.attrs["disk"] = {"workspace_mb": (workspace + results) / 2**20}
+    table["workspace_mb"] = sum(disk(project / folder)[0] for folder in ("data", "results")) / 2**20
     return table
 
 
@@ -245,6 +245,26 @@ def projections(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def musicnet_probe_gb(params: dict, hidden: int) -> dict[str, float]:
+    """jtm/downstream/memory.py's estimate of a transcription probe cell (the largest) on
+    MusicNet's split: 10 test recordings (~1 h), the rest train, `index.val_fraction` of its
+    works held out for validation; non-overlapping windows; at the demo's hidden size and at
+    `hidden`. The demo scaled k× keeps the demo's third of tracks in test, which MusicNet has not."""
+    window = params["index"]["window"] / 16_000
+    test = MUSICNET_TEST_HOURS * 3600 / window
+    fit = (MUSICNET_HOURS - MUSICNET_TEST_HOURS) * 3600 / window
+    val = fit * params["index"]["val_fraction"]
+    cfg = params["downstream"]
+    frames = params["index"]["window"] // 160
+    targets = (fit + test) * frames * 128  # the (windows, frames, pitches) bool targets, shared
+    windows = (int(fit - val), int(val), int(test))
+    gb = {}
+    for dim in (params["pretrain"]["hidden"], hidden):
+        need = probe_bytes(windows, True, frames, cfg["frame_stride"], dim, 128, cfg["threads"])
+        gb[f"hidden {dim}"] = (need + targets) / 1e9
+    return gb
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
@@ -252,7 +272,11 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=0.1, help="memory sampling interval, s")
     parser.add_argument("--keep", type=Path, help="keep the projects here (else a temporary folder)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "scale.json")
+    parser.add_argument("--report", action="store_true", help="print the tables of --out again, run nothing")
     args = parser.parse_args()
+    if args.report:
+        stages = pd.DataFrame(json.loads(args.out.read_text())["stages"])
+        return report([t for _, t in stages.groupby("scale")], args.out)
     root = args.keep or Path(tempfile.mkdtemp(prefix="jtm-scale-"))
     try:
         tables = []
@@ -277,11 +301,11 @@ def report(tables: list[pd.DataFrame], out: Path) -> None:
     print("\nper stage (seconds and outputs summed over a stage's jobs, memory the largest job's):")
     print(wide.round(1).to_string())
     for t in tables:
-        last, disk_mb = t.iloc[-1], t.attrs["disk"]
+        last = t.iloc[-1]
         print(f"{int(last['scale']):>2}x: {last['hours']:.2f} h of audio; "
               f"outputs {t['out_mb'].sum():.0f} MB; "
               f"DVC cache {last['cache_mb']:.0f} MB, {last['cache_alone_mb']:.0f} MB of it not linked "
-              f"to the workspace; data/ and results/ {disk_mb['workspace_mb']:.0f} MB")  # fmt: skip
+              f"to the workspace; data/ and results/ {last['workspace_mb']:.0f} MB")  # fmt: skip
     projected = projections(table)
     hours = f"{MUSICNET_HOURS:.0f} h and {LIBRARY_HOURS:.0f} h"
     print(f"\nprojected (a + b·hours; three pretraining runs at {hours}):")
@@ -289,6 +313,11 @@ def report(tables: list[pd.DataFrame], out: Path) -> None:
     print(f"\nMusicNet study: {projected['seconds_34h'].sum() / 3600:.1f} h on this machine, largest stage "
           f"{projected['anon_mb_34h'].max() / 1024:.1f} GB anonymous memory, "
           f"{projected['out_mb_34h'].sum() / 1024:.1f} GB of outputs")  # fmt: skip
+    params = load_params(REPO / "params.yaml")
+    estimate = ", ".join(f"{k}: {v:.1f} GB" for k, v in musicnet_probe_gb(params, 512).items())
+    print(
+        f"MusicNet's own split (10 test recordings), the transcription probe cell by its estimate: {estimate}"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     found = {"stages": table.to_dict("records"), "projected": projected.to_dict("records")}
     out.write_text(json.dumps(found, indent=1))

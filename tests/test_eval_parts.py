@@ -182,6 +182,27 @@ def test_probe_learns_is_reproducible_and_lists_every_strength():
         fit_path(x, y, "svm", 3, **options)
 
 
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_a_training_set_in_chunks_is_the_same_objective_and_in_place_the_same_model(multilabel):
+    """Chunks (a large training set's memory bound) sum to the full-batch objective: the same
+    optimum to float precision; standardising a handed-over matrix in place: the same bits."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 6)).astype(np.float32) * 2 + 1
+    y = (x[:, :4] + rng.normal(size=(500, 4)) > 1) if multilabel else x[:, :3].argmax(1)
+    outputs = y.shape[1] if multilabel else 3
+    options = dict(hidden=1, l2_grid=(1e-2, 1e-3), max_iter=200, seed=0)
+    whole = fit_path(x, y, "linear", outputs, **options)
+    chunked = fit_path(x, y, "linear", outputs, chunk=64, **options)
+    for (_, a, objective_a), (_, b, objective_b) in zip(whole, chunked, strict=True):
+        assert objective_a[0] == pytest.approx(objective_b[0], rel=1e-5)  # the same objective at the start
+        torch.testing.assert_close(a[1].weight, b[1].weight, atol=2e-4, rtol=1e-3)
+    handed = x.copy()
+    consumed = fit_path(handed, y, "linear", outputs, consume=True, **options)
+    assert not np.array_equal(handed, x)  # standardised in place
+    for a, b in zip(whole[-1][1].state_dict().values(), consumed[-1][1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_a_probe_standardises_with_the_training_features_mean_and_std():
     """Stored in the model: the training features come out with mean 0 and std 1, small and
     large scales alike."""

@@ -81,13 +81,21 @@ def track_rolls(
     }
 
 
-def window_frames(keys: pd.DataFrame, rolls: dict[int, np.ndarray], frames: int) -> np.ndarray:
-    """(windows, frames, columns) bool: each window's rows of its track's roll."""
-    out = np.zeros((len(keys), frames, next(iter(rolls.values())).shape[1]), dtype=bool)
+def window_frames(
+    keys: pd.DataFrame, rolls: dict[int, np.ndarray], frames: int, any_frame: bool = False
+) -> np.ndarray:
+    """(windows, frames, columns) bool: each window's rows of its track's roll; with
+    `any_frame`, (windows, columns): whether a column sounds anywhere in the window (never the
+    frames of every window at once)."""
+    columns = next(iter(rolls.values())).shape[1]
+    out = np.zeros((len(keys), columns) if any_frame else (len(keys), frames, columns), dtype=bool)
     first = _frame_of_sample(keys["start"].to_numpy() + DOWNSAMPLING / 2)
     for row, (track, begin) in enumerate(zip(keys["id"].to_numpy(), first, strict=True)):
         roll = rolls[int(track)][begin : begin + frames]
-        out[row, : len(roll)] = roll
+        if any_frame:
+            out[row] = roll.any(axis=0)
+        else:
+            out[row, : len(roll)] = roll
     return out
 
 
@@ -103,7 +111,7 @@ def task_labels(task: str, keys: pd.DataFrame, tracks: pd.DataFrame, notes: pd.D
     if task == "instruments":
         programs = sorted(INSTRUMENTS)
         rolls = track_rolls(tracks, notes, "instrument", programs)
-        present = window_frames(keys, rolls, frames).any(axis=1)
+        present = window_frames(keys, rolls, frames, any_frame=True)
         return TaskLabels(task, tuple(INSTRUMENTS[p] for p in programs), present, strata)
     if task == "transcription":
         rolls = track_rolls(tracks, notes, "note", list(range(PITCHES)))

@@ -133,6 +133,7 @@ def _train_probe(cell: CellInputs, method: Method, train: np.ndarray, cfg: Downs
         l2_grid=cfg.l2_grid,
         max_iter=cfg.mlp_max_iter if method.head == "mlp" else cfg.max_iter,
         seed=seed,
+        consume=True,  # a fresh array: standardised in place
     )
     x_val = inputs(cell.val, stride)
     val_scores = [

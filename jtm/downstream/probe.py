@@ -80,11 +80,16 @@ def _init_head(head: nn.Module, kind: str, y: torch.Tensor, multilabel: bool) ->
             output_layer.bias.zero_()
 
 
+CHUNK = 1 << 18  # examples a forward and backward pass (the demo's probes: one chunk)
+
+
 def _minimize(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, l2: float, max_iter: int
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, l2: float, max_iter: int, chunk: int = CHUNK
 ) -> list[float]:
     """Full-batch L-BFGS on mean loss + l2 / 2 * squared weights, in place; the objective at
-    each evaluation."""
+    each evaluation. A training set over `chunk` examples is passed through in chunks, their
+    losses (weighted by their share) and gradients summed: the same objective, with one chunk's
+    activations in memory, not the whole set's."""
     weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
     optimizer = torch.optim.LBFGS(
         list(model.parameters()),
@@ -99,10 +104,21 @@ def _minimize(
 
     def closure():
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y) + l2 / 2 * sum(w.pow(2).sum() for w in weights)
-        loss.backward()
-        objective.append(loss.item())
-        return loss
+        penalty = l2 / 2 * sum(w.pow(2).sum() for w in weights)
+        if len(x) <= chunk:
+            loss = loss_fn(model(x), y) + penalty
+            loss.backward()
+            objective.append(loss.item())
+            return loss
+        penalty.backward()
+        total = penalty.item()
+        for begin in range(0, len(x), chunk):
+            part = loss_fn(model(x[begin : begin + chunk]), y[begin : begin + chunk])
+            part = part * (len(x[begin : begin + chunk]) / len(x))
+            part.backward()
+            total += part.item()
+        objective.append(total)
+        return torch.tensor(total)
 
     optimizer.step(closure)
     return objective
@@ -118,17 +134,29 @@ def fit_path(
     l2_grid: tuple[float, ...],
     max_iter: int,
     seed: int,
+    consume: bool = False,
+    chunk: int = CHUNK,
 ) -> list[tuple[float, nn.Module, list[float]]]:
     """[(l2, trained model, objective per L-BFGS evaluation)] for each strength, strongest first.
 
-    `x_train`: (n, dim) features; `y_train`: class ids (n,) or multi-hot (n, outputs).
+    `x_train`: (n, dim) float32 features, standardised in place where `consume` (the caller
+    hands it over: one copy of the training matrix in memory, not two); `y_train`: class ids
+    (n,) or multi-hot (n, outputs); `chunk`: examples a pass (see `_minimize`).
     """
     multilabel = y_train.ndim == 2
     x = torch.as_tensor(x_train, dtype=torch.float32)
     y = torch.as_tensor(y_train, dtype=torch.float32 if multilabel else torch.int64)
     torch.manual_seed(seed)
     standardize = Standardize(x.mean(0), x.std(0, unbiased=False).clamp_min(1e-5))
-    x = standardize(x)  # once, not at every evaluation
+    if (
+        consume
+        and isinstance(x_train, np.ndarray)
+        and x_train.flags.writeable
+        and x_train.dtype == np.float32
+    ):
+        x = x.sub_(standardize.mean).div_(standardize.std)  # as Standardize computes it, in place
+    else:
+        x = standardize(x)  # once, not at every evaluation
     start = build_head(head, x.shape[1], outputs, hidden)
     _init_head(start, head, y, multilabel)
     model = start
@@ -137,7 +165,7 @@ def fit_path(
     for l2 in sorted(l2_grid, reverse=True):
         if head != "linear":  # non-convex: a strong L2 drives the MLP to zero, a poor warm start
             model = copy.deepcopy(start)
-        objective = _minimize(model, x, y, loss_fn, l2, max_iter)
+        objective = _minimize(model, x, y, loss_fn, l2, max_iter, chunk)
         path.append((l2, nn.Sequential(copy.deepcopy(standardize), copy.deepcopy(model)).eval(), objective))
     return path
 
