@@ -104,8 +104,8 @@ def test_a_grown_library_reruns_ingest_under_dvc_decoding_only_what_changed(dvc_
 
 
 def test_the_cache_is_linked_and_intact_after_every_rerun_above(dvc_project):
-    """Outputs are hard links into DVC's cache (`.dvc/config`: reflink, hardlink, symlink, copy;
-    a test machine's filesystem has no reflinks), so the cache adds no second copy; and after
+    """Outputs are hard links into DVC's cache (`.dvc/config`: hardlink, symlink, copy), so the
+    cache adds no second copy of any output (each output file has two links); and after
     the reruns above (retraining, re-parsing, re-ingesting: outputs replaced many times) every
     cached file still holds the bytes its name hashes: no stage edited a linked output in place."""
     root = dvc_project.root
@@ -115,6 +115,8 @@ def test_the_cache_is_linked_and_intact_after_every_rerun_above(dvc_project):
     digest = hashlib.md5(model.read_bytes()).hexdigest()
     linked = cache / digest[:2] / digest[2:]
     assert model.stat().st_ino == linked.stat().st_ino and model.stat().st_nlink == 2
+    cached = [p for p in (root / "data" / "embeddings").rglob("*") if p.is_file()]
+    assert cached and all(p.stat().st_nlink == 2 for p in cached)
     files = [p for p in cache.rglob("*") if p.is_file()]
     assert len(files) > 50
     for path in files:
