@@ -282,7 +282,7 @@ def test_a_probe_cell_over_its_memory_budget_is_a_clear_error_naming_the_params(
     one, two = (probe_cell_bytes(inputs, ["cpc"], cfg, p) for p in (1, 2))
     _, frames, dim = load_embeddings(inputs.embeddings, "cpc")[1].shape
     x_train = len(inputs.train) * len(range(0, frames, cfg.frame_stride))
-    assert two - one >= x_train * 4 * 2 * dim  # a second worker holds its own training matrix
+    assert two - one >= x_train * 4 * dim  # a second worker holds its own training matrix
     budget = one / 1e9 / 2
     sets = ["--set", f"downstream.memory_gb={budget}", "--set", "downstream.threads=2"]
     assert main(["probe", "0", "--params", str(params), *sets]) == 2

@@ -16,6 +16,7 @@ import numpy as np
 from jtm.features.embed import load_embeddings
 
 FRAME_STRIDE = 4  # every 4th 100 Hz frame: neighbours are nearly equal, and 4x fewer rows
+MAX_WINDOWS = 4096  # windows evenly spread over the split at most: memory bounded on any corpus
 
 
 def effective_rank(frames: np.ndarray) -> float:
@@ -30,11 +31,14 @@ def effective_rank(frames: np.ndarray) -> float:
 
 def feature_ranks(folder: str | Path, features: list[str], split: str = "test") -> dict[str, dict]:
     """{feature: {"rank": effective rank, "dim": d}} of each feature set's `split` frames in an
-    embed folder (every `FRAME_STRIDE`th frame of every window whose frames it stores)."""
+    embed folder (every `FRAME_STRIDE`th frame of the windows whose frames it stores; of
+    `MAX_WINDOWS` of them evenly spread, where there are more)."""
     out = {}
     for feature in features:
         keys, frames, _ = load_embeddings(folder, feature)
         stored = keys[(keys["split"] == split) & (keys["frame_row"] >= 0)]["frame_row"].to_numpy()
+        if len(stored) > MAX_WINDOWS:
+            stored = stored[np.linspace(0, len(stored) - 1, MAX_WINDOWS).astype(np.int64)]
         sample = np.asarray(frames[stored, ::FRAME_STRIDE], np.float32).reshape(-1, frames.shape[-1])
         out[feature] = {"rank": effective_rank(sample), "dim": int(frames.shape[-1])}
     return out
