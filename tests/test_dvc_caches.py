@@ -105,10 +105,10 @@ def test_a_grown_library_reruns_ingest_under_dvc_decoding_only_what_changed(dvc_
 
 def test_the_cache_is_linked_and_intact_after_every_rerun_above(dvc_project):
     """Outputs are hard links into DVC's cache (`.dvc/config`: hardlink, symlink, copy; a new
-    output is linked when DVC commits it, one whose bytes were cached already after
-    `dvc checkout --relink`), so the cache adds no second copy; and after the reruns above (retraining, re-parsing,
-    re-ingesting: outputs replaced many times) every cached file still holds the bytes its name
-    hashes: no stage edited a linked output in place."""
+    output is linked when DVC commits it, one whose bytes were cached already after a
+    `dvc checkout --relink`), so the cache adds no second copy; and after the reruns above
+    (retraining, re-parsing, re-ingesting: outputs replaced many times) every cached file still
+    holds the bytes its name hashes: no stage edited a linked output in place."""
     root = dvc_project.root
     run(["dvc", "repro", "--force", "--single-item", "embed@0"], root)
     cache = root / ".dvc" / "cache" / "files" / "md5"
