@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from jtm import load_embeddings, load_encoder
-from jtm.corpus.index import non_overlapping
 from jtm.features.embed import LogMel
+from jtm.loading.windows import non_overlapping
 from jtm.runner import run_stage
 
 

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 import torch
 
-from jtm.corpus.index import non_overlapping
 from jtm.downstream.labels import activity_roll, task_labels
 from jtm.downstream.metrics import (
     best_threshold,
@@ -16,6 +15,7 @@ from jtm.downstream.metrics import (
 )
 from jtm.downstream.probe import fit_path, predict
 from jtm.downstream.subsets import budget_contents, budget_name, label_subset
+from jtm.loading.windows import non_overlapping
 
 pytestmark = pytest.mark.check  # the contributor tier: make check
 

@@ -101,22 +101,6 @@ def window_starts(samples: np.ndarray, window: int, hop: int) -> tuple[np.ndarra
     return track, starts
 
 
-def non_overlapping(keys: pd.DataFrame) -> np.ndarray:
-    """(windows,) bool: a greedy set of windows per track that never overlap (`keys`: id, start,
-    length per window), so every frame of a frame-level task is trained on and scored once: the
-    windows whose frames the embed stage stores."""
-    keep = np.zeros(len(keys), dtype=bool)
-    ids, starts, lengths = (keys[c].to_numpy() for c in ("id", "start", "length"))
-    last_track, free_from = None, 0
-    for row in np.lexsort((starts, ids)):
-        if ids[row] != last_track:
-            last_track, free_from = ids[row], 0
-        if starts[row] >= free_from:
-            keep[row] = True
-            free_from = starts[row] + lengths[row]
-    return keep
-
-
 def _check_finite(array_file: Path, rate: int) -> None:
     """Every sample of a resampled array (`rate` Hz) is finite (scanned in blocks of the memory map)."""
     if not array_file.is_file():

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jtm.corpus.index import non_overlapping
 from jtm.downstream import end_to_end
 from jtm.downstream.labels import SAMPLE_RATE, TaskLabels, task_labels
 from jtm.downstream.parts import ALL, PART_SEPARATOR
 from jtm.errors import DataError
 from jtm.features.embed import load_embeddings
-from jtm.loading.windows import load_windows
+from jtm.loading.windows import load_windows, non_overlapping
 from jtm.models.encoder import DOWNSAMPLING
 
 

@@ -31,9 +31,8 @@ import torch
 from jtm import choices
 from jtm.atomic import atomic_dir
 from jtm.config import EmbedConfig
-from jtm.corpus.index import non_overlapping
 from jtm.devices import autocast, resolve_device
-from jtm.loading.windows import WindowDataset, WindowRef, load_windows
+from jtm.loading.windows import WindowDataset, WindowRef, load_windows, non_overlapping
 from jtm.models.artifact import load_encoder, load_model
 from jtm.models.cpc import AudioEmbedder
 from jtm.models.frontend import LogCQT, LogMel
@@ -72,7 +71,7 @@ def pool(frames: torch.Tensor, how: str) -> torch.Tensor:
 
 def frame_rows(windows: pd.DataFrame) -> np.ndarray:
     """(windows,) int64: each window's row in frames.npy, -1 where its frames are not stored.
-    Frames are stored for a non-overlapping set of windows per track (jtm.corpus.index), the
+    Frames are stored for a non-overlapping set of windows per track (jtm.loading.windows), the
     ones a frame-level task reads: every frame once, half the disk of every window's."""
     stored = non_overlapping(windows)
     return np.where(stored, np.cumsum(stored) - 1, -1)

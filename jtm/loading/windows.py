@@ -41,6 +41,22 @@ def load_windows(index_dir: str | Path, splits: tuple[str, ...]) -> tuple[pd.Dat
     return windows.sort_values(["id", "start"], ignore_index=True), tracks
 
 
+def non_overlapping(keys: pd.DataFrame) -> np.ndarray:
+    """(windows,) bool: a greedy set of windows per track that never overlap (`keys`: id, start,
+    length per window), so every frame of a frame-level task is trained on and scored once: the
+    windows whose frames the embed stage stores."""
+    keep = np.zeros(len(keys), dtype=bool)
+    ids, starts, lengths = (keys[c].to_numpy() for c in ("id", "start", "length"))
+    last_track, free_from = None, 0
+    for row in np.lexsort((starts, ids)):
+        if ids[row] != last_track:
+            last_track, free_from = ids[row], 0
+        if starts[row] >= free_from:
+            keep[row] = True
+            free_from = starts[row] + lengths[row]
+    return keep
+
+
 def load_unlabeled(ingest_dir: str | Path, excluded=()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(windows, tracks) of the ingested corpora (jtm/ingest/stage.py) but the files whose path
     is `excluded`, shaped like `load_windows`'s: each file is a track with a negative id
